@@ -1,0 +1,246 @@
+"""The public Python API: validate, seed, run, wrap.
+
+Names and defaults follow SPEC section 5; every function raises
+:class:`ess.params.ParameterError` (a ``ValueError``) naming a bad parameter.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from ess import config
+from ess.chains import trajectories
+from ess.params import (
+    ParameterError,
+    check_float,
+    check_int,
+    check_jobs,
+    check_seed,
+    loop_params,
+)
+from ess.progress import Progress
+from ess.results import EstimateResult, SimulateResult, ThresholdResult
+from ess.solve import estimate_limit, reference_for, threshold_search
+
+
+def _check_budget(rel_precision, max_chains) -> tuple[float, int]:
+    rel = check_float("rel_precision", rel_precision, 0.0, 0.5, low_open=True)
+    if rel < 1e-4:
+        raise ParameterError(f"rel_precision must be a number in [0.0001, 0.5], got {rel}")
+    mc = check_int("max_chains", max_chains, 1, config.MAX_CHAINS)
+    return rel, mc
+
+
+def estimate(d: int = 1, n_r: int = 100, n_s: int = 0, lam: float = 1.0,
+             n_ini: int | None = None, loop: str = "fresh", memory: int | str = 1,
+             metric: str = "w2sq", cov_estimator: str = "unbiased", seed: int = 0,
+             rel_precision: float = 0.01, max_chains: int = config.DEFAULT_MAX_CHAINS,
+             n_jobs: int | None = None, mu_r=None, sigma_r=None,
+             guidance: float | None = None, progress: bool = False) -> EstimateResult:
+    """Limit ``WD(n_r, n_s, lam)`` of the loop and effective sample size ``n_e``.
+
+    Parameters
+    ----------
+    d : int
+        Dimension (default 1, so that a first try is instant).
+    n_r, n_s : int
+        Real samples (>= 2) and synthetic samples (>= 0) per generation.
+    lam : float
+        Sampling bias in ``[0, 1]``; ``guidance=w`` sets ``lam = 1/(1+w)``.
+    n_ini : int, optional
+        Size of the first real set (default ``n_r``).
+    loop : {"fresh", "augmentation"}
+        Loop kind; the fully synthetic loop has no limit (use :func:`simulate`).
+    memory : int or "all"
+        Number of past models the synthetic data come from.
+    metric : {"w2sq", "w2"}
+        Squared 2-Wasserstein (Fréchet) distance, or its square root.
+    cov_estimator : {"unbiased", "mle"}
+        Covariance divisor ``n - 1`` or ``n``.
+    seed : int
+        Seed; the same seed gives the same numbers whatever ``n_jobs``.
+    rel_precision : float
+        Wanted relative 95% half-width on ``n_e``.
+    max_chains : int
+        Chain budget.
+    n_jobs : int, optional
+        Threads (default: every core).
+    mu_r, sigma_r : array_like, optional
+        Reference mean and covariance (default ``N(0, I_d)``).
+    progress : bool
+        Draw a progress bar on a terminal.
+
+    Returns
+    -------
+    EstimateResult
+    """
+    p = loop_params(d, n_r, n_s, lam, n_ini, loop, memory, metric, cov_estimator, mu_r,
+                    sigma_r, guidance)
+    if p.loop == "fully-synthetic":
+        raise ParameterError("loop must be fresh or augmentation for a limit: the fully "
+                             "synthetic loop collapses (use simulate)")
+    rel, mc = _check_budget(rel_precision, max_chains)
+    seed = check_seed(seed)
+    jobs = check_jobs(n_jobs)
+    bar = Progress("estimate", enabled=progress)
+    try:
+        return estimate_limit(p, seed, rel, mc, jobs, bar)
+    finally:
+        bar.close()
+
+
+def threshold(d: int = 1, n_r: int = 100, lam: float = 0.9, n_ini: int | None = None,
+              memory: int | str = 1, metric: str = "w2sq", cov_estimator: str = "unbiased",
+              seed: int = 0, rel_precision: float = 0.01, cap: int | None = None,
+              max_chains: int = config.DEFAULT_MAX_CHAINS, n_jobs: int | None = None,
+              mu_r=None, sigma_r=None, guidance: float | None = None,
+              progress: bool = False) -> ThresholdResult:
+    """Admissible threshold ``n_s*(n_r, lam)``: the largest ``n_s`` with ``n_e >= n_r``.
+
+    Parameters are those of :func:`estimate` (the loop is the fresh loop);
+    ``cap`` (default ``100 n_r``) bounds the search: beyond it the answer is
+    "no threshold up to the cap" (``n_s_star = None``).
+
+    Returns
+    -------
+    ThresholdResult
+    """
+    p = loop_params(d, n_r, 0, lam, n_ini, "fresh", memory, metric, cov_estimator, mu_r,
+                    sigma_r, guidance)
+    rel, mc = _check_budget(rel_precision, max_chains)
+    if cap is None:
+        cap = min(100 * p.n_r, config.MAX_COUNT)
+    cap = check_int("cap", cap, 1, config.MAX_COUNT)
+    seed = check_seed(seed)
+    jobs = check_jobs(n_jobs)
+    bar = Progress("threshold", enabled=progress)
+    try:
+        return threshold_search(p, seed, rel, mc, cap, jobs, bar)
+    finally:
+        bar.close()
+
+
+def simulate(d: int = 1, n_r: int = 100, n_s: int = 100, lam: float = 1.0,
+             n_ini: int | None = None, loop: str = "fresh", memory: int | str = 1,
+             metric: str = "w2sq", cov_estimator: str = "unbiased", seed: int = 0,
+             chains: int = 200, generations: int = 50, n_jobs: int | None = None,
+             mu_r=None, sigma_r=None, guidance: float | None = None,
+             progress: bool = False, return_trajectories: bool = False
+             ) -> SimulateResult | tuple[SimulateResult, np.ndarray]:
+    """Trajectories of any loop kind, summarised per generation.
+
+    Each row gives, for generation ``t = 1 .. generations``, the mean and the
+    5-95% band over chains of ``dist``, ``|mu - mu_r|`` and ``tr Sigma / d``.
+
+    Returns
+    -------
+    SimulateResult
+        And, with ``return_trajectories``, the raw array of shape
+        ``(chains, generations, 3)`` holding ``dist``, ``|mu - mu_r|^2``, ``tr Sigma``.
+    """
+    p = loop_params(d, n_r, n_s, lam, n_ini, loop, memory, metric, cov_estimator, mu_r,
+                    sigma_r, guidance)
+    chains = check_int("chains", chains, 1, config.MAX_CHAINS)
+    generations = check_int("generations", generations, 1, config.MAX_GENERATIONS)
+    if chains * generations > 10**8:
+        raise ParameterError("chains * generations must be at most 1e8, got "
+                             f"{chains * generations}")
+    seed = check_seed(seed)
+    jobs = check_jobs(n_jobs)
+    t0 = time.perf_counter()
+    bar = Progress("simulate", enabled=progress)
+    try:
+        traj = trajectories(p, chains, generations, seed, jobs, bar)
+    finally:
+        bar.close()
+    dist = traj[:, :, 0]
+    dev = np.sqrt(traj[:, :, 1])
+    tr = traj[:, :, 2] / p.d
+    rows = []
+    for t in range(generations):
+        row = {"generation": t + 1}
+        for name, a in (("dist", dist[:, t]), ("mean_dev", dev[:, t]), ("tr_sigma_over_d", tr[:, t])):
+            row[f"{name}_mean"] = float(a.mean())
+            row[f"{name}_q05"] = float(np.quantile(a, 0.05))
+            row[f"{name}_q95"] = float(np.quantile(a, 0.95))
+        rows.append(row)
+    res = SimulateResult(d=p.d, n_r=p.n_r, n_s=p.n_s, lam=p.lam, loop=p.loop, metric=p.metric,
+                         cov_estimator=p.cov_estimator, memory=p.memory, n_ini=p.n_ini,
+                         seed=seed, chains=chains, generations=generations,
+                         seconds=time.perf_counter() - t0, rows=rows)
+    return (res, traj) if return_trajectories else res
+
+
+def reference_curve(n: Sequence[int], d: int = 1, metric: str = "w2sq",
+                    cov_estimator: str = "unbiased", sigma_r=None,
+                    rel_precision: float = 0.01, n_jobs: int | None = None) -> np.ndarray:
+    """Values and standard errors of the reference curve ``f(n)`` at integers ``n >= 2``.
+
+    Returns
+    -------
+    ndarray, shape (len(n), 2)
+        ``f(n)`` and its standard error.
+    """
+    p = loop_params(d, 2, 0, 1.0, 2, "fresh", 1, metric, cov_estimator, None, sigma_r)
+    rel, _ = _check_budget(rel_precision, 1)
+    ns = [check_int("n", v, 2, 2**40) for v in n]
+    curve = reference_for(p, rel, check_jobs(n_jobs))
+    out = np.array([curve.value(v) for v in ns])
+    curve.save()
+    return out
+
+
+def table(d: int = 1, n_r: Sequence[int] = (50, 100, 200), n_s: Sequence[int] = (0, 50, 100, 200, 400),
+          lam: Sequence[float] = (1.0, 0.9, 0.7), progress: bool = False,
+          **kwargs) -> list[EstimateResult]:
+    """:func:`estimate` for every ``(n_r, n_s, lam)`` of a grid.
+
+    Other keyword arguments are passed to :func:`estimate`. Every cell uses
+    the same ``seed``.
+
+    Returns
+    -------
+    list of EstimateResult
+        In the order ``n_r``, then ``n_s``, then ``lam``.
+    """
+    cells = list(itertools.product(n_r, n_s, lam))
+    if len(cells) == 0 or len(cells) > config.MAX_GRID:
+        raise ParameterError(f"the grid must have between 1 and {config.MAX_GRID} cells, "
+                             f"got {len(cells)}")
+    bar = Progress("table", enabled=progress)
+    bar.add_total(len(cells))
+    out = []
+    try:
+        for a, b, c in cells:
+            out.append(estimate(d=d, n_r=a, n_s=b, lam=c, **kwargs))
+            bar.update()
+    finally:
+        bar.close()
+    return out
+
+
+def threshold_grid(d: int = 1, n_r: Sequence[int] = (50, 100, 200, 400),
+                   lam: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9), progress: bool = False,
+                   **kwargs) -> list[ThresholdResult]:
+    """:func:`threshold` for every ``(n_r, lam)`` of a grid (``n_r`` outer)."""
+    cells = list(itertools.product(n_r, lam))
+    if len(cells) == 0 or len(cells) > config.MAX_GRID:
+        raise ParameterError(f"the grid must have between 1 and {config.MAX_GRID} cells, "
+                             f"got {len(cells)}")
+    bar = Progress("heatmap", enabled=progress)
+    bar.add_total(len(cells))
+    out = []
+    try:
+        for a, c in cells:
+            out.append(threshold(d=d, n_r=a, lam=c, **kwargs))
+            bar.update()
+    finally:
+        bar.close()
+    return out
+
+
+__all__ = ["estimate", "threshold", "simulate", "reference_curve", "table", "threshold_grid"]

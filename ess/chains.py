@@ -1,0 +1,187 @@
+"""Seeding, chunking and parallel execution of chains; adaptive stopping.
+
+Work is split into chunks of a fixed number of chains that depends only on
+``d``; chunk ``i`` draws from streams seeded by ``SeedSequence(seed,
+spawn_key=(stream, i))``. The chunk count and seeds never depend on the number
+of threads, so results are identical bit for bit on 1 job or 16. Chunks run in
+a thread pool: the Numba kernels release the GIL.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from ess.kernels.distance import METRIC_W2, METRIC_W2SQ
+from ess.kernels.loops import (
+    LOOP_AUGMENTATION,
+    LOOP_FRESH,
+    LOOP_FULLY_SYNTHETIC,
+    _limit_chunk,
+    _trajectory_chunk,
+)
+from ess.params import LoopParams
+from ess.progress import NULL_PROGRESS, Progress
+
+STREAM_LIMIT = 0
+STREAM_TRAJECTORY = 1
+STREAM_REFERENCE = 2
+
+_LOOP_CODES = {"fully-synthetic": LOOP_FULLY_SYNTHETIC, "augmentation": LOOP_AUGMENTATION,
+               "fresh": LOOP_FRESH}
+_METRIC_CODES = {"w2sq": METRIC_W2SQ, "w2": METRIC_W2}
+
+
+def chunk_size(d: int) -> int:
+    """Chains per chunk: about the same work per chunk whatever ``d``."""
+    return max(1, 64 // (d * d)) if d > 1 else 64
+
+
+def chunk_rngs(seed: int, stream: int, index: int, n: int = 2) -> list[np.random.Generator]:
+    """The ``n`` independent generators of chunk ``index`` of ``stream``."""
+    ss = np.random.SeedSequence(entropy=seed, spawn_key=(stream, index))
+    return [np.random.Generator(np.random.PCG64(s)) for s in ss.spawn(n)]
+
+
+def run_parallel(fn: Callable[[int], np.ndarray], indices: Sequence[int], n_jobs: int,
+                 progress: Progress = NULL_PROGRESS) -> list[np.ndarray]:
+    """Apply ``fn`` to every chunk index on ``n_jobs`` threads; results in index order."""
+    progress.add_total(len(indices))
+
+    def task(i: int) -> np.ndarray:
+        out = fn(i)
+        progress.update()
+        return out
+
+    if n_jobs <= 1 or len(indices) <= 1:
+        return [task(i) for i in indices]
+    with ThreadPoolExecutor(max_workers=min(n_jobs, len(indices))) as ex:
+        return list(ex.map(task, indices))
+
+
+def kernel_memory(p: LoopParams, n_gen: int) -> int:
+    """Ring-buffer length of the kernel: ``memory``, or ``n_gen`` for "all"."""
+    return n_gen if p.memory == "all" else min(int(p.memory), n_gen)
+
+
+@dataclass(frozen=True)
+class LimitPlan:
+    """What one chunk of the limit computation runs: fixed once chosen."""
+
+    params: LoopParams
+    n_s_values: tuple[int, ...]
+    burn_in: int
+    window: int
+    seed: int
+
+    @property
+    def generations(self) -> int:
+        """Generations per chain, counting the first model."""
+        return self.burn_in + self.window
+
+
+def limit_chunks(plan: LimitPlan, start: int, stop: int, n_jobs: int,
+                 progress: Progress = NULL_PROGRESS) -> np.ndarray:
+    """Run chunks ``start .. stop - 1`` of a limit plan.
+
+    Returns
+    -------
+    ndarray, shape (chains, V, 3, 2)
+        Per-chain window averages (see :func:`ess.kernels.loops._limit_chunk`).
+    """
+    p = plan.params
+    cs = chunk_size(p.d)
+    ns = np.asarray(plan.n_s_values, dtype=np.int64)
+    mem = kernel_memory(p, plan.generations)
+
+    def one(i: int) -> np.ndarray:
+        real, syn = chunk_rngs(plan.seed, STREAM_LIMIT, i)
+        return _limit_chunk(real, syn, cs, _LOOP_CODES[p.loop], p.n_ini, p.n_r, ns, p.lam,
+                            mem, p.cov_estimator == "mle", _METRIC_CODES[p.metric], p.mu_r,
+                            p.L_r, p.sr_identity, plan.burn_in, plan.window)
+
+    parts = run_parallel(one, range(start, stop), n_jobs, progress)
+    return np.concatenate(parts, axis=0)
+
+
+def trajectories(p: LoopParams, n_chains: int, n_gen: int, seed: int, n_jobs: int,
+                 progress: Progress = NULL_PROGRESS) -> np.ndarray:
+    """Whole trajectories of ``n_chains`` chains, shape ``(n_chains, n_gen, 3)``."""
+    cs = chunk_size(p.d)
+    n_chunks = math.ceil(n_chains / cs)
+    mem = kernel_memory(p, n_gen)
+
+    def one(i: int) -> np.ndarray:
+        real, syn = chunk_rngs(seed, STREAM_TRAJECTORY, i)
+        return _trajectory_chunk(real, syn, cs, _LOOP_CODES[p.loop], p.n_ini, p.n_r, p.n_s,
+                                 p.lam, mem, p.cov_estimator == "mle", _METRIC_CODES[p.metric],
+                                 p.mu_r, p.L_r, p.sr_identity, n_gen)
+
+    parts = run_parallel(one, range(n_chunks), n_jobs, progress)
+    return np.concatenate(parts, axis=0)[:n_chains]
+
+
+def cv_mean(y: np.ndarray, X: np.ndarray | None = None,
+            mean_X: np.ndarray | None = None) -> tuple[float, float]:
+    """Mean of ``y`` and its standard error, with optional control variates.
+
+    With control variates ``X`` (shape ``(N, p)``) of known means ``mean_X``
+    the estimate is ``mean(y) - (mean(X) - mean_X) . beta`` with ``beta`` the
+    least-squares slope of ``y`` on ``X``; the standard error comes from the
+    residual spread with ``N - p - 1`` degrees of freedom.
+
+    Returns
+    -------
+    (float, float)
+        Estimate and standard error.
+    """
+    y = np.asarray(y, dtype=float)
+    N = y.shape[0]
+    if X is None or X.shape[1] == 0 or N < X.shape[1] + 8:
+        return float(y.mean()), float(y.std(ddof=1) / math.sqrt(N))
+    Xc = X - X.mean(axis=0)
+    yc = y - y.mean()
+    beta, *_ = np.linalg.lstsq(Xc, yc, rcond=None)
+    est = y.mean() - float((X.mean(axis=0) - mean_X) @ beta)
+    resid = yc - Xc @ beta
+    p = X.shape[1]
+    var = float(resid @ resid) / (N - p - 1)
+    return float(est), math.sqrt(var / N)
+
+
+def adaptive(run: Callable[[int, int], np.ndarray], chains_per_chunk: int,
+             pilot_chunks: int, max_chains: int,
+             excess: Callable[[np.ndarray], float]) -> tuple[np.ndarray, bool]:
+    """Add chunks until ``excess(data) <= 1`` or the chain budget is spent.
+
+    ``excess`` returns the ratio of the current 95% half-width to the wanted
+    one. Since variance falls as ``1/chains``, the next round asks for
+    ``chains * excess^2`` chains (10% more, at least one more chunk). Every
+    decision depends only on the data, so the result does not depend on the
+    number of threads.
+
+    Returns
+    -------
+    data : ndarray
+        Concatenated per-chain results.
+    reached : bool
+        Whether the wanted precision was reached within ``max_chains``.
+    """
+    max_chunks = max(1, max_chains // chains_per_chunk)
+    n_chunks = min(pilot_chunks, max_chunks)
+    data = run(0, n_chunks)
+    for _ in range(20):
+        ex = excess(data)
+        if ex <= 1.0:
+            return data, True
+        if n_chunks >= max_chunks:
+            return data, False
+        want = math.ceil(n_chunks * min(ex * ex * 1.1, 64.0))
+        want = min(max(want, n_chunks + 1), max_chunks)
+        data = np.concatenate([data, run(n_chunks, want)], axis=0)
+        n_chunks = want
+    return data, excess(data) <= 1.0

@@ -1,0 +1,55 @@
+"""Compilation flags, limits and defaults shared by every layer of `ess`.
+
+Every ``@njit`` in the package takes its options from :data:`JIT`, so caching,
+``nogil`` and ``fastmath`` are decided in one place.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: Options for every Numba kernel. ``cache=True`` keeps compiled code on disk so
+#: that a second process does not recompile; ``nogil=True`` lets chunks of
+#: chains run in parallel threads; ``fastmath`` stays off so results are
+#: reproducible bit for bit.
+JIT = {"cache": True, "nogil": True, "fastmath": False}
+
+#: Largest dimension accepted.
+MAX_D = 200
+#: Largest number of chains one estimate may use (the budget ceiling).
+MAX_CHAINS = 1_000_000
+#: Default number of chains one estimate may use before reporting that the
+#: requested precision was not reached.
+DEFAULT_MAX_CHAINS = 200_000
+#: Largest count (n_r, n_s, n_ini, caps) accepted.
+MAX_COUNT = 10**7
+#: Largest number of generations for ``simulate``.
+MAX_GENERATIONS = 100_000
+#: Largest number of cells in a table or heatmap grid.
+MAX_GRID = 10_000
+
+#: Seed of the reference curve's random numbers: the curve is a property of
+#: (d, metric, cov_estimator, Sigma_r), shared by every user seed.
+REFERENCE_SEED = 20240509
+
+#: z-value of a two-sided 95% interval.
+Z95 = 1.959963984540054
+
+
+def cache_dir() -> Path:
+    """Directory of the on-disk caches (reference curves).
+
+    ``ESS_CACHE_DIR`` overrides it; otherwise ``$XDG_CACHE_HOME/ess`` or
+    ``~/.cache/ess``.
+    """
+    env = os.environ.get("ESS_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "ess"
+
+
+def default_jobs() -> int:
+    """Number of worker threads used when ``n_jobs`` is not given: every core."""
+    return max(1, os.cpu_count() or 1)

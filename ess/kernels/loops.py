@@ -1,0 +1,235 @@
+"""One chain of the autophagous Gaussian loop, on sufficient statistics.
+
+Every generation costs ``O(d^3)`` whatever ``n_r`` and ``n_s`` (SPEC section 1).
+Two random streams feed a chain: ``rng_real`` draws the real data and
+``rng_syn`` the synthetic data, so that configurations run in lockstep (several
+``n_s`` for one chain) see exactly the same real data: common random numbers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ess.config import JIT
+from ess.kernels.distance import _distance_terms
+from ess.kernels.sampling import _chol_psd, _draw_group, _pool_into
+
+LOOP_FULLY_SYNTHETIC = 0
+LOOP_AUGMENTATION = 1
+LOOP_FRESH = 2
+
+
+@njit(**JIT)
+def _run_chain(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle,
+               metric, mu_r, L_r, sr_identity, n_gen, traj):
+    """Run one chain of the loop for every ``n_s`` in ``n_s_values`` in lockstep.
+
+    Generation 1 is fit on ``n_ini`` real samples; generation ``t >= 2`` on the
+    loop's real part (none, the fixed first set, or ``n_r`` fresh samples) plus
+    ``n_s`` synthetic samples from ``N(mu, lam Sigma)`` of the last model, or of
+    models drawn uniformly among the last ``memory`` ones (a multinomial split).
+
+    Parameters
+    ----------
+    rng_real, rng_syn : numpy.random.Generator
+        Streams of the real and of the synthetic data.
+    loop : int
+        ``LOOP_FULLY_SYNTHETIC``, ``LOOP_AUGMENTATION`` or ``LOOP_FRESH``.
+    n_ini, n_r : int
+        Size of the first real set and of each fresh real set.
+    n_s_values : ndarray of int64, shape (V,)
+        Synthetic sample sizes run in lockstep on the same real data.
+    lam : float
+        Sampling bias in ``[0, 1]``.
+    memory : int
+        Number of past models synthetic data come from (``>= 1``); pass
+        ``n_gen`` for "all".
+    mle : bool
+        Covariance divisor ``n`` (else ``n - 1``).
+    metric : int
+        Distance metric code.
+    mu_r, L_r : ndarray
+        Reference mean and Cholesky factor of ``Sigma_r``.
+    sr_identity : bool
+        ``Sigma_r`` is the identity.
+    n_gen : int
+        Number of generations, counting the first.
+    traj : ndarray, shape (V, n_gen, 3)
+        Output: per generation ``dist``, ``|mu - mu_r|^2`` and ``tr Sigma``.
+    """
+    d = mu_r.shape[0]
+    V = n_s_values.shape[0]
+    K = memory
+    tr_sr = 0.0
+    for i in range(d):
+        for j in range(i + 1):
+            tr_sr += L_r[i, j] * L_r[i, j]
+    sq_lam = np.sqrt(lam)
+    ring_mu = np.empty((V, K, d))
+    ring_L = np.empty((V, K, d, d))
+    mu = np.empty(d)
+    Sig = np.empty((d, d))
+    real_m = np.empty(d)
+    real_S = np.empty((d, d))
+    first_m = np.empty(d)
+    first_S = np.empty((d, d))
+    g_m = np.empty(d)
+    g_S = np.empty((d, d))
+    Lw = np.empty((d, d))
+    A = np.empty((d, d))
+    B = np.empty((d, d))
+
+    _draw_group(rng_real, mu_r, L_r, n_ini, first_m, first_S, A, B)
+    q = n_ini if mle else n_ini - 1
+    for i in range(d):
+        mu[i] = first_m[i]
+        for j in range(d):
+            Sig[i, j] = first_S[i, j] / q
+    dist, msq, tr = _distance_terms(mu, Sig, mu_r, L_r, sr_identity, tr_sr, metric, A, B)
+    _chol_psd(Sig, Lw)
+    for v in range(V):
+        traj[v, 0, 0] = dist
+        traj[v, 0, 1] = msq
+        traj[v, 0, 2] = tr
+        for i in range(d):
+            ring_mu[v, 0, i] = mu[i]
+            for j in range(d):
+                ring_L[v, 0, i, j] = sq_lam * Lw[i, j]
+
+    for t in range(1, n_gen):
+        if loop == LOOP_FRESH:
+            _draw_group(rng_real, mu_r, L_r, n_r, real_m, real_S, A, B)
+        n_avail = min(t, K)
+        newest = (t - 1) % K
+        for v in range(V):
+            ns = n_s_values[v]
+            # Real part first.
+            if loop == LOOP_FRESH:
+                n_cur = n_r
+                mu[:] = real_m
+                Sig[:, :] = real_S
+            elif loop == LOOP_AUGMENTATION:
+                n_cur = n_ini
+                mu[:] = first_m
+                Sig[:, :] = first_S
+            else:
+                n_cur = 0
+            # Synthetic part: a multinomial split of ns over the available models.
+            remaining = ns
+            for j in range(n_avail):
+                if remaining == 0:
+                    break
+                if j == n_avail - 1:
+                    kj = remaining
+                else:
+                    kj = rng_syn.binomial(remaining, 1.0 / (n_avail - j))
+                remaining -= kj
+                if kj == 0:
+                    continue
+                slot = (newest - j) % K
+                _draw_group(rng_syn, ring_mu[v, slot], ring_L[v, slot], kj, g_m, g_S, A, B)
+                n_cur = _pool_into(n_cur, mu, Sig, kj, g_m, g_S)
+            q = n_cur if mle else n_cur - 1
+            for i in range(d):
+                for j in range(d):
+                    Sig[i, j] /= q
+            dist, msq, tr = _distance_terms(mu, Sig, mu_r, L_r, sr_identity, tr_sr, metric, A, B)
+            traj[v, t, 0] = dist
+            traj[v, t, 1] = msq
+            traj[v, t, 2] = tr
+            slot = t % K
+            _chol_psd(Sig, Lw)
+            for i in range(d):
+                ring_mu[v, slot, i] = mu[i]
+                for j in range(d):
+                    ring_L[v, slot, i, j] = sq_lam * Lw[i, j]
+
+
+@njit(**JIT)
+def _limit_chunk(rng_real, rng_syn, n_chains, loop, n_ini, n_r, n_s_values, lam, memory,
+                 mle, metric, mu_r, L_r, sr_identity, burn_in, window):
+    """Per-chain time averages over the kept window, for the limit ``WD``.
+
+    Each chain runs ``burn_in + window`` generations; the first ``burn_in`` are
+    dropped and the kept window is split into two equal halves (``window`` is
+    even) so that drift between them can be checked.
+
+    Returns
+    -------
+    ndarray, shape (n_chains, V, 3, 2)
+        ``[chain, config, quantity, half]`` with quantities ``dist``,
+        ``|mu - mu_r|^2`` and ``tr Sigma``.
+    """
+    V = n_s_values.shape[0]
+    n_gen = burn_in + window
+    half = window // 2
+    traj = np.empty((V, n_gen, 3))
+    out = np.empty((n_chains, V, 3, 2))
+    for c in range(n_chains):
+        _run_chain(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle,
+                   metric, mu_r, L_r, sr_identity, n_gen, traj)
+        for v in range(V):
+            for k in range(3):
+                for h in range(2):
+                    s = 0.0
+                    start = burn_in + h * half
+                    for t in range(start, start + half):
+                        s += traj[v, t, k]
+                    out[c, v, k, h] = s / half
+    return out
+
+
+@njit(**JIT)
+def _trajectory_chunk(rng_real, rng_syn, n_chains, loop, n_ini, n_r, n_s, lam, memory,
+                      mle, metric, mu_r, L_r, sr_identity, n_gen):
+    """Whole trajectories of ``n_chains`` chains.
+
+    Returns
+    -------
+    ndarray, shape (n_chains, n_gen, 3)
+        Per generation ``dist``, ``|mu - mu_r|^2`` and ``tr Sigma``.
+    """
+    n_s_values = np.empty(1, dtype=np.int64)
+    n_s_values[0] = n_s
+    traj = np.empty((1, n_gen, 3))
+    out = np.empty((n_chains, n_gen, 3))
+    for c in range(n_chains):
+        _run_chain(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle,
+                   metric, mu_r, L_r, sr_identity, n_gen, traj)
+        out[c] = traj[0]
+    return out
+
+
+@njit(**JIT)
+def _reference_chunk(rng, n_samples, n, mle, metric, mu_r, L_r, sr_identity):
+    """Distances of ``n_samples`` independent fits on ``n`` real samples.
+
+    This is the reference curve's Monte Carlo: ``f(n) = E dist(G(n), P_r)``.
+
+    Returns
+    -------
+    ndarray, shape (n_samples, 3)
+        ``dist``, ``|m - mu_r|^2`` and ``tr Sigma_hat`` of each fit.
+    """
+    d = mu_r.shape[0]
+    tr_sr = 0.0
+    for i in range(d):
+        for j in range(i + 1):
+            tr_sr += L_r[i, j] * L_r[i, j]
+    q = n if mle else n - 1
+    m = np.empty(d)
+    S = np.empty((d, d))
+    A = np.empty((d, d))
+    B = np.empty((d, d))
+    out = np.empty((n_samples, 3))
+    for s in range(n_samples):
+        _draw_group(rng, mu_r, L_r, n, m, S, A, B)
+        for i in range(d):
+            for j in range(d):
+                S[i, j] /= q
+        dist, msq, tr = _distance_terms(m, S, mu_r, L_r, sr_identity, tr_sr, metric, A, B)
+        out[s, 0] = dist
+        out[s, 1] = msq
+        out[s, 2] = tr
+    return out

@@ -1,0 +1,231 @@
+"""Parameters and the one validation layer shared by the CLI and the Python API.
+
+Every check raises :class:`ParameterError` (a ``ValueError``) whose message names
+the parameter and its allowed range; the CLI turns it into one line and exit
+status 2.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ess import config
+
+LOOPS = ("fresh", "augmentation", "fully-synthetic")
+METRICS = ("w2sq", "w2")
+COV_ESTIMATORS = ("unbiased", "mle")
+
+
+class ParameterError(ValueError):
+    """A parameter is outside its allowed range; the message names both."""
+
+
+def check_int(name: str, value, low: int, high: int | None = None) -> int:
+    """Return ``value`` as an ``int`` if it is an integer in ``[low, high]``.
+
+    Strings holding an integer (``"100"``, ``"1e3"``) are accepted, so the CLI
+    and JSON share this check. Non-integers are rejected, never rounded.
+    """
+    rng = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
+    v = value
+    if isinstance(v, str):
+        s = v.strip()
+        try:
+            v = int(s)
+        except ValueError:
+            try:
+                v = float(s)
+            except ValueError:
+                raise ParameterError(f"{name} must be {rng}, got {value!r}") from None
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise ParameterError(f"{name} must be {rng}, got {value!r}")
+    if isinstance(v, numbers.Integral):
+        iv = int(v)
+    else:
+        fv = float(v)
+        if not math.isfinite(fv) or fv != math.floor(fv):
+            raise ParameterError(f"{name} must be {rng}, got {value!r}")
+        iv = int(fv)
+    if iv < low or (high is not None and iv > high):
+        raise ParameterError(f"{name} must be {rng}, got {iv}")
+    return iv
+
+
+def check_float(name: str, value, low: float, high: float | None = None,
+                low_open: bool = False) -> float:
+    """Return ``value`` as a finite ``float`` in ``[low, high]`` (or ``(low, high]``)."""
+    left = "(" if low_open else "["
+    rng = f"a number in {left}{low}, {high}]" if high is not None else (
+        f"a number > {low}" if low_open else f"a number >= {low}")
+    v = value
+    if isinstance(v, str):
+        try:
+            v = float(v.strip())
+        except ValueError:
+            raise ParameterError(f"{name} must be {rng}, got {value!r}") from None
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise ParameterError(f"{name} must be {rng}, got {value!r}")
+    fv = float(v)
+    bad_low = fv <= low if low_open else fv < low
+    if not math.isfinite(fv) or bad_low or (high is not None and fv > high):
+        raise ParameterError(f"{name} must be {rng}, got {value!r}")
+    return fv
+
+
+def check_choice(name: str, value, choices: tuple[str, ...]) -> str:
+    """Return ``value`` if it is one of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise ParameterError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+def check_memory(value) -> int | str:
+    """``memory`` is a positive integer or ``"all"``."""
+    if isinstance(value, str) and value.strip().lower() == "all":
+        return "all"
+    return check_int("memory", value, 1, config.MAX_GENERATIONS)
+
+
+def lam_from_guidance(w) -> float:
+    """Sampling bias of classifier-free guidance ``w >= 0``: ``lam = 1 / (1 + w)``."""
+    return 1.0 / (1.0 + check_float("guidance", w, 0.0))
+
+
+def check_seed(value) -> int:
+    """A seed is an integer in ``[0, 2**63 - 1]``."""
+    return check_int("seed", value, 0, 2**63 - 1)
+
+
+def check_jobs(value) -> int:
+    """``n_jobs``: ``None`` or ``-1`` for every core, else an integer >= 1."""
+    if value is None:
+        return config.default_jobs()
+    if not isinstance(value, str) and value == -1:
+        return config.default_jobs()
+    return check_int("n_jobs", value, 1, 1024)
+
+
+def check_reference(d: int, mu_r=None, sigma_r=None) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Validate the reference distribution ``N(mu_r, Sigma_r)``.
+
+    Returns
+    -------
+    mu_r : ndarray, shape (d,)
+    L_r : ndarray, shape (d, d)
+        Lower Cholesky factor of ``Sigma_r``.
+    identity : bool
+        ``Sigma_r`` is the identity.
+    """
+    if mu_r is None:
+        mu = np.zeros(d)
+    else:
+        try:
+            mu = np.asarray(mu_r, dtype=float).reshape(-1)
+        except (TypeError, ValueError):
+            raise ParameterError(f"mu_r must be a vector of {d} finite numbers") from None
+        if mu.shape != (d,) or not np.all(np.isfinite(mu)):
+            raise ParameterError(f"mu_r must be a vector of {d} finite numbers (d = {d})")
+    if sigma_r is None:
+        return mu, np.eye(d), True
+    try:
+        S = np.asarray(sigma_r, dtype=float)
+    except (TypeError, ValueError):
+        raise ParameterError(f"sigma_r must be a symmetric positive-definite {d}x{d} "
+                             "matrix") from None
+    if S.ndim == 1 and S.shape == (d,):
+        S = np.diag(S)
+    if S.shape != (d, d) or not np.all(np.isfinite(S)):
+        raise ParameterError(f"sigma_r must be a symmetric positive-definite {d}x{d} matrix "
+                             f"(or its {d} diagonal entries); got shape {S.shape}")
+    if not np.allclose(S, S.T, rtol=1e-10, atol=1e-12 * max(1.0, np.abs(S).max())):
+        raise ParameterError("sigma_r must be symmetric positive-definite; it is not symmetric")
+    S = 0.5 * (S + S.T)
+    try:
+        L = np.linalg.cholesky(S)
+    except np.linalg.LinAlgError:
+        raise ParameterError("sigma_r must be symmetric positive-definite; "
+                             "it has a non-positive eigenvalue") from None
+    ev = np.linalg.eigvalsh(S)
+    if ev.min() <= 1e-12 * ev.max():
+        raise ParameterError("sigma_r must be symmetric positive-definite; it is singular "
+                             f"to working precision (eigenvalues {ev.min():.3g}..{ev.max():.3g})")
+    identity = bool(np.array_equal(S, np.eye(d)))
+    return mu, np.ascontiguousarray(L), identity
+
+
+@dataclass(frozen=True)
+class LoopParams:
+    """Validated parameters of one loop configuration.
+
+    Build it with :func:`loop_params`, which checks every field.
+    """
+
+    d: int
+    n_r: int
+    n_s: int
+    lam: float
+    n_ini: int
+    loop: str
+    memory: int | str
+    metric: str
+    cov_estimator: str
+    mu_r: np.ndarray = field(repr=False)
+    L_r: np.ndarray = field(repr=False)
+    sr_identity: bool = True
+
+    @property
+    def sigma_r(self) -> np.ndarray:
+        """The reference covariance ``L_r L_r^T``."""
+        return self.L_r @ self.L_r.T
+
+    def key(self) -> dict:
+        """Everything that changes the answer, for cache keys and reports."""
+        return {
+            "d": self.d, "n_r": self.n_r, "n_s": self.n_s, "lam": self.lam,
+            "n_ini": self.n_ini, "loop": self.loop, "memory": self.memory,
+            "metric": self.metric, "cov_estimator": self.cov_estimator,
+            "mu_r": self.mu_r.tolist(), "L_r": self.L_r.tolist(),
+        }
+
+
+def loop_params(d=1, n_r=100, n_s=0, lam=1.0, n_ini=None, loop="fresh", memory=1,
+                metric="w2sq", cov_estimator="unbiased", mu_r=None, sigma_r=None,
+                guidance=None) -> LoopParams:
+    """Validate one loop configuration (SPEC sections 1 and 5).
+
+    Raises
+    ------
+    ParameterError
+        Naming the first parameter outside its allowed range.
+    """
+    d = check_int("d", d, 1, config.MAX_D)
+    loop = check_choice("loop", loop, LOOPS)
+    n_r = check_int("n_r", n_r, 2, config.MAX_COUNT)
+    min_ns = 2 if loop == "fully-synthetic" else 0
+    n_s = check_int("n_s", n_s, min_ns, config.MAX_COUNT)
+    if guidance is not None:
+        lam = lam_from_guidance(guidance)
+    lam = check_float("lam", lam, 0.0, 1.0)
+    if n_ini is None:
+        n_ini = n_r
+    n_ini = check_int("n_ini", n_ini, 2, config.MAX_COUNT)
+    if loop == "augmentation" and n_ini != n_r:
+        raise ParameterError(f"n_ini must equal n_r ({n_r}) for loop 'augmentation': the real "
+                             "set that trains G^1 is the fixed real set")
+    memory = check_memory(memory)
+    metric = check_choice("metric", metric, METRICS)
+    cov_estimator = check_choice("cov_estimator", cov_estimator, COV_ESTIMATORS)
+    mu, L, ident = check_reference(d, mu_r, sigma_r)
+    return LoopParams(d, n_r, n_s, lam, n_ini, loop, memory, metric, cov_estimator, mu, L, ident)
+
+
+def parse_list(name: str, text: str) -> list[str]:
+    """Split a comma-separated command-line list (``"0,50,200"``)."""
+    items = [s.strip() for s in str(text).split(",")]
+    if not items or any(s == "" for s in items):
+        raise ParameterError(f"{name} must be a comma-separated list of values, got {text!r}")
+    return items

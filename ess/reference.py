@@ -1,0 +1,224 @@
+"""The reference curve ``f(n) = E dist(G(n), P_r)`` and its inversion (SPEC section 3).
+
+``G(n)`` is the Gaussian fit (same covariance estimator) on ``n`` real samples.
+The curve lives on a geometric integer grid (four points per doubling from
+``n = 2``), is computed lazily where an inversion needs it, and is cached on
+disk keyed by everything it depends on: package version, ``d``, metric,
+estimator, ``Sigma_r`` and the precision tier.
+
+Each grid point is a Monte Carlo mean with the exactly known
+``E|m - mu_r|^2 = tr Sigma_r / n`` and ``E tr Sigma_hat = ((n-1)/q) tr Sigma_r``
+as control variates; every point uses the same seeds (common random numbers),
+so the curve is smooth in ``n``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ess import __version__, config
+from ess.analytic import reference_linear_moments
+from ess.chains import STREAM_REFERENCE, adaptive, chunk_rngs, cv_mean, run_parallel
+from ess.kernels.distance import METRIC_W2, METRIC_W2SQ
+from ess.kernels.loops import _reference_chunk
+from ess.pchip import pchip
+from ess.progress import NULL_PROGRESS, Progress
+from ess.store import key_hash, load_json, save_json
+
+#: Relative 95% half-width on ``n_e`` that the curve alone contributes, at the
+#: coarsest tier; finer tiers halve it.
+BASE_TIER = 0.003
+#: Largest grid value.
+MAX_N = 2**40
+
+
+def _grid() -> list[int]:
+    pts = sorted({int(round(2 * 2 ** (k / 4))) for k in range(0, 4 * 40)})
+    return [n for n in pts if n <= MAX_N]
+
+
+GRID = _grid()
+
+
+def tier_for(rel_precision: float) -> float:
+    """Curve precision tier serving a wanted ``rel_precision`` on ``n_e``.
+
+    The largest ``BASE_TIER * 2^-j`` not above a third of ``rel_precision``, so
+    the curve is always finer than the limits it serves; quantised so that a
+    cached point is computed the same way whatever precision asked for it.
+    """
+    j = max(0, math.ceil(math.log2(BASE_TIER / (rel_precision / 3.0)) - 1e-12))
+    return BASE_TIER * 2.0**-j
+
+
+def _ref_chunk_size(d: int) -> int:
+    return 1024 if d == 1 else max(4, 4096 // (d * d))
+
+
+@dataclass(frozen=True)
+class Inversion:
+    """Result of inverting the reference curve at one value."""
+
+    n: float | None
+    slope: float
+    curve_rel_hw: float
+    below_two: bool = False
+
+
+class ReferenceCurve:
+    """Lazily computed, disk-cached reference curve for one model class.
+
+    Parameters
+    ----------
+    d : int
+        Dimension.
+    metric : str
+        ``"w2sq"`` or ``"w2"``.
+    cov_estimator : str
+        ``"unbiased"`` or ``"mle"``.
+    L_r : ndarray
+        Cholesky factor of ``Sigma_r``.
+    sr_identity : bool
+        ``Sigma_r`` is the identity.
+    rel_precision : float
+        Precision wanted on ``n_e`` by the caller; sets the tier.
+    n_jobs : int
+        Threads.
+    use_cache : bool
+        Read and write the on-disk cache.
+    """
+
+    def __init__(self, d: int, metric: str, cov_estimator: str, L_r: np.ndarray,
+                 sr_identity: bool, rel_precision: float = 0.01, n_jobs: int = 1,
+                 use_cache: bool = True, progress: Progress = NULL_PROGRESS) -> None:
+        self.d = d
+        self.metric = metric
+        self.cov_estimator = cov_estimator
+        self.L_r = np.ascontiguousarray(L_r, dtype=float)
+        self.sr_identity = sr_identity
+        self.tier = tier_for(rel_precision)
+        self.n_jobs = n_jobs
+        self.use_cache = use_cache
+        self.progress = progress
+        self.tr_sigma_r = float(np.sum(self.L_r**2))
+        self.key = {
+            "version": __version__, "d": d, "metric": metric, "cov_estimator": cov_estimator,
+            "L_r": self.L_r.tolist(), "tier": self.tier, "seed": config.REFERENCE_SEED,
+            "grid": "2*2^(k/4)",
+        }
+        self.path = config.cache_dir() / "reference" / f"{key_hash(self.key)}.json"
+        self.points: dict[int, tuple[float, float, int]] = {}
+        if use_cache:
+            data = load_json(self.path, self.key)
+            if data:
+                self.points = {int(k): tuple(v) for k, v in data["points"].items()}
+        self._dirty = False
+
+    # -- one point -------------------------------------------------------------------
+    @property
+    def _min_slope(self) -> float:
+        return 1.0 if self.metric == "w2sq" else 0.5
+
+    def _compute(self, n: int) -> tuple[float, float, int]:
+        cs = _ref_chunk_size(self.d)
+        mle = self.cov_estimator == "mle"
+        code = METRIC_W2SQ if self.metric == "w2sq" else METRIC_W2
+        mu0 = np.zeros(self.d)
+        known = np.array(reference_linear_moments(n, self.cov_estimator, self.tr_sigma_r))
+
+        def one(i: int) -> np.ndarray:
+            (rng,) = chunk_rngs(config.REFERENCE_SEED, STREAM_REFERENCE, i, n=1)
+            return _reference_chunk(rng, cs, n, mle, code, mu0, self.L_r, self.sr_identity)
+
+        def run(a: int, b: int) -> np.ndarray:
+            return np.concatenate(run_parallel(one, range(a, b), self.n_jobs, self.progress))
+
+        target = self.tier * self._min_slope / config.Z95   # relative standard error
+
+        def excess(data: np.ndarray) -> float:
+            est, se = cv_mean(data[:, 0], data[:, 1:], known)
+            return (se / abs(est)) / target if est != 0 else math.inf
+
+        pilot = max(4, math.ceil(64 / cs))
+        data, _ = adaptive(run, cs, pilot, 2**24, excess)
+        est, se = cv_mean(data[:, 0], data[:, 1:], known)
+        return est, se, int(data.shape[0])
+
+    def value(self, n: int) -> tuple[float, float]:
+        """``f(n)`` and its standard error, computing and caching it if needed."""
+        if n not in self.points:
+            self.points[n] = self._compute(n)
+            self._dirty = True
+        f, se, _ = self.points[n]
+        return f, se
+
+    def save(self) -> None:
+        """Write new points to the on-disk cache (merging with what is there)."""
+        if not (self.use_cache and self._dirty):
+            return
+        data = load_json(self.path, self.key) or {"key": self.key, "points": {}}
+        data["key"] = self.key
+        for n, v in self.points.items():
+            data["points"][str(n)] = list(v)
+        save_json(self.path, data)
+        self._dirty = False
+
+    # -- inversion -------------------------------------------------------------------
+    def invert(self, y: float, n_guess: float = 100.0) -> Inversion:
+        """Real ``n`` with ``f(n) = y``: PCHIP of ``log n`` against ``log f(n)``.
+
+        Walks the grid from ``n_guess`` by doublings until ``y`` is bracketed,
+        fills in the grid points of the bracket and one neighbour on each side,
+        and interpolates. Returns ``n = None`` with ``below_two`` when ``y``
+        exceeds ``f(2)``.
+        """
+        if not (y > 0 and math.isfinite(y)):
+            raise ValueError(f"cannot invert the reference curve at {y!r}")
+        g = GRID
+        k = int(np.clip(np.searchsorted(g, n_guess), 0, len(g) - 1))
+        if self.value(g[k])[0] > y:
+            while self.value(g[k])[0] > y:
+                if k == len(g) - 1:
+                    raise ValueError("the limit is below the reference curve at n = 2^40")
+                lo_k, k = k, min(k + 4, len(g) - 1)
+            hi_k = k
+        else:
+            while self.value(g[k])[0] <= y:
+                if k == 0:
+                    return Inversion(None, math.nan, math.nan, below_two=True)
+                hi_k, k = k, max(k - 4, 0)
+            lo_k = k
+        # lo_k: f > y ; hi_k: f <= y. Narrow to adjacent grid points.
+        while hi_k - lo_k > 1:
+            mid = (lo_k + hi_k) // 2
+            if self.value(g[mid])[0] > y:
+                lo_k = mid
+            else:
+                hi_k = mid
+        ks = [k for k in (lo_k - 1, lo_k, hi_k, hi_k + 1) if 0 <= k < len(g)]
+        ns = np.array([g[k] for k in ks], dtype=float)
+        vals = np.array([self.value(g[k]) for k in ks])
+        self.save()
+        f, se = vals[:, 0], vals[:, 1]
+        lf, ln = np.log(f), np.log(ns)
+        if np.all(np.diff(lf) < 0):
+            x, yy = lf[::-1], ln[::-1]
+        else:   # not monotone in the outer points: use the bracketing pair only
+            j = ks.index(lo_k)
+            x, yy = lf[j:j + 2][::-1], ln[j:j + 2][::-1]
+        logn, dlogn = pchip(x, yy, math.log(y))
+        slope = 1.0 / dlogn if dlogn != 0 else -math.inf
+        rel_se = float(np.interp(logn, ln, se / f))
+        curve_rel_hw = config.Z95 * rel_se / abs(slope)
+        return Inversion(math.exp(logn), slope, curve_rel_hw)
+
+    def log_slope(self, n: int) -> float:
+        """``d log f / d log n`` at grid-adjacent ``n`` by a centred difference."""
+        g = GRID
+        k = int(np.clip(np.searchsorted(g, n), 1, len(g) - 2))
+        f0, f1 = self.value(g[k - 1])[0], self.value(g[k + 1])[0]
+        self.save()
+        return (math.log(f1) - math.log(f0)) / (math.log(g[k + 1]) - math.log(g[k - 1]))

@@ -1,0 +1,304 @@
+"""The limit, ``n_e`` and the threshold ``n_s*`` (SPEC section 3).
+
+Functions here take validated parameters (:class:`ess.params.LoopParams`) and
+return result objects; :mod:`ess.api` is the public, validating front.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from ess import config
+from ess.analytic import fresh_stationary_moments, mixing_rate
+from ess.chains import LimitPlan, adaptive, chunk_size, cv_mean, limit_chunks
+from ess.params import LoopParams
+from ess.progress import NULL_PROGRESS, Progress
+from ess.reference import Inversion, ReferenceCurve
+from ess.results import EstimateResult, ThresholdResult
+
+#: Generations kept for ``memory="all"``, which has no geometric mixing rate.
+ALL_MEMORY_GENERATIONS = 400
+#: |z| above which the two halves of the kept window are said to differ.
+DRIFT_Z = 3.29
+
+
+def burn_in_for(p: LoopParams, rel_precision: float) -> int:
+    """Burn-in from the mixing rate ``rho`` (SPEC section 3).
+
+    The initial model's excess over the limit is at most about ``n / n_ini``
+    times the limit and decays like ``rho^t``; drop generations until it is
+    below a quarter of ``rel_precision``. At least one (the model fit on
+    ``n_ini`` samples).
+    """
+    rho = mixing_rate(p.n_r, p.n_s, p.memory)
+    if rho >= 1.0:
+        return ALL_MEMORY_GENERATIONS // 2
+    if rho <= 0.0:
+        return 1
+    dev0 = max(1.0, (p.n_r + p.n_s) / p.n_ini)
+    tol = rel_precision / 4.0
+    return max(1, math.ceil(math.log(tol / dev0) / math.log(rho)))
+
+
+def window_for(burn_in: int) -> int:
+    """Kept generations per chain: twice the burn-in, at least 32, even."""
+    w = max(32, 2 * burn_in)
+    return w + (w % 2)
+
+
+def _known_means(p: LoopParams, n_s: int) -> np.ndarray | None:
+    """Exact stationary means of the control variates, when known (fresh, memory 1)."""
+    if p.loop != "fresh" or p.memory != 1:
+        return None
+    tr = float(np.sum(p.L_r**2))
+    return np.array(fresh_stationary_moments(p.n_r, n_s, p.lam, p.cov_estimator, tr))
+
+
+def _pilot_chunks(d: int) -> int:
+    return max(2, math.ceil(32 / chunk_size(d)))
+
+
+def _limit_stats(data: np.ndarray, v: int, known: np.ndarray | None) -> tuple[float, float]:
+    y = data[:, v, 0, :].mean(axis=-1)
+    if known is None:
+        return cv_mean(y)
+    return cv_mean(y, data[:, v, 1:, :].mean(axis=-1), known)
+
+
+def reference_for(p: LoopParams, rel_precision: float, n_jobs: int,
+                  progress: Progress = NULL_PROGRESS) -> ReferenceCurve:
+    """The reference curve matching ``p``'s ``d``, metric, estimator and ``Sigma_r``."""
+    return ReferenceCurve(p.d, p.metric, p.cov_estimator, p.L_r, p.sr_identity,
+                          rel_precision=rel_precision, n_jobs=n_jobs, progress=progress)
+
+
+def _invert(curve: ReferenceCurve, wd: float, n_guess: float) -> Inversion:
+    return curve.invert(wd, n_guess=n_guess)
+
+
+def estimate_limit(p: LoopParams, seed: int, rel_precision: float, max_chains: int,
+                   n_jobs: int, progress: Progress = NULL_PROGRESS,
+                   curve: ReferenceCurve | None = None) -> EstimateResult:
+    """Estimate ``WD(n_r, n_s, lam)`` and invert the reference curve for ``n_e``.
+
+    Chains are added until the relative 95% half-width on ``n_e`` (limit and
+    curve errors combined) is at most ``rel_precision`` or ``max_chains`` is
+    spent. The limit's standard error comes from the spread of per-chain
+    window averages, with the exactly known stationary moments as control
+    variates where they are known (fresh loop, ``memory = 1``).
+    """
+    t0 = time.perf_counter()
+    if curve is None:
+        curve = reference_for(p, rel_precision, n_jobs, progress)
+    burn = burn_in_for(p, rel_precision)
+    window = window_for(burn)
+    plan = LimitPlan(p, (p.n_s,), burn, window, seed)
+    known = _known_means(p, p.n_s)
+    cs = chunk_size(p.d)
+    guess = [float(p.n_r + p.n_s)]
+
+    def run(a: int, b: int) -> np.ndarray:
+        return limit_chunks(plan, a, b, n_jobs, progress)
+
+    def rel_halfwidth(data: np.ndarray) -> tuple[float, float, float, Inversion]:
+        wd, se = _limit_stats(data, 0, known)
+        inv = _invert(curve, wd, guess[0])
+        if inv.n is None:   # below n = 2: ask for the precision on WD itself
+            return wd, se, config.Z95 * se / wd, inv
+        guess[0] = inv.n
+        lim = config.Z95 * se / wd / abs(inv.slope)
+        return wd, se, math.hypot(lim, inv.curve_rel_hw), inv
+
+    def excess(data: np.ndarray) -> float:
+        wd, se, hw, inv = rel_halfwidth(data)
+        return hw / rel_precision
+
+    data, reached = adaptive(run, cs, _pilot_chunks(p.d), max_chains, excess)
+    wd, se, hw, inv = rel_halfwidth(data)
+    wd_ci = (wd - config.Z95 * se, wd + config.Z95 * se)
+    diff = data[:, 0, 0, 0] - data[:, 0, 0, 1]
+    sd = float(diff.std(ddof=1))
+    drift_z = float(diff.mean() / (sd / math.sqrt(diff.shape[0]))) if sd > 0 else 0.0
+    note = ""
+    if inv.n is None:
+        n_e = n_e_ci = ratio = ratio_ci = None
+        note = ("n_e < 2: the limit is farther from P_r than a model fit on 2 real samples "
+                f"(WD = {wd:.6g} > f(2) = {curve.value(2)[0]:.6g})")
+    else:
+        n_e = inv.n
+        n_e_ci = (n_e * math.exp(-hw), n_e * math.exp(hw))
+        ratio = n_e / p.n_r
+        ratio_ci = (n_e_ci[0] / p.n_r, n_e_ci[1] / p.n_r)
+    converged = abs(drift_z) <= DRIFT_Z
+    if not converged:
+        note = (note + "; " if note else "") + (
+            f"the kept window drifts ({drift_z:+.1f} standard errors between its halves): "
+            "the chains may not have reached the limit")
+    if not reached:
+        note = (note + "; " if note else "") + (
+            f"precision not reached within max_chains = {max_chains}")
+    curve.save()
+    return EstimateResult(
+        d=p.d, n_r=p.n_r, n_s=p.n_s, lam=p.lam, loop=p.loop, metric=p.metric,
+        cov_estimator=p.cov_estimator, memory=p.memory, n_ini=p.n_ini, seed=seed,
+        rel_precision=rel_precision, wd=wd, wd_se=se, wd_ci=wd_ci, n_e=n_e, n_e_ci=n_e_ci,
+        n_e_over_n_r=ratio, n_e_over_n_r_ci=ratio_ci, n_e_rel_halfwidth=hw,
+        chains=int(data.shape[0]), generations=plan.generations, burn_in=burn,
+        precision_reached=bool(hw <= rel_precision), converged=converged, drift_z=drift_z,
+        seconds=time.perf_counter() - t0, note=note)
+
+
+class _ExcessEvaluator:
+    """``WD(n_s) - f(n_r)`` for one ``(n_r, lam)``, with common random numbers.
+
+    Every evaluation runs the same chain seeds at ``n_s`` and at ``n_s = 0`` in
+    lockstep on the same real data; the fresh loop at ``n_s = 0`` is a fit on
+    ``n_r`` real samples every generation, so its limit is exactly ``f(n_r)``
+    and the paired difference is far less noisy than either term.
+    """
+
+    def __init__(self, p: LoopParams, seed: int, rel_precision: float, max_chains: int,
+                 n_jobs: int, progress: Progress, abs_target: float) -> None:
+        self.p = p
+        self.seed = seed
+        self.rel_precision = rel_precision
+        self.max_chains = max_chains
+        self.n_jobs = n_jobs
+        self.progress = progress
+        self.abs_target = abs_target
+        self.cache: dict[int, tuple[float, float, bool]] = {}
+
+    def __call__(self, n_s: int) -> tuple[float, float, bool]:
+        if n_s == 0:
+            return 0.0, 0.0, True
+        if n_s in self.cache:
+            return self.cache[n_s]
+        p = self.p
+        q = LoopParams(p.d, p.n_r, n_s, p.lam, p.n_ini, p.loop, p.memory, p.metric,
+                       p.cov_estimator, p.mu_r, p.L_r, p.sr_identity)
+        burn = burn_in_for(q, self.rel_precision)
+        plan = LimitPlan(q, (n_s, 0), burn, window_for(burn), self.seed)
+        k1, k0 = _known_means(p, n_s), _known_means(p, 0)
+
+        def stats(data: np.ndarray) -> tuple[float, float]:
+            y = data[:, 0, 0, :].mean(-1) - data[:, 1, 0, :].mean(-1)
+            if k1 is None:
+                return cv_mean(y)
+            X = np.concatenate([data[:, 0, 1:, :].mean(-1), data[:, 1, 1:, :].mean(-1)], axis=1)
+            return cv_mean(y, X, np.concatenate([k1, k0]))
+
+        def run(a: int, b: int) -> np.ndarray:
+            return limit_chunks(plan, a, b, self.n_jobs, self.progress)
+
+        def excess(data: np.ndarray) -> float:
+            return config.Z95 * stats(data)[1] / self.abs_target
+
+        data, reached = adaptive(run, chunk_size(p.d), _pilot_chunks(p.d), self.max_chains,
+                                 excess)
+        est, se = stats(data)
+        self.cache[n_s] = (est, se, reached)
+        return self.cache[n_s]
+
+    def inadmissible(self, n_s: int) -> bool:
+        return self(n_s)[0] > 0.0
+
+    def decisively_inadmissible(self, n_s: int) -> bool:
+        est, se, _ = self(n_s)
+        return est - config.Z95 * se > 0.0
+
+    def decisively_admissible(self, n_s: int) -> bool:
+        est, se, _ = self(n_s)
+        return n_s > 0 and est + config.Z95 * se < 0.0
+
+
+def _bisect(pred, lo: int, hi: int) -> tuple[int, int]:
+    """Integer bisection for a predicate false at ``lo`` and true at ``hi``.
+
+    Returns the adjacent pair ``(lo, hi)`` with ``pred(lo)`` false, ``pred(hi)`` true.
+    """
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if pred(mid):
+            hi = mid
+        else:
+            lo = mid
+    return lo, hi
+
+
+def threshold_search(p: LoopParams, seed: int, rel_precision: float, max_chains: int,
+                     cap: int, n_jobs: int,
+                     progress: Progress = NULL_PROGRESS) -> ThresholdResult:
+    """The admissible threshold ``n_s*(n_r, lam)`` by bracketing and integer bisection.
+
+    A geometric grid of ``n_s`` (from ``n_r / 8``, doubling, to ``cap``) is scanned
+    past the peak of ``n_e / n_r`` to the first decisive fall below 1 (the
+    excess ``WD(n_s) - f(n_r)`` above zero by 1.96 standard errors), so noise
+    near ``n_s = 0`` cannot stop the search; integer bisection then locates the
+    last admissible ``n_s``. Every evaluation uses the same chain seeds (common
+    random numbers). Each is made precise to ``rel_precision`` on ``n_e / n_r``.
+    """
+    t0 = time.perf_counter()
+    curve = reference_for(p, rel_precision, n_jobs, progress)
+    f_r, _ = curve.value(p.n_r)
+    slope = abs(curve.log_slope(p.n_r))
+    abs_target = rel_precision * slope * f_r
+    ev = _ExcessEvaluator(p, seed, rel_precision, max_chains, n_jobs, progress, abs_target)
+
+    grid = []
+    n = max(1, round(p.n_r / 8))
+    while n < cap:
+        grid.append(n)
+        n *= 2
+    grid.append(cap)
+    hi = None
+    for n in grid:
+        if ev.decisively_inadmissible(n):
+            hi = n
+            break
+    note = ""
+    if hi is None:
+        if ev.inadmissible(cap):
+            hi = cap
+            note = "n_e / n_r falls below 1 before the cap, but not decisively"
+        else:
+            lower = max((m for m in ev.cache if ev.decisively_admissible(m)), default=0)
+            return _threshold_result(p, seed, rel_precision, None, (lower, None), cap, ev,
+                                     t0, "no threshold up to the cap: n_e >= n_r for every "
+                                     f"n_s <= {cap}")
+    admissible = [m for m in ev.cache if m < hi and not ev.inadmissible(m)]
+    lo = max(admissible, default=0)
+    star, _ = _bisect(ev.inadmissible, lo, hi)
+    # 95% interval: from the largest decisively admissible n_s below the estimate
+    # to the largest n_s that is not decisively inadmissible.
+    dec = [m for m in ev.cache if m <= star and ev.decisively_admissible(m)]
+    if dec:
+        best = max(dec)
+        lower = star if ev.decisively_admissible(star) else _bisect(
+            lambda m: not ev.decisively_admissible(m), best, star)[0]
+    else:
+        lower = 0
+    beyond = [m for m in ev.cache if m > star and ev.decisively_inadmissible(m)]
+    if beyond:
+        first = min(beyond)
+        upper = _bisect(ev.decisively_inadmissible, star, first)[0]
+    else:
+        upper = None
+    return _threshold_result(p, seed, rel_precision, star, (lower, upper), cap, ev, t0, note)
+
+
+def _threshold_result(p: LoopParams, seed: int, rel_precision: float, star: int | None,
+                      ci: tuple[int, int | None], cap: int, ev: _ExcessEvaluator, t0: float,
+                      note: str) -> ThresholdResult:
+    scan = [{"n_s": m, "excess": v[0], "excess_se": v[1]} for m, v in sorted(ev.cache.items())]
+    reached = all(v[2] for v in ev.cache.values())
+    if not reached:
+        note = (note + "; " if note else "") + (
+            "some evaluations stopped at max_chains before reaching rel_precision")
+    return ThresholdResult(
+        d=p.d, n_r=p.n_r, lam=p.lam, metric=p.metric, cov_estimator=p.cov_estimator,
+        memory=p.memory, seed=seed, rel_precision=rel_precision, n_s_star=star,
+        n_s_star_ci=ci, cap=cap, evaluations=len(ev.cache), precision_reached=reached,
+        seconds=time.perf_counter() - t0, scan=scan, note=note)
