@@ -1,3 +1,32 @@
-"""ess: how much synthetic data can you safely mix into training?"""
+"""ess: how much synthetic data can you safely mix into training?
+
+Effective sample sizes and admissible thresholds of self-consuming Gaussian
+loops ("Self-Consuming Generative Models Go MAD", Alemohammad et al., ICLR 2024).
+"""
 
 __version__ = "0.1.0"
+
+from ess.api import (  # noqa: E402
+    estimate,
+    reference_curve,
+    simulate,
+    table,
+    threshold,
+    threshold_grid,
+)
+from ess.params import ParameterError  # noqa: E402
+from ess.results import EstimateResult, SimulateResult, ThresholdResult  # noqa: E402
+
+__all__ = [
+    "__version__",
+    "estimate",
+    "threshold",
+    "simulate",
+    "table",
+    "threshold_grid",
+    "reference_curve",
+    "EstimateResult",
+    "ThresholdResult",
+    "SimulateResult",
+    "ParameterError",
+]

@@ -1,0 +1,30 @@
+# Two commands do everything on a fresh machine (Python 3.11, pip, make):
+#   make run    install into .venv, then compute the default ESS table and threshold heatmap
+#   make test   install into .venv (with test extras), then run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+OUT    ?= ess-results
+
+.PHONY: run test lint install clean
+
+$(BIN)/ess: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(BIN)/ess
+
+install: $(BIN)/ess
+
+run: install
+	$(BIN)/ess table --out $(OUT)/ess_table.csv
+	$(BIN)/ess heatmap --out $(OUT)/threshold_heatmap.png
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check ess tests benchmarks
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache

@@ -1,0 +1,368 @@
+"""Command line: ``ess estimate | threshold | table | heatmap | simulate``.
+
+A thin layer: parse strings, call :mod:`ess.api`, print. Every value is
+validated by :mod:`ess.params`, so a bad value gets one line naming the
+parameter and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ess import __version__, config
+from ess.params import ParameterError, check_choice, parse_list
+
+DEFAULT_DIR = Path("ess-results")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit status 2
+        self.exit(2, f"ess: error: {message} (see 'ess {self.prog.split()[-1]} --help')\n"
+                  if " " in self.prog else f"ess: error: {message} (see 'ess --help')\n")
+
+
+def _model_flags(sp: argparse.ArgumentParser, lists: bool = False, n_s: bool = True,
+                 loop: bool = True) -> None:
+    many = " (comma-separated list)" if lists else ""
+    sp.add_argument("--d", default="1", help="dimension (default 1)")
+    sp.add_argument("--n-r", default=None, help=f"real samples per generation{many}")
+    if n_s:
+        sp.add_argument("--n-s", default=None, help=f"synthetic samples per generation{many}")
+    g = sp.add_mutually_exclusive_group()
+    g.add_argument("--lam", default=None, help=f"sampling bias in [0, 1]{many}")
+    g.add_argument("--guidance", default=None,
+                   help=f"classifier-free guidance w >= 0, lam = 1/(1+w){many}")
+    sp.add_argument("--n-ini", default=None, help="size of the first real set (default n_r)")
+    if loop:
+        sp.add_argument("--loop", default="fresh",
+                        help="fresh | augmentation | fully-synthetic (default fresh)")
+    sp.add_argument("--memory", default="1", help="past models feeding synthetic data: K or all")
+    sp.add_argument("--metric", default="w2sq", help="w2sq (default) | w2")
+    sp.add_argument("--cov-estimator", default="unbiased", help="unbiased (default) | mle")
+    sp.add_argument("--sigma-r", default=None,
+                    help="reference covariance: comma-separated diagonal, or a .npy/.txt file")
+    sp.add_argument("--mu-r", default=None, help="reference mean: comma-separated values")
+    sp.add_argument("--seed", default="0", help="seed (default 0)")
+    sp.add_argument("--jobs", default=None, help="threads (default: every core)")
+    sp.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+
+
+def _budget_flags(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--rel-precision", default="0.01",
+                    help="relative 95%% half-width wanted on n_e (default 0.01)")
+    sp.add_argument("--max-chains", default=str(config.DEFAULT_MAX_CHAINS),
+                    help=f"chain budget (default {config.DEFAULT_MAX_CHAINS}, "
+                         f"at most {config.MAX_CHAINS})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ess`` argument parser."""
+    ap = _Parser(prog="ess", description="Effective sample size of self-consuming "
+                 "Gaussian loops: how much synthetic data can you mix into training?")
+    ap.add_argument("--version", action="version", version=f"ess {__version__}")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    sp = sub.add_parser("estimate", help="limit WD(n_r, n_s, lam) and n_e")
+    _model_flags(sp)
+    _budget_flags(sp)
+    sp.add_argument("--json", action="store_true", help="print one JSON object")
+
+    sp = sub.add_parser("threshold", help="admissible threshold n_s*(n_r, lam)")
+    _model_flags(sp, n_s=False, loop=False)
+    _budget_flags(sp)
+    sp.add_argument("--cap", default=None, help="largest n_s searched (default 100 n_r)")
+    sp.add_argument("--json", action="store_true", help="print one JSON object")
+
+    sp = sub.add_parser("table", help="n_e and n_e/n_r with CIs over a grid")
+    _model_flags(sp, lists=True, loop=False)
+    _budget_flags(sp)
+    sp.add_argument("--out", default=str(DEFAULT_DIR / "ess_table.csv"),
+                    help="output file: .csv, .json or .md (default ess-results/ess_table.csv)")
+    sp.add_argument("--json", action="store_true", help="also print the rows as JSON")
+
+    sp = sub.add_parser("heatmap", help="threshold heatmap, or n_e/n_r heatmap (Fig. 11)")
+    sp.add_argument("--kind", default="threshold",
+                    help="threshold: n_s* over (n_r, lam); ne: n_e/n_r over (n_r, n_s) at one lam")
+    _model_flags(sp, lists=True, loop=False)
+    _budget_flags(sp)
+    sp.add_argument("--cap", default=None, help="largest n_s searched (default 100 n_r)")
+    sp.add_argument("--out", default=None,
+                    help="figure (.png/.pdf/.svg); its numbers go to the same name .csv "
+                         "(default ess-results/threshold_heatmap.png or ne_heatmap.png)")
+
+    sp = sub.add_parser("simulate", help="trajectories of any loop kind")
+    _model_flags(sp)
+    sp.add_argument("--chains", default="200", help="chains (default 200)")
+    sp.add_argument("--generations", default="50", help="generations (default 50)")
+    sp.add_argument("--out", default=str(DEFAULT_DIR / "simulate.csv"),
+                    help="per-generation CSV/JSON/MD (default ess-results/simulate.csv)")
+    sp.add_argument("--plot", nargs="?", const="", default=None,
+                    help="also draw a figure (default: the --out name with .png)")
+    sp.add_argument("--json", action="store_true", help="print one JSON object")
+    return ap
+
+
+# ---------------------------------------------------------------------------------
+def _lam_values(args, default: str) -> tuple[str, list[str]]:
+    if args.guidance is not None:
+        return "guidance", parse_list("guidance", args.guidance)
+    return "lam", parse_list("lam", args.lam if args.lam is not None else default)
+
+
+def _sigma(text: str | None):
+    if text is None:
+        return None
+    p = Path(text)
+    if p.suffix in (".npy", ".txt", ".csv") or p.exists():
+        import numpy as np
+
+        try:
+            return np.load(p) if p.suffix == ".npy" else np.loadtxt(p, delimiter=None
+                                                                   if p.suffix != ".csv" else ",")
+        except (OSError, ValueError) as e:
+            raise ParameterError(f"sigma_r: cannot read {text!r} ({e})") from None
+    return [float(v) if _isnum(v) else v for v in parse_list("sigma_r", text)]
+
+
+def _isnum(v: str) -> bool:
+    try:
+        float(v)
+    except ValueError:
+        return False
+    return True
+
+
+def _common(args) -> dict:
+    kw = {"d": args.d, "n_ini": args.n_ini, "memory": args.memory, "metric": args.metric,
+          "cov_estimator": args.cov_estimator, "seed": args.seed, "n_jobs": args.jobs,
+          "sigma_r": _sigma(args.sigma_r), "progress": not args.quiet}
+    if args.mu_r is not None:
+        kw["mu_r"] = [float(v) if _isnum(v) else v for v in parse_list("mu_r", args.mu_r)]
+        try:
+            kw["mu_r"] = [float(v) for v in kw["mu_r"]]
+        except ValueError:
+            raise ParameterError(f"mu_r must be comma-separated numbers, got {args.mu_r!r}") from None
+    return kw
+
+
+def _budget(args) -> dict:
+    return {"rel_precision": args.rel_precision, "max_chains": args.max_chains}
+
+
+def _one(name: str, values: list[str]) -> str:
+    if len(values) != 1:
+        raise ParameterError(f"{name} takes one value here, got {len(values)}")
+    return values[0]
+
+
+def _ci(ci, fmt: str = ".6g") -> str:
+    if ci is None:
+        return ""
+    lo, hi = ci
+    hi_s = "beyond the cap" if hi is None else format(hi, fmt)
+    return f"95% CI [{format(lo, fmt)}, {hi_s}]"
+
+
+def _header(r) -> str:
+    return (f"d = {r.d}, metric {r.metric}, {r.cov_estimator} covariance, "
+            f"memory {r.memory}, seed {r.seed}")
+
+
+def _cmd_estimate(args) -> int:
+    from ess.api import estimate
+
+    key, lam = _lam_values(args, "1")
+    kw = _common(args) | _budget(args)
+    kw[key] = _one(key, lam)
+    res = estimate(n_r=args.n_r or 100, n_s=args.n_s or 0, loop=args.loop, **kw)
+    if args.json:
+        d = res.to_dict()
+        print(json.dumps(d))
+        return 0
+    if not args.quiet:
+        print(f"ess estimate: {res.loop} loop, n_r = {res.n_r}, n_s = {res.n_s}, "
+              f"lam = {res.lam:g}, n_ini = {res.n_ini}")
+        print(f"  {_header(res)}")
+        print(f"  limit WD      {res.wd:.6g}   {_ci(res.wd_ci)}")
+        if res.n_e is None:
+            print(f"  n_e           below 2 ({res.note})")
+        else:
+            print(f"  n_e           {res.n_e:.5g}   {_ci(res.n_e_ci, '.5g')}")
+            print(f"  n_e / n_r     {res.n_e_over_n_r:.4f}   {_ci(res.n_e_over_n_r_ci, '.4f')}"
+                  f"   ({'synthetic data helps' if res.n_e_over_n_r_ci[0] > 1 else 'synthetic data hurts' if res.n_e_over_n_r_ci[1] < 1 else 'no significant effect'})")
+        print(f"  {res.chains} chains x {res.generations} generations (burn-in {res.burn_in}); "
+              f"n_e known to ±{100 * res.n_e_rel_halfwidth:.2f}% "
+              f"({'precision reached' if res.precision_reached else 'PRECISION NOT REACHED'}); "
+              f"{'converged' if res.converged else 'DRIFT DETECTED'}; {res.seconds:.2f} s")
+        if res.note and res.n_e is not None:
+            print(f"  note: {res.note}")
+    return 0
+
+
+def _cmd_threshold(args) -> int:
+    from ess.api import threshold
+
+    key, lam = _lam_values(args, "0.9")
+    kw = _common(args) | _budget(args)
+    kw[key] = _one(key, lam)
+    res = threshold(n_r=args.n_r or 100, cap=args.cap, **kw)
+    if args.json:
+        d = res.to_dict()
+        print(json.dumps(d))
+        return 0
+    if not args.quiet:
+        print(f"ess threshold: fresh loop, n_r = {res.n_r}, lam = {res.lam:g}")
+        print(f"  {_header(res)}")
+        if res.n_s_star is None:
+            print(f"  n_s*   none up to the cap ({res.cap}): n_e >= n_r for every n_s searched")
+        else:
+            print(f"  n_s*   {res.n_s_star}   {_ci(res.n_s_star_ci, 'd')}")
+            print(f"         ({'no positive amount of synthetic data is admissible' if res.n_s_star == 0 else f'up to {res.n_s_star} synthetic samples per generation keep n_e >= n_r'})")
+        print(f"  {res.evaluations} evaluations, common random numbers; "
+              f"{'precision reached' if res.precision_reached else 'PRECISION NOT REACHED'}; "
+              f"{res.seconds:.2f} s")
+        if res.note:
+            print(f"  note: {res.note}")
+    return 0
+
+
+def _cmd_table(args) -> int:
+    from ess.api import table
+    from ess.report import check_table_path, estimate_rows, write_rows
+
+    out = check_table_path(args.out, "out")
+    key, lam = _lam_values(args, "1,0.9,0.7")
+    kw = _common(args) | _budget(args)
+    n_r = parse_list("n_r", args.n_r or "50,100,200")
+    n_s = parse_list("n_s", args.n_s or "0,50,100,200,400")
+    if key == "guidance":
+        from ess.params import lam_from_guidance
+
+        lam = [lam_from_guidance(w) for w in lam]
+    res = table(n_r=n_r, n_s=n_s, lam=lam, **kw)
+    rows = estimate_rows(res)
+    write_rows(rows, out, title=f"ESS table ({_header(res[0])})")
+    if args.json:
+        print(json.dumps(rows))
+    elif not args.quiet:
+        print(f"ess table: {len(rows)} cells, {_header(res[0])}")
+        print(f"  {'n_r':>6} {'n_s':>6} {'lam':>5} {'n_e':>10} {'n_e/n_r':>8}  95% CI of n_e/n_r")
+        for r in res:
+            ne = "< 2" if r.n_e is None else f"{r.n_e:.5g}"
+            ratio = "" if r.n_e is None else f"{r.n_e_over_n_r:.4f}"
+            ci = "" if r.n_e is None else f"[{r.n_e_over_n_r_ci[0]:.4f}, {r.n_e_over_n_r_ci[1]:.4f}]"
+            flag = "" if r.precision_reached and r.converged else "  (!) " + r.note
+            print(f"  {r.n_r:>6} {r.n_s:>6} {r.lam:>5g} {ne:>10} {ratio:>8}  {ci}{flag}")
+        print(f"wrote {out}")
+    return 0
+
+
+def _cmd_heatmap(args) -> int:
+    from ess.report import (
+        check_table_path,
+        estimate_rows,
+        ne_heatmap,
+        threshold_heatmap,
+        threshold_rows,
+        write_rows,
+    )
+
+    kind = check_choice("kind", args.kind, ("threshold", "ne"))
+    default = DEFAULT_DIR / ("threshold_heatmap.png" if kind == "threshold" else "ne_heatmap.png")
+    out = Path(args.out) if args.out else default
+    if out.suffix.lower() not in (".png", ".pdf", ".svg"):
+        raise ParameterError(f"out must end in .png, .pdf or .svg, got {str(out)!r}")
+    csv_path = check_table_path(out.with_suffix(".csv"))
+    kw = _common(args) | _budget(args)
+    if kind == "threshold":
+        from ess.api import threshold_grid
+
+        if args.n_s is not None:
+            raise ParameterError("n_s is searched by the threshold heatmap; do not give --n-s")
+        key, lam = _lam_values(args, "0.5,0.6,0.7,0.8,0.9")
+        if key == "guidance":
+            from ess.params import lam_from_guidance
+
+            lam = [lam_from_guidance(w) for w in lam]
+        n_r = parse_list("n_r", args.n_r or "25,50,100,200,400")
+        res = threshold_grid(n_r=n_r, lam=lam, cap=args.cap, **kw)
+        write_rows(threshold_rows(res), csv_path)
+        threshold_heatmap(res, out)
+    else:
+        from ess.api import table
+
+        key, lam = _lam_values(args, "0.85")
+        kw[key] = _one(key, lam)
+        n_r = parse_list("n_r", args.n_r or "100,200,400,800")
+        n_s = parse_list("n_s", args.n_s or "100,200,400,800,1600,3200")
+        if key == "guidance":
+            from ess.params import lam_from_guidance
+
+            kw["lam"] = [lam_from_guidance(kw.pop("guidance"))]
+        else:
+            kw["lam"] = [kw.pop("lam")]
+        res = table(n_r=n_r, n_s=n_s, **kw)
+        write_rows(estimate_rows(res), csv_path)
+        ne_heatmap(res, out)
+    if not args.quiet:
+        print(f"wrote {out} and {csv_path}")
+    return 0
+
+
+def _cmd_simulate(args) -> int:
+    from ess.api import simulate
+    from ess.report import check_table_path, simulate_plot, write_rows
+
+    out = check_table_path(args.out, "out")
+    key, lam = _lam_values(args, "1")
+    kw = _common(args)
+    kw[key] = _one(key, lam)
+    res = simulate(n_r=args.n_r or 100, n_s=args.n_s or 100, loop=args.loop, chains=args.chains,
+                   generations=args.generations, **kw)
+    write_rows(res.rows, out, title=f"simulate: {res.loop} loop ({_header(res)})")
+    plot = None
+    if args.plot is not None:
+        plot = Path(args.plot) if args.plot else out.with_suffix(".png")
+        simulate_plot(res, plot)
+    if args.json:
+        print(json.dumps(res.to_dict()))
+    elif not args.quiet:
+        last = res.rows[-1]
+        print(f"ess simulate: {res.loop} loop, n_r = {res.n_r}, n_s = {res.n_s}, "
+              f"lam = {res.lam:g}, {res.chains} chains x {res.generations} generations")
+        print(f"  {_header(res)}")
+        print(f"  generation {last['generation']}: mean {res.metric} = {last['dist_mean']:.4g} "
+              f"(5-95%: {last['dist_q05']:.4g}..{last['dist_q95']:.4g}), "
+              f"mean tr Sigma/d = {last['tr_sigma_over_d_mean']:.4g}")
+        print(f"wrote {out}" + (f" and {plot}" if plot else ""))
+    return 0
+
+
+_COMMANDS = {"estimate": _cmd_estimate, "threshold": _cmd_threshold, "table": _cmd_table,
+             "heatmap": _cmd_heatmap, "simulate": _cmd_simulate}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (2 for bad input)."""
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    if args.command is None:
+        ap.print_help()
+        return 2
+    try:
+        return _COMMANDS[args.command](args)
+    except ParameterError as e:
+        print(f"ess: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ess: interrupted", file=sys.stderr)
+        return 130
+
+
+def main_entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
