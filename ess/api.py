@@ -140,7 +140,8 @@ def simulate(d: int = 1, n_r: int = 100, n_s: int = 100, lam: float = 1.0,
     -------
     SimulateResult
         And, with ``return_trajectories``, the raw array of shape
-        ``(chains, generations, 3)`` holding ``dist``, ``|mu - mu_r|^2``, ``tr Sigma``.
+        ``(chains, generations, 4)`` holding ``dist``, ``|mu - mu_r|^2``,
+        ``tr Sigma`` and the first coordinate of ``mu``.
     """
     p = loop_params(d, n_r, n_s, lam, n_ini, loop, memory, metric, cov_estimator, mu_r,
                     sigma_r, guidance)

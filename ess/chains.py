@@ -110,7 +110,7 @@ def limit_chunks(plan: LimitPlan, start: int, stop: int, n_jobs: int,
 
 def trajectories(p: LoopParams, n_chains: int, n_gen: int, seed: int, n_jobs: int,
                  progress: Progress = NULL_PROGRESS) -> np.ndarray:
-    """Whole trajectories of ``n_chains`` chains, shape ``(n_chains, n_gen, 3)``."""
+    """Whole trajectories of ``n_chains`` chains, shape ``(n_chains, n_gen, 4)``."""
     cs = chunk_size(p.d)
     n_chunks = math.ceil(n_chains / cs)
     mem = kernel_memory(p, n_gen)

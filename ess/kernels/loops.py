@@ -55,8 +55,9 @@ def _run_chain(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle
         ``Sigma_r`` is the identity.
     n_gen : int
         Number of generations, counting the first.
-    traj : ndarray, shape (V, n_gen, 3)
-        Output: per generation ``dist``, ``|mu - mu_r|^2`` and ``tr Sigma``.
+    traj : ndarray, shape (V, n_gen, 4)
+        Output: per generation ``dist``, ``|mu - mu_r|^2``, ``tr Sigma`` and the
+        first coordinate of ``mu``.
     """
     d = mu_r.shape[0]
     V = n_s_values.shape[0]
@@ -92,6 +93,7 @@ def _run_chain(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle
         traj[v, 0, 0] = dist
         traj[v, 0, 1] = msq
         traj[v, 0, 2] = tr
+        traj[v, 0, 3] = mu[0]
         for i in range(d):
             ring_mu[v, 0, i] = mu[i]
             for j in range(d):
@@ -138,6 +140,7 @@ def _run_chain(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle
             traj[v, t, 0] = dist
             traj[v, t, 1] = msq
             traj[v, t, 2] = tr
+            traj[v, t, 3] = mu[0]
             slot = t % K
             _chol_psd(Sig, Lw)
             for i in range(d):
@@ -164,7 +167,7 @@ def _limit_chunk(rng_real, rng_syn, n_chains, loop, n_ini, n_r, n_s_values, lam,
     V = n_s_values.shape[0]
     n_gen = burn_in + window
     half = window // 2
-    traj = np.empty((V, n_gen, 3))
+    traj = np.empty((V, n_gen, 4))
     out = np.empty((n_chains, V, 3, 2))
     for c in range(n_chains):
         _run_chain(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle,
@@ -187,13 +190,13 @@ def _trajectory_chunk(rng_real, rng_syn, n_chains, loop, n_ini, n_r, n_s, lam, m
 
     Returns
     -------
-    ndarray, shape (n_chains, n_gen, 3)
-        Per generation ``dist``, ``|mu - mu_r|^2`` and ``tr Sigma``.
+    ndarray, shape (n_chains, n_gen, 4)
+        Per generation ``dist``, ``|mu - mu_r|^2``, ``tr Sigma`` and ``mu[0]``.
     """
     n_s_values = np.empty(1, dtype=np.int64)
     n_s_values[0] = n_s
-    traj = np.empty((1, n_gen, 3))
-    out = np.empty((n_chains, n_gen, 3))
+    traj = np.empty((1, n_gen, 4))
+    out = np.empty((n_chains, n_gen, 4))
     for c in range(n_chains):
         _run_chain(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle,
                    metric, mu_r, L_r, sr_identity, n_gen, traj)

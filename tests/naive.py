@@ -1,0 +1,60 @@
+"""Slow, obviously correct twins of the kernels: draw every sample, fit, measure.
+
+Nothing here is shared with the package's kernels: samples come from
+``Generator.multivariate_normal``, fits from ``np.mean`` / ``np.cov`` and the
+distance from ``scipy.linalg.sqrtm``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.linalg import sqrtm
+
+
+def w2sq(mu, Sigma, mu_r, Sigma_r) -> float:
+    """Squared 2-Wasserstein (Fréchet) distance by matrix square roots."""
+    r = sqrtm(Sigma_r)
+    cross = sqrtm(r @ Sigma @ r)
+    val = np.sum((mu - mu_r) ** 2) + np.trace(Sigma + Sigma_r - 2 * np.real(cross))
+    return float(max(val, 0.0))
+
+
+def fit(x: np.ndarray, mle: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Sample mean and covariance (divisor n - 1, or n for the MLE) of rows of ``x``."""
+    mu = x.mean(axis=0)
+    if x.shape[0] == 1:
+        return mu, np.zeros((x.shape[1], x.shape[1]))
+    S = np.cov(x, rowvar=False, bias=mle).reshape(x.shape[1], x.shape[1])
+    return mu, S
+
+
+def sample(rng, mu, Sigma, k):
+    """``k`` samples of ``N(mu, Sigma)`` (``Sigma`` may be singular)."""
+    return rng.multivariate_normal(mu, Sigma, size=k, method="eigh")
+
+
+def chain(rng, loop, n_ini, n_r, n_s, lam, memory, mle, mu_r, Sigma_r, n_gen, metric="w2sq"):
+    """One chain of the loop at sample level; rows ``(dist, |mu - mu_r|^2, tr Sigma, mu[0])``."""
+    out = np.empty((n_gen, 4))
+    first = sample(rng, mu_r, Sigma_r, n_ini)
+    models = [fit(first, mle)]
+    for t in range(n_gen):
+        if t > 0:
+            parts = []
+            if loop == "fresh":
+                parts.append(sample(rng, mu_r, Sigma_r, n_r))
+            elif loop == "augmentation":
+                parts.append(first)
+            K = len(models) if memory == "all" else min(memory, len(models))
+            choice = rng.integers(0, K, size=n_s)   # each sample from a uniform past model
+            for j in range(K):
+                k = int(np.sum(choice == j))
+                if k:
+                    m, S = models[-1 - j]
+                    parts.append(sample(rng, m, lam * S, k))
+            models.append(fit(np.concatenate(parts), mle))
+        mu, S = models[-1]
+        dist = w2sq(mu, S, mu_r, Sigma_r)
+        out[t] = (np.sqrt(dist) if metric == "w2" else dist, np.sum((mu - mu_r) ** 2),
+                  np.trace(S), mu[0])
+    return out

@@ -1,0 +1,105 @@
+"""Kernels against their slow twins: exact where random numbers can be shared."""
+
+import numpy as np
+import pytest
+
+from ess.kernels.distance import METRIC_W2, METRIC_W2SQ, _distance_terms, _tr_sqrt_psd
+from ess.kernels.sampling import _chol_psd, _draw_group, _pool_into
+from tests import naive
+
+
+def _random_spd(rng, d, rank=None):
+    rank = d if rank is None else rank
+    G = rng.standard_normal((d, rank))
+    return G @ G.T + (1e-3 * np.eye(d) if rank == d else 0.0)
+
+
+@pytest.mark.parametrize("d,rank", [(1, 1), (2, 2), (3, 1), (5, 5), (6, 3), (4, 0)])
+def test_chol_psd_reconstructs_semidefinite_matrices(d, rank):
+    rng = np.random.default_rng(d * 10 + rank)
+    A = _random_spd(rng, d, rank) if rank else np.zeros((d, d))
+    L = np.empty((d, d))
+    _chol_psd(A, L)
+    assert np.all(np.triu(L, 1) == 0.0)
+    assert np.all(np.isfinite(L))
+    np.testing.assert_allclose(L @ L.T, A, atol=1e-10 * max(1.0, np.abs(A).max()))
+
+
+def test_chol_psd_of_tiny_collapsed_covariance():
+    A = 1e-300 * np.array([[2.0, 1.0], [1.0, 1.0]])
+    L = np.empty((2, 2))
+    _chol_psd(A, L)
+    np.testing.assert_allclose(L @ L.T, A, rtol=1e-10)
+
+
+@pytest.mark.parametrize("d", [1, 2, 3, 6])
+def test_distance_matches_sqrtm(d):
+    rng = np.random.default_rng(d)
+    for _ in range(5):
+        S = _random_spd(rng, d) / d
+        Sr = _random_spd(rng, d) / d
+        mu, mu_r = rng.standard_normal(d), rng.standard_normal(d)
+        Lr = np.linalg.cholesky(Sr)
+        W1, W2 = np.empty((d, d)), np.empty((d, d))
+        trsr = float(np.trace(Sr))
+        want = naive.w2sq(mu, S, mu_r, Sr)
+        got, msq, tr = _distance_terms(mu, S, mu_r, Lr, False, trsr, METRIC_W2SQ, W1, W2)
+        assert got == pytest.approx(want, rel=1e-9, abs=1e-12)
+        assert msq == pytest.approx(np.sum((mu - mu_r) ** 2))
+        assert tr == pytest.approx(np.trace(S))
+        got2, _, _ = _distance_terms(mu, S, mu_r, Lr, False, trsr, METRIC_W2, W1, W2)
+        assert got2 == pytest.approx(np.sqrt(want), rel=1e-9)
+        # identity shortcut
+        wi = naive.w2sq(mu, S, mu_r, np.eye(d))
+        gi, _, _ = _distance_terms(mu, S, mu_r, np.eye(d), True, float(d), METRIC_W2SQ, W1, W2)
+        assert gi == pytest.approx(wi, rel=1e-9, abs=1e-12)
+
+
+def test_tr_sqrt_of_singular_matrix():
+    v = np.array([1.0, 2.0, 2.0])
+    M = np.outer(v, v)
+    assert _tr_sqrt_psd(M) == pytest.approx(3.0, rel=1e-7)
+    assert _tr_sqrt_psd(np.zeros((3, 3))) == 0.0
+    assert _tr_sqrt_psd(M[:2, :2]) == pytest.approx(np.sqrt(5.0), rel=1e-12)
+
+
+@pytest.mark.parametrize("d", [1, 3])
+def test_pool_matches_concatenated_samples(d):
+    rng = np.random.default_rng(7)
+    xa, xb = rng.standard_normal((5, d)), rng.standard_normal((9, d)) + 2
+    def stats(x):
+        m = x.mean(0)
+        return m, (x - m).T @ (x - m)
+    a, Sa = stats(xa)
+    b, Sb = stats(xb)
+    n = _pool_into(5, a, Sa, 9, b, Sb)
+    m, S = stats(np.concatenate([xa, xb]))
+    assert n == 14
+    np.testing.assert_allclose(a, m, rtol=1e-12)
+    np.testing.assert_allclose(Sa, S, rtol=1e-12)
+
+
+@pytest.mark.parametrize("d,k", [(1, 1), (1, 5), (3, 2), (3, 3), (3, 4), (4, 20)])
+def test_draw_group_moments(d, k):
+    """Mean and scatter of the sufficient-statistic draw: E S = (k-1) Sigma,
+    Var S_ij = (k-1)(Sigma_ij^2 + Sigma_ii Sigma_jj) (Wishart), within 5 standard errors."""
+    rng = np.random.default_rng(100 + 10 * d + k)
+    Sigma = _random_spd(rng, d) / d
+    L = np.linalg.cholesky(Sigma)
+    m = rng.standard_normal(d)
+    R = 40000
+    means = np.empty((R, d))
+    scat = np.empty((R, d, d))
+    A, B = np.empty((d, d)), np.empty((d, d))
+    g = np.random.default_rng(1)
+    for r in range(R):
+        _draw_group(g, m, L, k, means[r], scat[r], A, B)
+    se_m = np.sqrt(np.diag(Sigma) / k / R)
+    assert np.all(np.abs(means.mean(0) - m) < 5 * se_m)
+    np.testing.assert_allclose(np.cov(means, rowvar=False).reshape(d, d), Sigma / k,
+                               atol=5 * np.sqrt(2.0 / R) * np.abs(Sigma).max() / k)
+    var_S = (k - 1) * (Sigma**2 + np.outer(np.diag(Sigma), np.diag(Sigma)))
+    se_S = np.sqrt(np.maximum(var_S, 1e-300) / R)
+    assert np.all(np.abs(scat.mean(0) - (k - 1) * Sigma) <= 5 * se_S + 1e-12)
+    if k > 1:
+        assert np.all(np.abs(scat.var(0) - var_S) < 0.1 * var_S + 1e-12)

@@ -1,0 +1,88 @@
+"""The loop's statistics against the exact facts of SPEC section 4 (fixed seeds).
+
+Tolerances are stated in standard errors estimated from independent chains.
+"""
+
+import numpy as np
+import pytest
+
+import ess
+from ess.analytic import (
+    divisor,
+    fresh_moment_step,
+    fresh_stationary_moments,
+    fully_synthetic_trace_factor,
+)
+
+FRESH_CASES = [
+    # d, n_r, n_s, lam, cov_estimator
+    (1, 10, 20, 0.9, "unbiased"),
+    (1, 5, 50, 1.0, "unbiased"),
+    (3, 20, 10, 0.5, "unbiased"),
+    (5, 4, 8, 0.0, "unbiased"),
+    (2, 30, 60, 0.8, "mle"),
+    (10, 50, 100, 1.0, "unbiased"),
+]
+
+
+def test_stationary_moments_solve_the_recursion():
+    for d, n_r, n_s, lam, cov in FRESH_CASES:
+        a, c = fresh_stationary_moments(n_r, n_s, lam, cov, float(d))
+        a2, c2 = fresh_moment_step(a, c, n_r, n_s, lam, cov, float(d))
+        assert a2 == pytest.approx(a, rel=1e-12) and c2 == pytest.approx(c, rel=1e-12)
+    # SPEC's per-dimension form, written out for one case
+    n_r, n_s, lam = 10, 20, 0.9
+    n, q = 30, 29
+    a, c = fresh_stationary_moments(n_r, n_s, lam, "unbiased", 1.0)
+    assert a == pytest.approx(n_r / n**2 + n_s * lam / n**2 * c + n_s**2 / n**2 * a)
+    assert c == pytest.approx((n_r - 1 + n_s / n) / q + (n_s - 1 + n_r / n) * lam / q * c
+                              + n_r * n_s / (n * q) * a)
+
+
+@pytest.mark.parametrize("case", FRESH_CASES, ids=[str(c) for c in FRESH_CASES])
+def test_fresh_loop_stationary_moments(case):
+    """Per-chain averages over generations 100..399 (burn-in far past the mixing
+    time) of ``|mu|^2`` and ``tr Sigma`` match SPEC section 4 (times ``d``) within 4 s.e."""
+    d, n_r, n_s, lam, cov = case
+    _, traj = ess.simulate(d=d, n_r=n_r, n_s=n_s, lam=lam, cov_estimator=cov, seed=5,
+                           chains=400, generations=400, return_trajectories=True)
+    rho = n_s / (n_r + n_s)
+    assert rho**100 < 1e-3
+    a, c = fresh_stationary_moments(n_r, n_s, lam, cov, float(d))
+    for q, want in ((1, a), (2, c)):
+        per_chain = traj[:, 100:, q].mean(axis=1)
+        se = per_chain.std(ddof=1) / np.sqrt(per_chain.size)
+        assert abs(per_chain.mean() - want) <= 4 * se, (q, per_chain.mean(), want, se)
+
+
+@pytest.mark.parametrize("d,n_s,lam,cov", [(1, 10, 1.0, "unbiased"), (3, 5, 0.7, "unbiased"),
+                                           (2, 8, 0.9, "mle")])
+def test_fully_synthetic_martingale_and_trace_decay(d, n_s, lam, cov):
+    n_ini, T, R = 20, 12, 20000
+    _, traj = ess.simulate(d=d, n_r=n_ini, n_s=n_s, lam=lam, loop="fully-synthetic", seed=9,
+                           cov_estimator=cov, chains=R, generations=T, mu_r=np.full(d, 0.5),
+                           return_trajectories=True)
+    mu0 = traj[:, :, 3]
+    # Martingale: E mu_t = mu_r, and increments are uncorrelated with the past.
+    for t in range(1, T):
+        inc = mu0[:, t] - mu0[:, t - 1]
+        se = inc.std(ddof=1) / np.sqrt(R)
+        assert abs(inc.mean()) <= 4 * se
+        prod = inc * (mu0[:, t - 1] - 0.5)
+        assert abs(prod.mean()) <= 4 * prod.std(ddof=1) / np.sqrt(R)
+    # E tr Sigma_t = ((n_s - 1) lam / q)^(t - 1) E tr Sigma_1, E tr Sigma_1 = d (n_ini - 1)/q_ini.
+    factor = fully_synthetic_trace_factor(n_s, lam, cov)
+    start = d * (n_ini - 1) / divisor(n_ini, cov)
+    for t in range(T):
+        tr = traj[:, t, 2]
+        want = start * factor**t
+        assert abs(tr.mean() - want) <= 4 * tr.std(ddof=1) / np.sqrt(R), (t, tr.mean(), want)
+
+
+def test_fully_synthetic_covariance_collapses_even_unbiased():
+    _, traj = ess.simulate(d=2, n_r=20, n_s=10, lam=1.0, loop="fully-synthetic", seed=1,
+                           chains=200, generations=2000, return_trajectories=True)
+    tr = traj[:, -1, 2]
+    assert np.all(np.isfinite(tr))
+    assert np.median(tr) < 1e-20
+    assert traj[:, 0, 2].min() > 1e-3
