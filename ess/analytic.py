@@ -61,12 +61,13 @@ def fresh_moment_step(a: float, c: float, n_r: int, n_s: int, lam: float,
     q = divisor(n, cov_estimator)
     t = tr_sigma_r
     a2 = n_r / n**2 * t + n_s * lam / n**2 * c + n_s**2 / n**2 * a
-    c2 = (n_r - 1 + n_s / n) / q * t + (n_s - 1 + n_r / n) * lam / q * c + n_r * n_s / (n * q) * a
+    c2 = ((n_r - 1 + n_s / n) / q * t + (n_s - 1 + n_r / n) * lam / q * c
+          + n_r * n_s / (n * q) * a)
     return a2, c2
 
 
 def fully_synthetic_trace_factor(n_s: int, lam: float, cov_estimator: str) -> float:
-    """Per-generation factor of ``E tr Sigma_t`` in the fully synthetic loop: ``(n_s - 1) lam / q``."""
+    """Per-generation factor of ``E tr Sigma_t``, fully synthetic loop: ``(n_s - 1) lam / q``."""
     return (n_s - 1) * lam / divisor(n_s, cov_estimator)
 
 

@@ -164,7 +164,8 @@ def simulate(d: int = 1, n_r: int = 100, n_s: int = 100, lam: float = 1.0,
     rows = []
     for t in range(generations):
         row = {"generation": t + 1}
-        for name, a in (("dist", dist[:, t]), ("mean_dev", dev[:, t]), ("tr_sigma_over_d", tr[:, t])):
+        for name, a in (("dist", dist[:, t]), ("mean_dev", dev[:, t]),
+                        ("tr_sigma_over_d", tr[:, t])):
             row[f"{name}_mean"] = float(a.mean())
             row[f"{name}_q05"] = float(np.quantile(a, 0.05))
             row[f"{name}_q95"] = float(np.quantile(a, 0.95))
@@ -195,7 +196,8 @@ def reference_curve(n: Sequence[int], d: int = 1, metric: str = "w2sq",
     return out
 
 
-def table(d: int = 1, n_r: Sequence[int] = (50, 100, 200), n_s: Sequence[int] = (0, 50, 100, 200, 400),
+def table(d: int = 1, n_r: Sequence[int] = (50, 100, 200),
+          n_s: Sequence[int] = (0, 50, 100, 200, 400),
           lam: Sequence[float] = (1.0, 0.9, 0.7), progress: bool = False,
           **kwargs) -> list[EstimateResult]:
     """:func:`estimate` for every ``(n_r, n_s, lam)`` of a grid.

@@ -145,7 +145,8 @@ def _common(args) -> dict:
         try:
             kw["mu_r"] = [float(v) for v in kw["mu_r"]]
         except ValueError:
-            raise ParameterError(f"mu_r must be comma-separated numbers, got {args.mu_r!r}") from None
+            raise ParameterError(
+                f"mu_r must be comma-separated numbers, got {args.mu_r!r}") from None
     return kw
 
 
@@ -192,8 +193,11 @@ def _cmd_estimate(args) -> int:
             print(f"  n_e           below 2 ({res.note})")
         else:
             print(f"  n_e           {res.n_e:.5g}   {_ci(res.n_e_ci, '.5g')}")
+            lo, hi = res.n_e_over_n_r_ci
+            verdict = ("synthetic data helps" if lo > 1 else
+                       "synthetic data hurts" if hi < 1 else "no significant effect")
             print(f"  n_e / n_r     {res.n_e_over_n_r:.4f}   {_ci(res.n_e_over_n_r_ci, '.4f')}"
-                  f"   ({'synthetic data helps' if res.n_e_over_n_r_ci[0] > 1 else 'synthetic data hurts' if res.n_e_over_n_r_ci[1] < 1 else 'no significant effect'})")
+                  f"   ({verdict})")
         print(f"  {res.chains} chains x {res.generations} generations (burn-in {res.burn_in}); "
               f"n_e known to ±{100 * res.n_e_rel_halfwidth:.2f}% "
               f"({'precision reached' if res.precision_reached else 'PRECISION NOT REACHED'}); "
@@ -221,7 +225,9 @@ def _cmd_threshold(args) -> int:
             print(f"  n_s*   none up to the cap ({res.cap}): n_e >= n_r for every n_s searched")
         else:
             print(f"  n_s*   {res.n_s_star}   {_ci(res.n_s_star_ci, 'd')}")
-            print(f"         ({'no positive amount of synthetic data is admissible' if res.n_s_star == 0 else f'up to {res.n_s_star} synthetic samples per generation keep n_e >= n_r'})")
+            what = ("no positive amount of synthetic data is admissible" if res.n_s_star == 0
+                    else f"up to {res.n_s_star} synthetic samples per generation keep n_e >= n_r")
+            print(f"         ({what})")
         print(f"  {res.evaluations} evaluations, common random numbers; "
               f"{'precision reached' if res.precision_reached else 'PRECISION NOT REACHED'}; "
               f"{res.seconds:.2f} s")
@@ -254,7 +260,7 @@ def _cmd_table(args) -> int:
         for r in res:
             ne = "< 2" if r.n_e is None else f"{r.n_e:.5g}"
             ratio = "" if r.n_e is None else f"{r.n_e_over_n_r:.4f}"
-            ci = "" if r.n_e is None else f"[{r.n_e_over_n_r_ci[0]:.4f}, {r.n_e_over_n_r_ci[1]:.4f}]"
+            ci = "" if r.n_e is None else _ci(r.n_e_over_n_r_ci, ".4f")[7:]
             flag = "" if r.precision_reached and r.converged else "  (!) " + r.note
             print(f"  {r.n_r:>6} {r.n_s:>6} {r.lam:>5g} {ne:>10} {ratio:>8}  {ci}{flag}")
         print(f"wrote {out}")
@@ -349,7 +355,10 @@ _COMMANDS = {"estimate": _cmd_estimate, "threshold": _cmd_threshold, "table": _c
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for bad input)."""
     ap = build_parser()
-    args = ap.parse_args(argv)
+    try:
+        args = ap.parse_args(argv)
+    except SystemExit as e:   # --help, --version, or a usage error (status 2)
+        return e.code if isinstance(e.code, int) else 0
     if args.command is None:
         ap.print_help()
         return 2

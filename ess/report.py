@@ -209,7 +209,10 @@ def ne_heatmap(results: Sequence[EstimateResult], path: str | Path) -> Path:
 
 
 def simulate_plot(res: SimulateResult, path: str | Path) -> Path:
-    """Three panels over generations: ``dist``, ``|mu - mu_r|``, ``tr Sigma / d``; mean and 5-95% band."""
+    """Three panels over generations: ``dist``, ``|mu - mu_r|``, ``tr Sigma / d``.
+
+    Each shows the mean over chains and the 5-95% band.
+    """
     import pandas as pd
 
     plt, sns = _use_agg()

@@ -1,0 +1,151 @@
+"""Limits, effective sample sizes and thresholds (SPEC section 3), fixed seeds."""
+
+import math
+
+import pytest
+
+import ess
+import ess.solve
+
+
+def _agree(r1, r2, k=4.0):
+    return abs(r1.wd - r2.wd) <= k * math.hypot(r1.wd_se, r2.wd_se)
+
+
+def test_limit_does_not_depend_on_n_ini():
+    rs = [ess.estimate(d=2, n_r=50, n_s=100, lam=0.9, n_ini=n_ini, seed=s)
+          for s, n_ini in enumerate((2, 50, 5000))]
+    for r in rs:
+        assert r.converged and r.precision_reached
+    for i in range(3):
+        for j in range(i + 1, 3):
+            assert _agree(rs[i], rs[j]), (rs[i].wd, rs[j].wd)
+            lo = max(rs[i].wd_ci[0], rs[j].wd_ci[0])
+            hi = min(rs[i].wd_ci[1], rs[j].wd_ci[1])
+            assert lo <= hi   # the 95% intervals overlap
+
+
+@pytest.mark.parametrize("d,metric,cov", [(1, "w2sq", "unbiased"), (1, "w2", "unbiased"),
+                                          (1, "w2sq", "mle"), (3, "w2", "mle"),
+                                          (2, "w2sq", "unbiased")])
+def test_ratio_is_one_at_zero_synthetic(d, metric, cov):
+    r = ess.estimate(d=d, n_r=60, n_s=0, metric=metric, cov_estimator=cov, seed=2)
+    lo, hi = r.n_e_over_n_r_ci
+    assert lo <= 1.0 <= hi
+    assert hi - lo < 0.025
+
+
+def test_sigma_r_non_identity_ratio_one_at_zero():
+    r = ess.estimate(d=2, n_r=40, n_s=0, sigma_r=[[2.0, 0.5], [0.5, 0.3]], mu_r=[1.0, -1.0],
+                     seed=4)
+    assert r.n_e_over_n_r_ci[0] <= 1.0 <= r.n_e_over_n_r_ci[1]
+
+
+def test_modest_unbiased_synthetic_data_helps():
+    r = ess.estimate(d=1, n_r=100, n_s=200, lam=1.0)
+    assert r.n_e_over_n_r_ci[0] > 1.0
+    assert r.precision_reached and r.converged
+    assert r.n_e_rel_halfwidth <= 0.01
+
+
+def test_too_much_biased_synthetic_data_hurts():
+    r = ess.estimate(d=1, n_r=100, n_s=400, lam=0.7)
+    assert r.n_e_over_n_r_ci[1] < 1.0
+
+
+def test_threshold_falls_as_bias_grows():
+    res = [ess.threshold(d=1, n_r=100, lam=lam) for lam in (0.9, 0.7, 0.5)]
+    stars = [r.n_s_star for r in res]
+    assert all(s is not None and s > 0 for s in stars)
+    for a, b in zip(res, res[1:]):
+        assert a.n_s_star_ci[0] > b.n_s_star_ci[1], (a.n_s_star_ci, b.n_s_star_ci)
+
+
+def test_threshold_at_large_n_r_is_not_fooled_by_noise_near_zero():
+    """At n_r = 1000 the excess of n_e/n_r over 1 near n_s = 0 is inside the noise;
+    the search must still find the fall past the peak, hundreds of samples out."""
+    r = ess.threshold(d=1, n_r=1000, lam=0.9)
+    assert r.n_s_star is not None and r.n_s_star > 200
+    lo, hi = r.n_s_star_ci
+    assert lo <= r.n_s_star <= hi
+    scan = {s["n_s"]: s for s in r.scan}
+    below = [s for n, s in scan.items() if n <= r.n_s_star // 2]
+    above = [s for n, s in scan.items() if n >= 2 * r.n_s_star]
+    assert any(s["excess"] + 1.96 * s["excess_se"] < 0 for s in below)
+    assert all(s["excess"] - 1.96 * s["excess_se"] > 0 for s in above)
+    # the threshold is consistent with direct estimates on either side
+    left = ess.estimate(d=1, n_r=1000, n_s=max(1, lo // 2), lam=0.9, seed=1)
+    right = ess.estimate(d=1, n_r=1000, n_s=2 * hi, lam=0.9, seed=1)
+    assert left.n_e_over_n_r_ci[1] > 1.0 and right.n_e_over_n_r_ci[1] < 1.0
+
+
+def test_no_threshold_up_to_the_cap_for_unbiased_sampling():
+    r = ess.threshold(d=1, n_r=50, lam=1.0, cap=2000)
+    assert r.n_s_star is None and r.cap == 2000
+    assert "no threshold" in r.note
+
+
+def test_strong_bias_still_admits_a_few_samples():
+    """Even samples at the mode (lam = 0) help the mean a little: a handful are
+    admissible at n_r = 100, far fewer than at lam = 0.5."""
+    r = ess.threshold(d=2, n_r=100, lam=0.0, cap=100)
+    assert r.n_s_star is not None and 1 <= r.n_s_star < 20
+
+
+def _fake_excess(monkeypatch, fn):
+    def call(self, n_s):
+        if n_s == 0:
+            return 0.0, 0.0, True
+        self.cache[n_s] = (*fn(n_s), True)
+        return self.cache[n_s]
+    monkeypatch.setattr(ess.solve._ExcessEvaluator, "__call__", call)
+
+
+def test_search_reports_zero_when_nothing_is_admissible(monkeypatch):
+    _fake_excess(monkeypatch, lambda n: (1.0 + n, 0.1))
+    r = ess.threshold(d=1, n_r=100, lam=0.5)
+    assert r.n_s_star == 0 and r.n_s_star_ci == (0, 0)
+
+
+def test_search_ignores_undecided_noise_near_zero(monkeypatch):
+    """Excess slightly positive but within noise at small n_s, clearly negative in
+    the middle, decisively positive past 500: the answer is 499, not 0."""
+    def fn(n):
+        if n < 20:
+            return 0.01, 1.0
+        return (n - 499.5) * 1e-3, 1e-4
+    _fake_excess(monkeypatch, fn)
+    r = ess.threshold(d=1, n_r=100, lam=0.5, cap=5000)
+    assert r.n_s_star == 499
+    assert r.n_s_star_ci[0] <= 499 <= r.n_s_star_ci[1]
+
+
+def test_metrics_and_estimators_each_give_one_at_zero_and_differ_elsewhere():
+    out = {}
+    for metric in ("w2sq", "w2"):
+        for cov in ("unbiased", "mle"):
+            out[metric, cov] = ess.estimate(d=2, n_r=50, n_s=100, lam=0.9, metric=metric,
+                                            cov_estimator=cov, seed=3)
+            assert out[metric, cov].precision_reached
+    assert out["w2sq", "unbiased"].n_e != out["w2", "unbiased"].n_e
+
+
+def test_other_loops_and_memory_run():
+    r = ess.estimate(d=2, n_r=30, n_s=30, lam=0.8, loop="augmentation", rel_precision=0.05)
+    assert r.n_e is not None and r.wd > 0
+    r = ess.estimate(d=2, n_r=30, n_s=30, lam=0.8, memory=3, rel_precision=0.05)
+    assert r.converged and r.n_e is not None
+    r0 = ess.estimate(d=1, n_r=30, n_s=0, memory=3, rel_precision=0.02)
+    assert r0.n_e_over_n_r_ci[0] <= 1 <= r0.n_e_over_n_r_ci[1]
+    r = ess.estimate(d=3, n_r=5, n_s=20, lam=0.0, rel_precision=0.05)
+    assert math.isfinite(r.wd)
+
+
+def test_n_e_below_two_is_reported_plainly():
+    r = ess.estimate(d=1, n_r=2, n_s=5000, lam=0.3, rel_precision=0.05)
+    assert r.n_e is None and "n_e < 2" in r.note
+
+
+def test_budget_exhaustion_is_reported():
+    r = ess.estimate(d=1, n_r=100, n_s=200, lam=0.9, rel_precision=0.001, max_chains=64)
+    assert not r.precision_reached and "max_chains" in r.note
