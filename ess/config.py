@@ -6,8 +6,11 @@ Every ``@njit`` in the package takes its options from :data:`JIT`, so caching,
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
+
+import numba
 
 #: Options for every Numba kernel. ``cache=True`` keeps compiled code on disk so
 #: that a second process does not recompile; ``nogil=True`` lets chunks of
@@ -53,3 +56,23 @@ def cache_dir() -> Path:
 def default_jobs() -> int:
     """Number of worker threads used when ``n_jobs`` is not given: every core."""
     return max(1, os.cpu_count() or 1)
+
+
+def _kernel_cache_dir() -> Path:
+    """Where Numba keeps compiled kernels: one folder per version of the kernel sources.
+
+    Numba's own cache checks only the time stamp of the file that defines a
+    function, not of the files it calls into, so an edited helper in another
+    file could be served stale. Keying the folder by a hash of every kernel
+    source (and of the Numba version) rules that out, and keeps the cache out
+    of a possibly read-only install directory.
+    """
+    h = hashlib.sha256(numba.__version__.encode())
+    here = Path(__file__).parent
+    for f in [here / "config.py", *sorted((here / "kernels").glob("*.py"))]:
+        h.update(f.read_bytes())
+    return cache_dir() / "numba" / h.hexdigest()[:16]
+
+
+if not os.environ.get("NUMBA_CACHE_DIR"):
+    numba.config.CACHE_DIR = str(_kernel_cache_dir())

@@ -12,6 +12,116 @@ METRIC_W2 = 1
 
 
 @njit(**JIT)
+def _sym_eigvals(a, dd, e):
+    """Eigenvalues of a symmetric matrix, without LAPACK.
+
+    Householder reduction to tridiagonal form followed by the implicit QL
+    algorithm with Wilkinson shifts (``tred2``/``tqli`` of Numerical Recipes,
+    eigenvalues only). Written here so that the result does not depend on the
+    BLAS library or its thread count, and so that small matrices avoid the
+    LAPACK call overhead.
+
+    Parameters
+    ----------
+    a : ndarray, shape (n, n)
+        Symmetric matrix; destroyed.
+    dd : ndarray, shape (n,)
+        Output: the eigenvalues (unsorted).
+    e : ndarray, shape (n,)
+        Work space.
+    """
+    n = a.shape[0]
+    for i in range(n - 1, 0, -1):
+        l = i - 1
+        h = 0.0
+        if l > 0:
+            scale = 0.0
+            for k in range(l + 1):
+                scale += abs(a[i, k])
+            if scale == 0.0:
+                e[i] = a[i, l]
+            else:
+                for k in range(l + 1):
+                    a[i, k] /= scale
+                    h += a[i, k] * a[i, k]
+                f = a[i, l]
+                g = -np.sqrt(h) if f >= 0.0 else np.sqrt(h)
+                e[i] = scale * g
+                h -= f * g
+                a[i, l] = f - g
+                f = 0.0
+                for j in range(l + 1):
+                    g = 0.0
+                    for k in range(j + 1):
+                        g += a[j, k] * a[i, k]
+                    for k in range(j + 1, l + 1):
+                        g += a[k, j] * a[i, k]
+                    e[j] = g / h
+                    f += e[j] * a[i, j]
+                hh = f / (h + h)
+                for j in range(l + 1):
+                    f = a[i, j]
+                    g = e[j] - hh * f
+                    e[j] = g
+                    for k in range(j + 1):
+                        a[j, k] -= f * e[k] + g * a[i, k]
+        else:
+            e[i] = a[i, l]
+    for i in range(n):
+        dd[i] = a[i, i]
+    # QL with implicit shifts on the tridiagonal (dd, e).
+    for i in range(1, n):
+        e[i - 1] = e[i]
+    e[n - 1] = 0.0
+    eps = 2.220446049250313e-16
+    for l in range(n):
+        it = 0
+        while True:
+            m = l
+            while m < n - 1:
+                s = abs(dd[m]) + abs(dd[m + 1])
+                if abs(e[m]) <= eps * s:
+                    break
+                m += 1
+            if m == l:
+                break
+            it += 1
+            if it > 60:
+                break
+            g = (dd[l + 1] - dd[l]) / (2.0 * e[l])
+            r = np.hypot(g, 1.0)
+            g = dd[m] - dd[l] + e[l] / (g + (r if g >= 0.0 else -r))
+            s = 1.0
+            c = 1.0
+            p = 0.0
+            underflow = False
+            i = m - 1
+            while i >= l:
+                f = s * e[i]
+                b = c * e[i]
+                r = np.hypot(f, g)
+                e[i + 1] = r
+                if r == 0.0:
+                    dd[i + 1] -= p
+                    e[m] = 0.0
+                    underflow = True
+                    break
+                s = f / r
+                c = g / r
+                g = dd[i + 1] - p
+                r = (dd[i] - g) * s + 2.0 * c * b
+                p = s * r
+                dd[i + 1] = g + p
+                g = c * r - b
+                i -= 1
+            if underflow:
+                continue
+            dd[l] -= p
+            e[l] = g
+            e[m] = 0.0
+
+
+@njit(**JIT)
 def _tr_sqrt_psd(M):
     """Trace of the square root of a symmetric positive semi-definite matrix.
 
@@ -26,7 +136,10 @@ def _tr_sqrt_psd(M):
         det = M[0, 0] * M[1, 1] - M[0, 1] * M[1, 0]
         tr = M[0, 0] + M[1, 1]
         return np.sqrt(max(tr + 2.0 * np.sqrt(max(det, 0.0)), 0.0))
-    ev = np.linalg.eigvalsh(M)
+    a = M.copy()
+    ev = np.empty(d)
+    e = np.empty(d)
+    _sym_eigvals(a, ev, e)
     s = 0.0
     for i in range(d):
         if ev[i] > 0.0:
