@@ -125,8 +125,33 @@ def trajectories(p: LoopParams, n_chains: int, n_gen: int, seed: int, n_jobs: in
     return np.concatenate(parts, axis=0)[:n_chains]
 
 
+_T975 = (12.706205, 4.302653, 3.182446, 2.776445, 2.570582, 2.446912, 2.364624, 2.306004,
+         2.262157, 2.228139, 2.200985, 2.178813, 2.160369, 2.144787, 2.131450, 2.119905,
+         2.109816, 2.100922, 2.093024, 2.085963, 2.079614, 2.073873, 2.068658, 2.063899,
+         2.059539, 2.055529, 2.051831, 2.048407, 2.045230, 2.042272)
+
+
+def t975(dof: int) -> float:
+    """97.5% quantile of Student's t with ``dof`` degrees of freedom.
+
+    Tabulated up to 30, then the Cornish-Fisher expansion in ``1/dof`` (error
+    below 1e-6 there), so the estimate path does not import SciPy.
+    """
+    if dof < 1:
+        return math.inf
+    if dof <= 30:
+        return _T975[dof - 1]
+    z = 1.959963984540054
+    g1 = (z**3 + z) / 4
+    g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
+    g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
+    g4 = (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160
+    v = float(dof)
+    return z + g1 / v + g2 / v**2 + g3 / v**3 + g4 / v**4
+
+
 def cv_mean(y: np.ndarray, X: np.ndarray | None = None,
-            mean_X: np.ndarray | None = None) -> tuple[float, float]:
+            mean_X: np.ndarray | None = None) -> tuple[float, float, int]:
     """Mean of ``y`` and its standard error, with optional control variates.
 
     With control variates ``X`` (shape ``(N, p)``) of known means ``mean_X``
@@ -136,13 +161,14 @@ def cv_mean(y: np.ndarray, X: np.ndarray | None = None,
 
     Returns
     -------
-    (float, float)
-        Estimate and standard error.
+    (float, float, int)
+        Estimate, standard error, and the degrees of freedom of the standard
+        error (for Student-t intervals: ``t975(dof) * se``).
     """
     y = np.asarray(y, dtype=float)
     N = y.shape[0]
     if X is None or X.shape[1] == 0 or N < X.shape[1] + 8:
-        return float(y.mean()), float(y.std(ddof=1) / math.sqrt(N))
+        return float(y.mean()), float(y.std(ddof=1) / math.sqrt(N)), N - 1
     Xc = X - X.mean(axis=0)
     yc = y - y.mean()
     beta, *_ = np.linalg.lstsq(Xc, yc, rcond=None)
@@ -150,7 +176,7 @@ def cv_mean(y: np.ndarray, X: np.ndarray | None = None,
     resid = yc - Xc @ beta
     p = X.shape[1]
     var = float(resid @ resid) / (N - p - 1)
-    return float(est), math.sqrt(var / N)
+    return float(est), math.sqrt(var / N), N - p - 1
 
 
 def adaptive(run: Callable[[int, int], np.ndarray], chains_per_chunk: int,

@@ -21,7 +21,7 @@ import numpy as np
 
 from ess import __version__, config
 from ess.analytic import reference_linear_moments
-from ess.chains import STREAM_REFERENCE, adaptive, chunk_rngs, cv_mean, run_parallel
+from ess.chains import STREAM_REFERENCE, adaptive, chunk_rngs, cv_mean, run_parallel, t975
 from ess.kernels.distance import METRIC_W2, METRIC_W2SQ
 from ess.kernels.loops import _reference_chunk
 from ess.pchip import pchip
@@ -136,15 +136,15 @@ class ReferenceCurve:
         def run(a: int, b: int) -> np.ndarray:
             return np.concatenate(run_parallel(one, range(a, b), self.n_jobs, self.progress))
 
-        target = self.tier * self._min_slope / config.Z95   # relative standard error
+        target = self.tier * self._min_slope   # relative 95% half-width on f(n)
 
         def excess(data: np.ndarray) -> float:
-            est, se = cv_mean(data[:, 0], data[:, 1:], known)
-            return (se / abs(est)) / target if est != 0 else math.inf
+            est, se, dof = cv_mean(data[:, 0], data[:, 1:], known)
+            return (t975(dof) * se / abs(est)) / target if est != 0 else math.inf
 
         pilot = max(4, math.ceil(64 / cs))
         data, _ = adaptive(run, cs, pilot, 2**24, excess)
-        est, se = cv_mean(data[:, 0], data[:, 1:], known)
+        est, se, _ = cv_mean(data[:, 0], data[:, 1:], known)
         return est, se, int(data.shape[0])
 
     def value(self, n: int) -> tuple[float, float]:

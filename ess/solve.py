@@ -11,9 +11,8 @@ import time
 
 import numpy as np
 
-from ess import config
 from ess.analytic import fresh_stationary_moments, mixing_rate
-from ess.chains import LimitPlan, adaptive, chunk_size, cv_mean, limit_chunks
+from ess.chains import LimitPlan, adaptive, chunk_size, cv_mean, limit_chunks, t975
 from ess.params import LoopParams
 from ess.progress import NULL_PROGRESS, Progress
 from ess.reference import Inversion, ReferenceCurve
@@ -58,10 +57,12 @@ def _known_means(p: LoopParams, n_s: int) -> np.ndarray | None:
 
 
 def _pilot_chunks(d: int) -> int:
-    return max(2, math.ceil(32 / chunk_size(d)))
+    """First round: at least 16 chains (intervals use Student's t)."""
+    return max(2, math.ceil(16 / chunk_size(d)))
 
 
-def _limit_stats(data: np.ndarray, v: int, known: np.ndarray | None) -> tuple[float, float]:
+def _limit_stats(data: np.ndarray, v: int,
+                 known: np.ndarray | None) -> tuple[float, float, int]:
     y = data[:, v, 0, :].mean(axis=-1)
     if known is None:
         return cv_mean(y)
@@ -103,22 +104,22 @@ def estimate_limit(p: LoopParams, seed: int, rel_precision: float, max_chains: i
     def run(a: int, b: int) -> np.ndarray:
         return limit_chunks(plan, a, b, n_jobs, progress)
 
-    def rel_halfwidth(data: np.ndarray) -> tuple[float, float, float, Inversion]:
-        wd, se = _limit_stats(data, 0, known)
+    def rel_halfwidth(data: np.ndarray) -> tuple[float, float, float, float, Inversion]:
+        wd, se, dof = _limit_stats(data, 0, known)
+        abs_hw = t975(dof) * se
         inv = _invert(curve, wd, guess[0])
         if inv.n is None:   # below n = 2: ask for the precision on WD itself
-            return wd, se, config.Z95 * se / wd, inv
+            return wd, se, abs_hw, abs_hw / wd, inv
         guess[0] = inv.n
-        lim = config.Z95 * se / wd / abs(inv.slope)
-        return wd, se, math.hypot(lim, inv.curve_rel_hw), inv
+        lim = abs_hw / wd / abs(inv.slope)
+        return wd, se, abs_hw, math.hypot(lim, inv.curve_rel_hw), inv
 
     def excess(data: np.ndarray) -> float:
-        wd, se, hw, inv = rel_halfwidth(data)
-        return hw / rel_precision
+        return rel_halfwidth(data)[3] / rel_precision
 
     data, reached = adaptive(run, cs, _pilot_chunks(p.d), max_chains, excess)
-    wd, se, hw, inv = rel_halfwidth(data)
-    wd_ci = (wd - config.Z95 * se, wd + config.Z95 * se)
+    wd, se, abs_hw, hw, inv = rel_halfwidth(data)
+    wd_ci = (wd - abs_hw, wd + abs_hw)
     diff = data[:, 0, 0, 0] - data[:, 0, 0, 1]
     sd = float(diff.std(ddof=1))
     drift_z = float(diff.mean() / (sd / math.sqrt(diff.shape[0]))) if sd > 0 else 0.0
@@ -169,11 +170,13 @@ class _ExcessEvaluator:
         self.n_jobs = n_jobs
         self.progress = progress
         self.abs_target = abs_target
-        self.cache: dict[int, tuple[float, float, bool]] = {}
+        self.cache: dict[int, tuple[float, float, float, bool]] = {}
 
-    def __call__(self, n_s: int) -> tuple[float, float, bool]:
+    def __call__(self, n_s: int) -> tuple[float, float, float, bool]:
+        """Excess, its standard error, its 95% half-width, and whether the
+        precision was reached."""
         if n_s == 0:
-            return 0.0, 0.0, True
+            return 0.0, 0.0, 0.0, True
         if n_s in self.cache:
             return self.cache[n_s]
         p = self.p
@@ -183,7 +186,7 @@ class _ExcessEvaluator:
         plan = LimitPlan(q, (n_s, 0), burn, window_for(burn), self.seed)
         k1, k0 = _known_means(p, n_s), _known_means(p, 0)
 
-        def stats(data: np.ndarray) -> tuple[float, float]:
+        def stats(data: np.ndarray) -> tuple[float, float, int]:
             y = data[:, 0, 0, :].mean(-1) - data[:, 1, 0, :].mean(-1)
             if k1 is None:
                 return cv_mean(y)
@@ -194,24 +197,28 @@ class _ExcessEvaluator:
             return limit_chunks(plan, a, b, self.n_jobs, self.progress)
 
         def excess(data: np.ndarray) -> float:
-            return config.Z95 * stats(data)[1] / self.abs_target
+            _, se, dof = stats(data)
+            return t975(dof) * se / self.abs_target
 
         data, reached = adaptive(run, chunk_size(p.d), _pilot_chunks(p.d), self.max_chains,
                                  excess)
-        est, se = stats(data)
-        self.cache[n_s] = (est, se, reached)
+        est, se, dof = stats(data)
+        self.cache[n_s] = (est, se, t975(dof) * se, reached)
         return self.cache[n_s]
 
     def inadmissible(self, n_s: int) -> bool:
+        """Point estimate of the excess above zero: ``n_e < n_r``."""
         return self(n_s)[0] > 0.0
 
     def decisively_inadmissible(self, n_s: int) -> bool:
-        est, se, _ = self(n_s)
-        return est - config.Z95 * se > 0.0
+        """The 95% interval of the excess lies above zero."""
+        est, _, hw, _ = self(n_s)
+        return est - hw > 0.0
 
     def decisively_admissible(self, n_s: int) -> bool:
-        est, se, _ = self(n_s)
-        return n_s > 0 and est + config.Z95 * se < 0.0
+        """The 95% interval of the excess lies below zero."""
+        est, _, hw, _ = self(n_s)
+        return n_s > 0 and est + hw < 0.0
 
 
 def _bisect(pred, lo: int, hi: int) -> tuple[int, int]:
@@ -292,8 +299,9 @@ def threshold_search(p: LoopParams, seed: int, rel_precision: float, max_chains:
 def _threshold_result(p: LoopParams, seed: int, rel_precision: float, star: int | None,
                       ci: tuple[int, int | None], cap: int, ev: _ExcessEvaluator, t0: float,
                       note: str) -> ThresholdResult:
-    scan = [{"n_s": m, "excess": v[0], "excess_se": v[1]} for m, v in sorted(ev.cache.items())]
-    reached = all(v[2] for v in ev.cache.values())
+    scan = [{"n_s": m, "excess": v[0], "excess_se": v[1], "excess_ci": (v[0] - v[2], v[0] + v[2])}
+            for m, v in sorted(ev.cache.items())]
+    reached = all(v[3] for v in ev.cache.values())
     if not reached:
         note = (note + "; " if note else "") + (
             "some evaluations stopped at max_chains before reaching rel_precision")

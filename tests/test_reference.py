@@ -71,6 +71,14 @@ def test_cache_on_disk_is_reused(tmp_path, monkeypatch):
     assert 40 not in c3.points
 
 
+def test_t_quantiles():
+    from scipy import stats
+
+    from ess.chains import t975
+    for dof in (1, 2, 5, 29, 30, 31, 45, 100, 1000, 10**6):
+        assert t975(dof) == pytest.approx(stats.t.ppf(0.975, dof), rel=2e-6)
+
+
 def test_tiers_are_finer_than_the_precision_served():
     for rel in (0.5, 0.05, 0.01, 0.009, 0.001, 0.0001):
         assert tier_for(rel) <= rel / 3 * (1 + 1e-12)

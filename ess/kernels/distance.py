@@ -32,41 +32,41 @@ def _sym_eigvals(a, dd, e):
     """
     n = a.shape[0]
     for i in range(n - 1, 0, -1):
-        l = i - 1
+        lo = i - 1
         h = 0.0
-        if l > 0:
+        if lo > 0:
             scale = 0.0
-            for k in range(l + 1):
+            for k in range(lo + 1):
                 scale += abs(a[i, k])
             if scale == 0.0:
-                e[i] = a[i, l]
+                e[i] = a[i, lo]
             else:
-                for k in range(l + 1):
+                for k in range(lo + 1):
                     a[i, k] /= scale
                     h += a[i, k] * a[i, k]
-                f = a[i, l]
+                f = a[i, lo]
                 g = -np.sqrt(h) if f >= 0.0 else np.sqrt(h)
                 e[i] = scale * g
                 h -= f * g
-                a[i, l] = f - g
+                a[i, lo] = f - g
                 f = 0.0
-                for j in range(l + 1):
+                for j in range(lo + 1):
                     g = 0.0
                     for k in range(j + 1):
                         g += a[j, k] * a[i, k]
-                    for k in range(j + 1, l + 1):
+                    for k in range(j + 1, lo + 1):
                         g += a[k, j] * a[i, k]
                     e[j] = g / h
                     f += e[j] * a[i, j]
                 hh = f / (h + h)
-                for j in range(l + 1):
+                for j in range(lo + 1):
                     f = a[i, j]
                     g = e[j] - hh * f
                     e[j] = g
                     for k in range(j + 1):
                         a[j, k] -= f * e[k] + g * a[i, k]
         else:
-            e[i] = a[i, l]
+            e[i] = a[i, lo]
     for i in range(n):
         dd[i] = a[i, i]
     # QL with implicit shifts on the tridiagonal (dd, e).
@@ -74,29 +74,29 @@ def _sym_eigvals(a, dd, e):
         e[i - 1] = e[i]
     e[n - 1] = 0.0
     eps = 2.220446049250313e-16
-    for l in range(n):
+    for lo in range(n):
         it = 0
         while True:
-            m = l
+            m = lo
             while m < n - 1:
                 s = abs(dd[m]) + abs(dd[m + 1])
                 if abs(e[m]) <= eps * s:
                     break
                 m += 1
-            if m == l:
+            if m == lo:
                 break
             it += 1
             if it > 60:
                 break
-            g = (dd[l + 1] - dd[l]) / (2.0 * e[l])
+            g = (dd[lo + 1] - dd[lo]) / (2.0 * e[lo])
             r = np.hypot(g, 1.0)
-            g = dd[m] - dd[l] + e[l] / (g + (r if g >= 0.0 else -r))
+            g = dd[m] - dd[lo] + e[lo] / (g + (r if g >= 0.0 else -r))
             s = 1.0
             c = 1.0
             p = 0.0
             underflow = False
             i = m - 1
-            while i >= l:
+            while i >= lo:
                 f = s * e[i]
                 b = c * e[i]
                 r = np.hypot(f, g)
@@ -116,8 +116,8 @@ def _sym_eigvals(a, dd, e):
                 i -= 1
             if underflow:
                 continue
-            dd[l] -= p
-            e[l] = g
+            dd[lo] -= p
+            e[lo] = g
             e[m] = 0.0
 
 
