@@ -58,6 +58,17 @@ def default_jobs() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def source_hash(*names: str) -> str:
+    """Hash of the package's source files ``names`` (globs relative to the package)."""
+    h = hashlib.sha256()
+    here = Path(__file__).parent
+    for pattern in names:
+        for f in sorted(here.glob(pattern)):
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _kernel_cache_dir() -> Path:
     """Where Numba keeps compiled kernels: one folder per version of the kernel sources.
 
@@ -67,11 +78,7 @@ def _kernel_cache_dir() -> Path:
     source (and of the Numba version) rules that out, and keeps the cache out
     of a possibly read-only install directory.
     """
-    h = hashlib.sha256(numba.__version__.encode())
-    here = Path(__file__).parent
-    for f in [here / "config.py", *sorted((here / "kernels").glob("*.py"))]:
-        h.update(f.read_bytes())
-    return cache_dir() / "numba" / h.hexdigest()[:16]
+    return cache_dir() / "numba" / f"{numba.__version__}-{source_hash('config.py', 'kernels/*.py')}"
 
 
 if not os.environ.get("NUMBA_CACHE_DIR"):

@@ -105,7 +105,10 @@ class ReferenceCurve:
         self.progress = progress
         self.tr_sigma_r = float(np.sum(self.L_r**2))
         self.key = {
-            "version": __version__, "d": d, "metric": metric, "cov_estimator": cov_estimator,
+            "version": __version__,
+            "code": config.source_hash("config.py", "chains.py", "reference.py", "analytic.py",
+                                       "kernels/*.py"),
+            "d": d, "metric": metric, "cov_estimator": cov_estimator,
             "L_r": self.L_r.tolist(), "tier": self.tier, "seed": config.REFERENCE_SEED,
             "grid": "2*2^(k/4)",
         }

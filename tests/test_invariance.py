@@ -37,3 +37,12 @@ def test_different_seeds_differ():
     a = ess.estimate(d=1, n_r=50, n_s=50, seed=1)
     b = ess.estimate(d=1, n_r=50, n_s=50, seed=2)
     assert a.wd != b.wd
+
+
+def test_cached_reference_curve_gives_the_same_answer(tmp_path, monkeypatch):
+    monkeypatch.setenv("ESS_CACHE_DIR", str(tmp_path))
+    kw = dict(d=2, n_r=40, n_s=80, lam=0.8, seed=9)
+    cold = ess.estimate(**kw).to_dict()
+    assert list((tmp_path / "reference").glob("*.json"))
+    warm = ess.estimate(**kw).to_dict()
+    assert _strip(cold) == _strip(warm)

@@ -103,3 +103,18 @@ def test_draw_group_moments(d, k):
     assert np.all(np.abs(scat.mean(0) - (k - 1) * Sigma) <= 5 * se_S + 1e-12)
     if k > 1:
         assert np.all(np.abs(scat.var(0) - var_S) < 0.1 * var_S + 1e-12)
+
+
+@pytest.mark.parametrize("d", [3, 4, 7, 20, 64, 101])
+def test_symmetric_eigenvalues_match_lapack(d):
+    from ess.kernels.distance import _sym_eigvals
+
+    rng = np.random.default_rng(d)
+    mats = [_random_spd(rng, d), _random_spd(rng, d, d // 2), np.zeros((d, d)),
+            _random_spd(rng, d) - 2.0 * np.eye(d), np.diag(np.arange(d, dtype=float))]
+    for A in mats:
+        ev, e = np.empty(d), np.empty(d)
+        _sym_eigvals(A.copy(), ev, e)
+        ref = np.linalg.eigvalsh(A)
+        scale = max(1.0, np.abs(ref).max())
+        np.testing.assert_allclose(np.sort(ev), ref, atol=1e-12 * scale * d)
