@@ -304,7 +304,7 @@ def _cmd_heatmap(args) -> int:
         key, lam = _lam_values(args, "0.85")
         kw[key] = _one(key, lam)
         n_r = parse_list("n_r", args.n_r or "100,200,400,800")
-        n_s = parse_list("n_s", args.n_s or "100,200,400,800,1600,3200")
+        n_s = parse_list("n_s", args.n_s or "25,50,100,200,400,800,1600,3200")
         if key == "guidance":
             from ess.params import lam_from_guidance
 

@@ -169,10 +169,12 @@ def threshold_heatmap(results: Sequence[ThresholdResult], path: str | Path) -> P
 def ne_heatmap(results: Sequence[EstimateResult], path: str | Path) -> Path:
     """Heatmap of ``n_e / n_r`` over ``(n_r, n_s)`` for one ``lam`` (the paper's Fig. 11).
 
-    Diverging colours centred on 1, the ``n_e = n_r`` contour drawn, cells annotated.
+    Colours on a log scale centred on 1 (blue: synthetic data helps, red: it
+    hurts), cells annotated with the ratio, the ``n_e = n_r`` contour drawn.
     """
     import numpy as np
     from matplotlib.colors import TwoSlopeNorm
+    from matplotlib.lines import Line2D
 
     plt, sns = _use_agg()
     n_rs = sorted({r.n_r for r in results})
@@ -181,17 +183,27 @@ def ne_heatmap(results: Sequence[EstimateResult], path: str | Path) -> Path:
     for r in results:
         if r.n_e_over_n_r is not None:
             Z[n_rs.index(r.n_r), n_ss.index(r.n_s)] = r.n_e_over_n_r
-    fig, ax = plt.subplots(figsize=(1.0 * len(n_ss) + 3, 0.7 * len(n_rs) + 2.4))
-    vmin, vmax = np.nanmin(Z), np.nanmax(Z)
-    norm = TwoSlopeNorm(vcenter=1.0, vmin=min(vmin, 0.999), vmax=max(vmax, 1.001))
-    sns.heatmap(Z, ax=ax, annot=True, fmt=".2f", cmap="RdBu", norm=norm,
+    ann = np.where(np.isfinite(Z), np.vectorize(lambda v: f"{v:.2f}")(np.nan_to_num(Z)), "n_e<2")
+    logz = np.log2(Z)
+    lo = min(float(np.nanmin(logz)), -0.05) if np.isfinite(logz).any() else -1.0
+    hi = max(float(np.nanmax(logz)), 0.05) if np.isfinite(logz).any() else 1.0
+    fig, ax = plt.subplots(figsize=(1.0 * len(n_ss) + 3.2, 0.7 * len(n_rs) + 2.4))
+    ax.set_facecolor("#dddddd")
+    sns.heatmap(logz, ax=ax, annot=ann, fmt="", cmap="RdBu",
+                norm=TwoSlopeNorm(vcenter=0.0, vmin=lo, vmax=hi),
                 xticklabels=[str(n) for n in n_ss], yticklabels=[str(n) for n in n_rs],
-                cbar_kws={"label": "n_e / n_r  (> 1: synthetic data helps)"},
+                cbar_kws={"label": "n_e / n_r  (log scale; > 1: synthetic data helps)"},
                 annot_kws={"fontsize": 8}, linewidths=0.5, linecolor="white")
+    cbar = ax.collections[0].colorbar
+    ratios = [1 / 64, 1 / 16, 1 / 4, 0.5, 1.0, 1.1, 1.25, 1.5, 2.0, 4.0, 8.0]
+    ticks = [math.log2(t) for t in ratios if lo <= math.log2(t) <= hi]
+    cbar.set_ticks(ticks)
+    cbar.set_ticklabels([f"{2.0**t:.3g}" for t in ticks])
     if Z.shape[0] >= 2 and Z.shape[1] >= 2 and np.nanmin(Z) < 1 < np.nanmax(Z):
         X, Y = np.meshgrid(np.arange(len(n_ss)) + 0.5, np.arange(len(n_rs)) + 0.5)
-        cs = ax.contour(X, Y, Z, levels=[1.0], colors="black", linewidths=2)
-        ax.clabel(cs, fmt={1.0: "n_e = n_r"}, fontsize=8)
+        ax.contour(X, Y, logz, levels=[0.0], colors="black", linewidths=2)
+        ax.legend(handles=[Line2D([], [], color="black", lw=2, label="n_e = n_r")],
+                  loc="upper left", bbox_to_anchor=(0, -0.18), fontsize=8, frameon=False)
     ax.invert_yaxis()
     geo = " (geometric grid)" if _is_geometric(n_ss) else ""
     ax.set_xlabel(f"synthetic samples per generation n_s{geo}")
