@@ -251,8 +251,3 @@ def simulate_plot(res: SimulateResult, path: str | Path) -> Path:
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
-
-
-def finite_or_none(x: float | None) -> float | None:
-    """``None`` for missing or non-finite values."""
-    return None if x is None or not math.isfinite(x) else x

@@ -134,6 +134,10 @@ def estimate_limit(p: LoopParams, seed: int, rel_precision: float, max_chains: i
         ratio = n_e / p.n_r
         ratio_ci = (n_e_ci[0] / p.n_r, n_e_ci[1] / p.n_r)
     converged = abs(drift_z) <= DRIFT_Z
+    if p.memory == "all":
+        note = (note + "; " if note else "") + (
+            f"memory 'all' has no geometric mixing rate: generations {burn + 1}.."
+            f"{plan.generations} are averaged and the limit is approached slowly")
     if not converged:
         note = (note + "; " if note else "") + (
             f"the kept window drifts ({drift_z:+.1f} standard errors between its halves): "

@@ -7,14 +7,18 @@ distance from ``scipy.linalg.sqrtm``.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
-from scipy.linalg import sqrtm
+from scipy.linalg import LinAlgWarning, sqrtm
 
 
 def w2sq(mu, Sigma, mu_r, Sigma_r) -> float:
     """Squared 2-Wasserstein (Fréchet) distance by matrix square roots."""
     r = sqrtm(Sigma_r)
-    cross = sqrtm(r @ Sigma @ r)
+    with warnings.catch_warnings():   # singular Sigma (n < d, lam = 0) is expected here
+        warnings.simplefilter("ignore", LinAlgWarning)
+        cross = sqrtm(r @ Sigma @ r)
     val = np.sum((mu - mu_r) ** 2) + np.trace(Sigma + Sigma_r - 2 * np.real(cross))
     return float(max(val, 0.0))
 

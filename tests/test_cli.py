@@ -150,3 +150,20 @@ PY_BAD = [
 def test_python_api_raises_value_error(kw):
     with pytest.raises(ValueError):
         ess.estimate(**kw)
+
+
+def test_no_progress_bar_when_not_a_terminal(capsys):
+    from ess.progress import Progress
+
+    bar = Progress("x", enabled=True)   # stderr is captured: not a terminal
+    bar.add_total(3)
+    bar.update(3)
+    bar.close()
+    assert capsys.readouterr().err == ""
+
+
+def test_help_and_version_exit_cleanly(capsys):
+    assert main(["--version"]) == 0
+    assert "ess" in capsys.readouterr().out
+    assert main(["estimate", "--help"]) == 0
+    assert "--rel-precision" in capsys.readouterr().out
