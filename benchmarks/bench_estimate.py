@@ -5,6 +5,9 @@ and the paper's (100, 100, 900, 0.8). For each: the first-ever call (empty cache
 Numba compiles, the reference curve is computed) and then the median of repeated
 cold starts (new process, compiled code and reference curve cached).
 
+In the same run, the kernel's throughput (generation-steps per second) is measured
+side by side with the two NumPy baselines of :mod:`benchmarks.baselines`.
+
 Run ``python -m benchmarks.bench_estimate`` from the repository root; it writes
 ``benchmarks/results/estimate_speed.md``.
 """
@@ -20,6 +23,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.throughput import generation_steps_per_second
 
 SETTINGS = [(1, 100, 200, 0.9), (10, 100, 200, 0.9), (100, 100, 900, 0.8)]
 TARGETS = {1: 1.0, 10: 5.0, 100: 60.0}
@@ -70,6 +75,28 @@ def main(repeats: int = 5) -> int:
         lines.append(f"| {s[0]} | {s[1]} | {s[2]} | {s[3]} | {first:.1f} | {med:.2f} | "
                      f"{TARGETS[s[0]]:g} | {a['n_e']:.2f} | {100 * a['n_e_rel_halfwidth']:.2f}% "
                      f"| {a['chains']} x {a['generations']} |")
+    lines += [
+        "",
+        "## Throughput, side by side in the same run",
+        "",
+        "Generation-steps per second (one generation of one chain) at n_r = 100, n_s = 200,",
+        "lam = 0.9: the per-sample NumPy loop, the batched vectorised NumPy baseline (one",
+        "core), and the `ess` kernel on 1 thread and on every core. Ratios are `ess` (all",
+        "cores) over each baseline.",
+        "",
+        "| d | per-sample | vectorised NumPy | ess, 1 thread | ess, all cores | "
+        "vs per-sample | vs vectorised |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for d in (1, 10):
+        ps = generation_steps_per_second("persample", d, seconds=1.5)
+        vec = generation_steps_per_second("vectorised", d, seconds=1.5)
+        e1 = generation_steps_per_second("ess", d, seconds=1.5, n_jobs=1)
+        ea = generation_steps_per_second("ess", d, seconds=1.5, n_jobs=os.cpu_count() or 1)
+        print(f"d={d}: per-sample {ps:.3g}, vectorised {vec:.3g}, ess 1 thread {e1:.3g}, "
+              f"ess all cores {ea:.3g} generation-steps/s")
+        lines.append(f"| {d} | {ps:.3g} | {vec:.3g} | {e1:.3g} | {ea:.3g} | {ea / ps:.0f}x | "
+                     f"{ea / vec:.2f}x |")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {OUT}")
