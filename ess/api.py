@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -24,7 +25,7 @@ from ess.params import (
 )
 from ess.progress import Progress
 from ess.results import EstimateResult, SimulateResult, ThresholdResult
-from ess.solve import estimate_limit, reference_for, threshold_search
+from ess.solve import check_generations, estimate_limit, reference_for, threshold_search
 
 
 def _check_budget(rel_precision, max_chains) -> tuple[float, int]:
@@ -84,6 +85,7 @@ def estimate(d: int = 1, n_r: int = 100, n_s: int = 0, lam: float = 1.0,
         raise ParameterError("loop must be fresh or augmentation for a limit: the fully "
                              "synthetic loop collapses (use simulate)")
     rel, mc = _check_budget(rel_precision, max_chains)
+    check_generations(p, rel)
     seed = check_seed(seed)
     jobs = check_jobs(n_jobs)
     bar = Progress("estimate", enabled=progress)
@@ -115,6 +117,7 @@ def threshold(d: int = 1, n_r: int = 100, lam: float = 0.9, n_ini: int | None = 
     if cap is None:
         cap = min(100 * p.n_r, config.MAX_COUNT)
     cap = check_int("cap", cap, 1, config.MAX_COUNT)
+    check_generations(replace(p, n_s=cap), rel, name="cap")
     seed = check_seed(seed)
     jobs = check_jobs(n_jobs)
     bar = Progress("threshold", enabled=progress)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 
 import numpy as np
 
+from ess import config
 from ess.analytic import fresh_stationary_moments, mixing_rate
 from ess.chains import LimitPlan, adaptive, chunk_size, cv_mean, limit_chunks, t975
-from ess.params import LoopParams
+from ess.params import LoopParams, ParameterError
 from ess.progress import NULL_PROGRESS, Progress
 from ess.reference import Inversion, ReferenceCurve
 from ess.results import EstimateResult, ThresholdResult
@@ -40,6 +42,34 @@ def burn_in_for(p: LoopParams, rel_precision: float) -> int:
     dev0 = max(1.0, (p.n_r + p.n_s) / p.n_ini)
     tol = rel_precision / 4.0
     return max(1, math.ceil(math.log(tol / dev0) / math.log(rho)))
+
+
+def _generations(p: LoopParams, n_s: int, rel_precision: float) -> int:
+    q = replace(p, n_s=n_s)
+    burn = burn_in_for(q, rel_precision)
+    return burn + window_for(burn)
+
+
+def check_generations(p: LoopParams, rel_precision: float, name: str = "n_s") -> None:
+    """Refuse an ``n_s`` whose chains would need more than ``MAX_GENERATIONS``.
+
+    The burn-in grows like ``1 / (1 - rho)`` with ``rho = n_s / (n_r + n_s)``, so a
+    very large ``n_s / n_r`` mixes too slowly to estimate the limit in reasonable time.
+    The message gives the largest ``n_s`` allowed for this ``n_r``.
+    """
+    if p.memory == "all" or _generations(p, p.n_s, rel_precision) <= config.MAX_GENERATIONS:
+        return
+    lo, hi = 0, p.n_s   # largest admissible n_s by bisection (generations grow with n_s)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _generations(p, mid, rel_precision) <= config.MAX_GENERATIONS:
+            lo = mid
+        else:
+            hi = mid
+    raise ParameterError(
+        f"{name} must be at most {lo} for n_r = {p.n_r} at rel_precision = {rel_precision:g}: "
+        f"the loop mixes too slowly beyond (more than {config.MAX_GENERATIONS} generations "
+        f"per chain); got {p.n_s}")
 
 
 def window_for(burn_in: int) -> int:

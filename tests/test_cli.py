@@ -123,6 +123,8 @@ BAD = [
     (["simulate", "--chains", "0"], "chains"),
     (["simulate", "--generations", "-5"], "generations"),
     (["simulate", "--loop", "fully-synthetic", "--n-s", "1"], "n_s"),
+    (["estimate", "--n-s", "10000000"], "n_s"),
+    (["threshold", "--cap", "10000000"], "cap"),
     (["estimate", "--bogus"], "--bogus"),
 ]
 
