@@ -118,3 +118,28 @@ def test_symmetric_eigenvalues_match_lapack(d):
         ref = np.linalg.eigvalsh(A)
         scale = max(1.0, np.abs(ref).max())
         np.testing.assert_allclose(np.sort(ev), ref, atol=1e-12 * scale * d)
+
+
+CHAIN_CASES = [
+    # loop, n_ini, n_r, n_s values, lam, memory, mle, metric, mu_r, sd_r, identity
+    (2, 100, 100, [200, 0], 0.9, 1, False, 0, 0.0, 1.0, True),
+    (2, 5, 7, [3], 0.0, 3, True, 1, 0.5, 1.7, False),
+    (1, 10, 10, [30], 0.8, 2, False, 0, 0.0, 1.0, True),
+    (0, 10, 10, [5], 1.0, 1, False, 0, -1.0, 0.3, False),
+    (2, 3, 2, [1, 50], 0.7, 40, False, 0, 0.0, 1.0, True),
+]
+
+
+@pytest.mark.parametrize("case", CHAIN_CASES)
+def test_scalar_d1_chain_is_identical_to_the_general_kernel(case):
+    """The d = 1 fast path draws the same variates and does the same arithmetic."""
+    from ess.kernels.loops import _run_chain, _run_chain_d1
+
+    loop, n_ini, n_r, ns, lam, mem, mle, metric, mu, sd, ident = case
+    ns = np.array(ns, dtype=np.int64)
+    T = 60
+    a, b = np.empty((len(ns), T, 4)), np.empty((len(ns), T, 4))
+    for fn, out in ((_run_chain, a), (_run_chain_d1, b)):
+        fn(np.random.default_rng(1), np.random.default_rng(2), loop, n_ini, n_r, ns, lam,
+           min(mem, T), mle, metric, np.array([mu]), np.array([[sd]]), ident, T, out)
+    assert np.array_equal(a, b)

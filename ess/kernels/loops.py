@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit
 
 from ess.config import JIT
-from ess.kernels.distance import _distance_terms
+from ess.kernels.distance import METRIC_W2, _distance_terms
 from ess.kernels.sampling import _chol_psd, _draw_group, _pool_into
 
 LOOP_FULLY_SYNTHETIC = 0
@@ -150,6 +150,124 @@ def _run_chain(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle
 
 
 @njit(**JIT)
+def _group_d1(rng, m, s, k):
+    """Mean and scatter of ``k`` samples of ``N(m, s^2)``: the ``d = 1`` case of
+    :func:`ess.kernels.sampling._draw_group`, drawing the same variates in the same order."""
+    mean = m + s * rng.standard_normal() * (1.0 / np.sqrt(k))
+    if k == 1:
+        return mean, 0.0
+    return mean, s * s * 2.0 * rng.standard_gamma(0.5 * (k - 1))
+
+
+@njit(**JIT)
+def _run_chain_d1(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle,
+                  metric, mu_r, L_r, sr_identity, n_gen, traj):
+    """:func:`_run_chain` for ``d = 1``, on scalars.
+
+    Same model, same random variates in the same order and the same arithmetic as
+    the general kernel (the tests compare the two), without its ``d x d`` loops.
+    """
+    V = n_s_values.shape[0]
+    K = memory
+    mr = mu_r[0]
+    sr = L_r[0, 0]
+    tr_sr = sr * sr
+    sq_lam = np.sqrt(lam)
+    ring_mu = np.empty((V, K))
+    ring_s = np.empty((V, K))
+    first_m, first_S = _group_d1(rng_real, mr, sr, n_ini)
+    q = n_ini if mle else n_ini - 1
+    sig = first_S / q
+    dist, msq = _dist_d1(first_m, sig, mr, sr, sr_identity, tr_sr, metric)
+    for v in range(V):
+        traj[v, 0, 0] = dist
+        traj[v, 0, 1] = msq
+        traj[v, 0, 2] = sig
+        traj[v, 0, 3] = first_m
+        ring_mu[v, 0] = first_m
+        ring_s[v, 0] = sq_lam * np.sqrt(sig) if sig > 0.0 else 0.0
+    real_m = 0.0
+    real_S = 0.0
+    for t in range(1, n_gen):
+        if loop == LOOP_FRESH:
+            real_m, real_S = _group_d1(rng_real, mr, sr, n_r)
+        n_avail = min(t, K)
+        newest = (t - 1) % K
+        for v in range(V):
+            if loop == LOOP_FRESH:
+                n_cur = n_r
+                mu = real_m
+                S = real_S
+            elif loop == LOOP_AUGMENTATION:
+                n_cur = n_ini
+                mu = first_m
+                S = first_S
+            else:
+                n_cur = 0
+                mu = 0.0
+                S = 0.0
+            remaining = n_s_values[v]
+            for j in range(n_avail):
+                if remaining == 0:
+                    break
+                if j == n_avail - 1:
+                    kj = remaining
+                else:
+                    kj = rng_syn.binomial(remaining, 1.0 / (n_avail - j))
+                remaining -= kj
+                if kj == 0:
+                    continue
+                slot = (newest - j) % K
+                g_m, g_S = _group_d1(rng_syn, ring_mu[v, slot], ring_s[v, slot], kj)
+                if n_cur == 0:
+                    mu = g_m
+                    S = g_S
+                    n_cur = kj
+                else:
+                    n = n_cur + kj
+                    di = mu - g_m
+                    S += g_S + n_cur * kj / n * di * di
+                    mu = (n_cur * mu + kj * g_m) / n
+                    n_cur = n
+            q = n_cur if mle else n_cur - 1
+            sig = S / q
+            dist, msq = _dist_d1(mu, sig, mr, sr, sr_identity, tr_sr, metric)
+            traj[v, t, 0] = dist
+            traj[v, t, 1] = msq
+            traj[v, t, 2] = sig
+            traj[v, t, 3] = mu
+            slot = t % K
+            ring_mu[v, slot] = mu
+            ring_s[v, slot] = sq_lam * np.sqrt(sig) if sig > 0.0 else 0.0
+
+
+@njit(**JIT)
+def _dist_d1(mu, sig, mr, sr, sr_identity, tr_sr, metric):
+    """Distance of ``N(mu, sig)`` to ``N(mr, sr^2)`` and ``(mu - mr)^2``, as
+    :func:`ess.kernels.distance._distance_terms` computes them for ``d = 1``."""
+    msq = (mu - mr) ** 2
+    ts = np.sqrt(max(sr * sig * sr, 0.0))
+    w2sq = msq + sig + tr_sr - 2.0 * ts
+    if w2sq < 0.0:
+        w2sq = 0.0
+    if metric == METRIC_W2:
+        return np.sqrt(w2sq), msq
+    return w2sq, msq
+
+
+@njit(**JIT)
+def _chain(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle, metric, mu_r,
+           L_r, sr_identity, n_gen, traj):
+    """One chain: the scalar kernel for ``d = 1``, the general one otherwise."""
+    if mu_r.shape[0] == 1:
+        _run_chain_d1(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle,
+                      metric, mu_r, L_r, sr_identity, n_gen, traj)
+    else:
+        _run_chain(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle,
+                   metric, mu_r, L_r, sr_identity, n_gen, traj)
+
+
+@njit(**JIT)
 def _limit_chunk(rng_real, rng_syn, n_chains, loop, n_ini, n_r, n_s_values, lam, memory,
                  mle, metric, mu_r, L_r, sr_identity, burn_in, window):
     """Per-chain time averages over the kept window, for the limit ``WD``.
@@ -170,8 +288,8 @@ def _limit_chunk(rng_real, rng_syn, n_chains, loop, n_ini, n_r, n_s_values, lam,
     traj = np.empty((V, n_gen, 4))
     out = np.empty((n_chains, V, 3, 2))
     for c in range(n_chains):
-        _run_chain(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle,
-                   metric, mu_r, L_r, sr_identity, n_gen, traj)
+        _chain(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle,
+               metric, mu_r, L_r, sr_identity, n_gen, traj)
         for v in range(V):
             for k in range(3):
                 for h in range(2):
@@ -198,8 +316,8 @@ def _trajectory_chunk(rng_real, rng_syn, n_chains, loop, n_ini, n_r, n_s, lam, m
     traj = np.empty((1, n_gen, 4))
     out = np.empty((n_chains, n_gen, 4))
     for c in range(n_chains):
-        _run_chain(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle,
-                   metric, mu_r, L_r, sr_identity, n_gen, traj)
+        _chain(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle,
+               metric, mu_r, L_r, sr_identity, n_gen, traj)
         out[c] = traj[0]
     return out
 
