@@ -113,27 +113,41 @@ def reference_d1(n: int, metric: str, cov_estimator: str) -> float:
     return float(val)
 
 
-def mixing_rate(n_r: int, n_s: int, memory: int | str) -> float:
-    """Per-generation autocorrelation of the mean in the fresh or augmentation loop.
+def mixing_rate(n_r: int, n_s: int, memory: int | str, lam: float = 1.0,
+                cov_estimator: str = "unbiased") -> float:
+    """Per-generation autocorrelation of the fresh or augmentation loop (its slowest mode).
 
-    With ``memory = 1`` it is ``rho = n_s / (n_r + n_s)`` (SPEC section 3). With
-    ``memory = K`` the mean follows ``mu_t = (n_r/n) r_t + (rho/K) sum_{j=1..K}
-    mu_{t-j} + noise``, whose slowest mode is the root ``r`` in ``(0, 1)`` of
-    ``1 = (rho/K) sum_j r^{-j}``. ``memory = "all"`` has no geometric rate (1.0).
+    With ``memory = 1`` the mean's autocorrelation is ``rho = n_s / (n_r + n_s)``
+    (SPEC section 3); the second moments mix at the spectral radius of the
+    2x2 recursion of SPEC section 4, which can be slower for small ``n_r``; the
+    larger of the two is returned. With ``memory = K`` the mean follows
+    ``mu_t = (n_r/n) r_t + (rho/K) sum_{j=1..K} mu_{t-j} + noise``, whose slowest
+    mode is the root ``r`` in ``(0, 1)`` of ``rho (1 - r^K) = K r^K (1 - r)``
+    (found by bisection without negative powers, so any ``K`` is safe).
+    ``memory = "all"`` has no geometric rate (1.0).
     """
-    rho = n_s / (n_r + n_s)
+    n = n_r + n_s
+    rho = n_s / n
     if memory == "all":
         return 1.0
-    if memory == 1 or rho == 0.0:
-        return rho
+    if rho == 0.0:
+        return 0.0
+    if memory == 1:
+        q = divisor(n, cov_estimator)
+        M = np.array([[n_s**2 / n**2, n_s * lam / n**2],
+                      [n_r * n_s / (n * q), (n_s - 1 + n_r / n) * lam / q]])
+        return float(max(rho, np.max(np.abs(np.linalg.eigvals(M)))))
     K = int(memory)
-    # g(r) = (rho/K) sum_j r^{-j} decreases in r; g(1) = rho < 1 and g(rho/K) > 1.
-    lo, hi = rho / K, 1.0
+
+    def h(r: float) -> float:
+        rk = r**K
+        return rho * (1.0 - rk) - K * rk * (1.0 - r)
+
+    lo, hi = 0.0, 1.0 - 1e-15   # h(0) = rho > 0; h < 0 just below 1 since rho < 1
     for _ in range(200):
-        r = 0.5 * (lo + hi)
-        g = rho / K * sum(r ** (-j) for j in range(1, K + 1))
-        if g > 1.0:
-            lo = r
+        mid = 0.5 * (lo + hi)
+        if h(mid) > 0.0:
+            lo = mid
         else:
-            hi = r
+            hi = mid
     return 0.5 * (lo + hi)

@@ -18,6 +18,7 @@ from ess.chains import trajectories
 from ess.params import (
     ParameterError,
     check_float,
+    check_grid_axis,
     check_int,
     check_jobs,
     check_seed,
@@ -25,7 +26,58 @@ from ess.params import (
 )
 from ess.progress import Progress
 from ess.results import EstimateResult, SimulateResult, ThresholdResult
-from ess.solve import check_generations, estimate_limit, reference_for, threshold_search
+from ess.solve import (
+    chain_cost,
+    check_generations,
+    estimate_limit,
+    generations_for,
+    reference_for,
+    threshold_search,
+)
+
+
+def _check_ring_memory(p, n_gen: int) -> None:
+    """The per-chain buffer of past models must fit in memory (``memory = "all"``)."""
+    K = n_gen if p.memory == "all" else min(int(p.memory), n_gen)
+    need = 2 * K * p.d * p.d * 8 * config.default_jobs()
+    if need > config.MAX_BYTES:
+        raise ParameterError(f"memory must be smaller for d = {p.d}: {K} past models of "
+                             f"{p.d}x{p.d} need {need / 2**30:.1f} GiB (limit "
+                             f"{config.MAX_BYTES / 2**30:.0f} GiB)")
+
+
+def _validate_estimate(d=1, n_r=100, n_s=0, lam=None, n_ini=None, loop="fresh", memory=1,
+                       metric="w2sq", cov_estimator="unbiased", seed=0, rel_precision=0.01,
+                       max_chains=config.DEFAULT_MAX_CHAINS, n_jobs=None, mu_r=None,
+                       sigma_r=None, guidance=None, progress=False):
+    """Every check of :func:`estimate`, before any computation."""
+    p = loop_params(d, n_r, n_s, lam, n_ini, loop, memory, metric, cov_estimator, mu_r,
+                    sigma_r, guidance)
+    if p.loop == "fully-synthetic":
+        raise ParameterError("loop must be fresh or augmentation for a limit: the fully "
+                             "synthetic loop collapses (use simulate)")
+    rel, mc = _check_budget(rel_precision, max_chains)
+    check_generations(p, rel)
+    _check_ring_memory(p, generations_for(p, rel))
+    return p, check_seed(seed), rel, mc, check_jobs(n_jobs)
+
+
+def _validate_threshold(d=1, n_r=100, lam=None, n_ini=None, memory=1, metric="w2sq",
+                        cov_estimator="unbiased", seed=0, rel_precision=0.01, cap=None,
+                        max_chains=config.DEFAULT_MAX_CHAINS, n_jobs=None, mu_r=None,
+                        sigma_r=None, guidance=None, progress=False):
+    """Every check of :func:`threshold`, before any computation."""
+    if lam is None and guidance is None:
+        lam = 0.9
+    p = loop_params(d, n_r, 0, lam, n_ini, "fresh", memory, metric, cov_estimator, mu_r,
+                    sigma_r, guidance)
+    rel, mc = _check_budget(rel_precision, max_chains)
+    if cap is None:
+        cap = min(100 * p.n_r, config.MAX_COUNT)
+    cap = check_int("cap", cap, 1, config.MAX_COUNT)
+    check_generations(replace(p, n_s=cap), rel, name="cap")
+    _check_ring_memory(p, generations_for(replace(p, n_s=cap), rel))
+    return p, check_seed(seed), rel, mc, check_jobs(n_jobs), cap
 
 
 def _check_budget(rel_precision, max_chains) -> tuple[float, int]:
@@ -36,7 +88,7 @@ def _check_budget(rel_precision, max_chains) -> tuple[float, int]:
     return rel, mc
 
 
-def estimate(d: int = 1, n_r: int = 100, n_s: int = 0, lam: float = 1.0,
+def estimate(d: int = 1, n_r: int = 100, n_s: int = 0, lam: float | None = None,
              n_ini: int | None = None, loop: str = "fresh", memory: int | str = 1,
              metric: str = "w2sq", cov_estimator: str = "unbiased", seed: int = 0,
              rel_precision: float = 0.01, max_chains: int = config.DEFAULT_MAX_CHAINS,
@@ -50,8 +102,9 @@ def estimate(d: int = 1, n_r: int = 100, n_s: int = 0, lam: float = 1.0,
         Dimension (default 1, so that a first try is instant).
     n_r, n_s : int
         Real samples (>= 2) and synthetic samples (>= 0) per generation.
-    lam : float
-        Sampling bias in ``[0, 1]``; ``guidance=w`` sets ``lam = 1/(1+w)``.
+    lam : float, optional
+        Sampling bias in ``[0, 1]`` (default 1, unbiased); or give ``guidance=w``
+        for ``lam = 1/(1+w)``.
     n_ini : int, optional
         Size of the first real set (default ``n_r``).
     loop : {"fresh", "augmentation"}
@@ -79,15 +132,10 @@ def estimate(d: int = 1, n_r: int = 100, n_s: int = 0, lam: float = 1.0,
     -------
     EstimateResult
     """
-    p = loop_params(d, n_r, n_s, lam, n_ini, loop, memory, metric, cov_estimator, mu_r,
-                    sigma_r, guidance)
-    if p.loop == "fully-synthetic":
-        raise ParameterError("loop must be fresh or augmentation for a limit: the fully "
-                             "synthetic loop collapses (use simulate)")
-    rel, mc = _check_budget(rel_precision, max_chains)
-    check_generations(p, rel)
-    seed = check_seed(seed)
-    jobs = check_jobs(n_jobs)
+    p, seed, rel, mc, jobs = _validate_estimate(
+        d=d, n_r=n_r, n_s=n_s, lam=lam, n_ini=n_ini, loop=loop, memory=memory, metric=metric,
+        cov_estimator=cov_estimator, seed=seed, rel_precision=rel_precision,
+        max_chains=max_chains, n_jobs=n_jobs, mu_r=mu_r, sigma_r=sigma_r, guidance=guidance)
     bar = Progress("estimate", enabled=progress)
     try:
         return estimate_limit(p, seed, rel, mc, jobs, bar)
@@ -95,7 +143,7 @@ def estimate(d: int = 1, n_r: int = 100, n_s: int = 0, lam: float = 1.0,
         bar.close()
 
 
-def threshold(d: int = 1, n_r: int = 100, lam: float = 0.9, n_ini: int | None = None,
+def threshold(d: int = 1, n_r: int = 100, lam: float | None = None, n_ini: int | None = None,
               memory: int | str = 1, metric: str = "w2sq", cov_estimator: str = "unbiased",
               seed: int = 0, rel_precision: float = 0.01, cap: int | None = None,
               max_chains: int = config.DEFAULT_MAX_CHAINS, n_jobs: int | None = None,
@@ -103,7 +151,8 @@ def threshold(d: int = 1, n_r: int = 100, lam: float = 0.9, n_ini: int | None = 
               progress: bool = False) -> ThresholdResult:
     """Admissible threshold ``n_s*(n_r, lam)``: the largest ``n_s`` with ``n_e >= n_r``.
 
-    Parameters are those of :func:`estimate` (the loop is the fresh loop);
+    Parameters are those of :func:`estimate` (the loop is the fresh loop; ``lam``
+    defaults to 0.9);
     ``cap`` (default ``100 n_r``) bounds the search: beyond it the answer is
     "no threshold up to the cap" (``n_s_star = None``).
 
@@ -111,15 +160,10 @@ def threshold(d: int = 1, n_r: int = 100, lam: float = 0.9, n_ini: int | None = 
     -------
     ThresholdResult
     """
-    p = loop_params(d, n_r, 0, lam, n_ini, "fresh", memory, metric, cov_estimator, mu_r,
-                    sigma_r, guidance)
-    rel, mc = _check_budget(rel_precision, max_chains)
-    if cap is None:
-        cap = min(100 * p.n_r, config.MAX_COUNT)
-    cap = check_int("cap", cap, 1, config.MAX_COUNT)
-    check_generations(replace(p, n_s=cap), rel, name="cap")
-    seed = check_seed(seed)
-    jobs = check_jobs(n_jobs)
+    p, seed, rel, mc, jobs, cap = _validate_threshold(
+        d=d, n_r=n_r, lam=lam, n_ini=n_ini, memory=memory, metric=metric,
+        cov_estimator=cov_estimator, seed=seed, rel_precision=rel_precision, cap=cap,
+        max_chains=max_chains, n_jobs=n_jobs, mu_r=mu_r, sigma_r=sigma_r, guidance=guidance)
     bar = Progress("threshold", enabled=progress)
     try:
         return threshold_search(p, seed, rel, mc, cap, jobs, bar)
@@ -127,7 +171,7 @@ def threshold(d: int = 1, n_r: int = 100, lam: float = 0.9, n_ini: int | None = 
         bar.close()
 
 
-def simulate(d: int = 1, n_r: int = 100, n_s: int = 100, lam: float = 1.0,
+def simulate(d: int = 1, n_r: int = 100, n_s: int = 100, lam: float | None = None,
              n_ini: int | None = None, loop: str = "fresh", memory: int | str = 1,
              metric: str = "w2sq", cov_estimator: str = "unbiased", seed: int = 0,
              chains: int = 200, generations: int = 50, n_jobs: int | None = None,
@@ -150,9 +194,16 @@ def simulate(d: int = 1, n_r: int = 100, n_s: int = 100, lam: float = 1.0,
                     sigma_r, guidance)
     chains = check_int("chains", chains, 1, config.MAX_CHAINS)
     generations = check_int("generations", generations, 1, config.MAX_GENERATIONS)
-    if chains * generations > 10**8:
-        raise ParameterError("chains * generations must be at most 1e8, got "
-                             f"{chains * generations}")
+    out_bytes = chains * generations * 4 * 8
+    if out_bytes > config.MAX_BYTES:
+        raise ParameterError(f"chains * generations must be at most "
+                             f"{config.MAX_BYTES // 32} (memory), got {chains * generations}")
+    _check_ring_memory(p, generations)
+    work = chains * chain_cost(p, generations)
+    if work > config.MAX_WORK:
+        raise ParameterError(f"chains * generations is too large for d = {p.d}: "
+                             f"{work:.3g} work units, budget {config.MAX_WORK:g}; "
+                             "use fewer chains or generations")
     seed = check_seed(seed)
     jobs = check_jobs(n_jobs)
     t0 = time.perf_counter()
@@ -194,7 +245,7 @@ def reference_curve(n: Sequence[int], d: int = 1, metric: str = "w2sq",
     rel, _ = _check_budget(rel_precision, 1)
     ns = [check_int("n", v, 2, 2**40) for v in n]
     curve = reference_for(p, rel, check_jobs(n_jobs))
-    out = np.array([curve.value(v) for v in ns])
+    out = np.array([curve.value(v) for v in ns]) * p.dist_factor
     curve.save()
     return out
 
@@ -213,10 +264,15 @@ def table(d: int = 1, n_r: Sequence[int] = (50, 100, 200),
     list of EstimateResult
         In the order ``n_r``, then ``n_s``, then ``lam``.
     """
+    n_r = check_grid_axis("n_r", n_r, lambda v: check_int("n_r", v, 2, config.MAX_COUNT))
+    n_s = check_grid_axis("n_s", n_s, lambda v: check_int("n_s", v, 0, config.MAX_COUNT))
+    lam = check_grid_axis("lam", lam, lambda v: check_float("lam", v, 0.0, 1.0))
     cells = list(itertools.product(n_r, n_s, lam))
-    if len(cells) == 0 or len(cells) > config.MAX_GRID:
-        raise ParameterError(f"the grid must have between 1 and {config.MAX_GRID} cells, "
+    if len(cells) > config.MAX_GRID:
+        raise ParameterError(f"the grid must have at most {config.MAX_GRID} cells, "
                              f"got {len(cells)}")
+    for a, b, c in cells:   # validate every cell before computing any
+        _validate_estimate(d=d, n_r=a, n_s=b, lam=c, **kwargs)
     bar = Progress("table", enabled=progress)
     bar.add_total(len(cells))
     out = []
@@ -233,10 +289,14 @@ def threshold_grid(d: int = 1, n_r: Sequence[int] = (50, 100, 200, 400),
                    lam: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9), progress: bool = False,
                    **kwargs) -> list[ThresholdResult]:
     """:func:`threshold` for every ``(n_r, lam)`` of a grid (``n_r`` outer)."""
+    n_r = check_grid_axis("n_r", n_r, lambda v: check_int("n_r", v, 2, config.MAX_COUNT))
+    lam = check_grid_axis("lam", lam, lambda v: check_float("lam", v, 0.0, 1.0))
     cells = list(itertools.product(n_r, lam))
-    if len(cells) == 0 or len(cells) > config.MAX_GRID:
-        raise ParameterError(f"the grid must have between 1 and {config.MAX_GRID} cells, "
+    if len(cells) > config.MAX_GRID:
+        raise ParameterError(f"the grid must have at most {config.MAX_GRID} cells, "
                              f"got {len(cells)}")
+    for a, c in cells:   # validate every cell before computing any
+        _validate_threshold(d=d, n_r=a, lam=c, **kwargs)
     bar = Progress("heatmap", enabled=progress)
     bar.add_total(len(cells))
     out = []

@@ -101,8 +101,8 @@ def limit_chunks(plan: LimitPlan, start: int, stop: int, n_jobs: int,
     def one(i: int) -> np.ndarray:
         real, syn = chunk_rngs(plan.seed, STREAM_LIMIT, i)
         return _limit_chunk(real, syn, cs, _LOOP_CODES[p.loop], p.n_ini, p.n_r, ns, p.lam,
-                            mem, p.cov_estimator == "mle", _METRIC_CODES[p.metric], p.mu_r,
-                            p.L_r, p.sr_identity, plan.burn_in, plan.window)
+                            mem, p.cov_estimator == "mle", _METRIC_CODES[p.metric],
+                            np.zeros(p.d), p.L_r, p.sr_identity, plan.burn_in, plan.window)
 
     parts = run_parallel(one, range(start, stop), n_jobs, progress)
     return np.concatenate(parts, axis=0)
@@ -110,7 +110,11 @@ def limit_chunks(plan: LimitPlan, start: int, stop: int, n_jobs: int,
 
 def trajectories(p: LoopParams, n_chains: int, n_gen: int, seed: int, n_jobs: int,
                  progress: Progress = NULL_PROGRESS) -> np.ndarray:
-    """Whole trajectories of ``n_chains`` chains, shape ``(n_chains, n_gen, 4)``."""
+    """Whole trajectories of ``n_chains`` chains, shape ``(n_chains, n_gen, 4)``.
+
+    In the user's units: ``dist``, ``|mu - mu_r|^2``, ``tr Sigma`` and ``mu[0]``
+    (the kernels run with ``mu_r = 0`` and the normalised ``Sigma_r``).
+    """
     cs = chunk_size(p.d)
     n_chunks = math.ceil(n_chains / cs)
     mem = kernel_memory(p, n_gen)
@@ -119,10 +123,14 @@ def trajectories(p: LoopParams, n_chains: int, n_gen: int, seed: int, n_jobs: in
         real, syn = chunk_rngs(seed, STREAM_TRAJECTORY, i)
         return _trajectory_chunk(real, syn, cs, _LOOP_CODES[p.loop], p.n_ini, p.n_r, p.n_s,
                                  p.lam, mem, p.cov_estimator == "mle", _METRIC_CODES[p.metric],
-                                 p.mu_r, p.L_r, p.sr_identity, n_gen)
+                                 np.zeros(p.d), p.L_r, p.sr_identity, n_gen)
 
     parts = run_parallel(one, range(n_chunks), n_jobs, progress)
-    return np.concatenate(parts, axis=0)[:n_chains]
+    out = np.concatenate(parts, axis=0)[:n_chains]
+    out[:, :, 0] *= p.dist_factor
+    out[:, :, 1:3] *= p.scale
+    out[:, :, 3] = out[:, :, 3] * math.sqrt(p.scale) + p.mu_r[0]
+    return out
 
 
 _T975 = (12.706205, 4.302653, 3.182446, 2.776445, 2.570582, 2.446912, 2.364624, 2.306004,
@@ -157,7 +165,8 @@ def cv_mean(y: np.ndarray, X: np.ndarray | None = None,
     With control variates ``X`` (shape ``(N, p)``) of known means ``mean_X``
     the estimate is ``mean(y) - (mean(X) - mean_X) . beta`` with ``beta`` the
     least-squares slope of ``y`` on ``X``; the standard error comes from the
-    residual spread with ``N - p - 1`` degrees of freedom.
+    residual spread with ``N - p - 1`` degrees of freedom, inflated by
+    ``(N - 2) / (N - p - 2)`` for the estimated slopes (Lavenberg and Welch).
 
     Returns
     -------
@@ -175,7 +184,7 @@ def cv_mean(y: np.ndarray, X: np.ndarray | None = None,
     est = y.mean() - float((X.mean(axis=0) - mean_X) @ beta)
     resid = yc - Xc @ beta
     p = X.shape[1]
-    var = float(resid @ resid) / (N - p - 1)
+    var = float(resid @ resid) / (N - p - 1) * (N - 2) / (N - p - 2)
     return float(est), math.sqrt(var / N), N - p - 1
 
 

@@ -48,7 +48,7 @@ def _model_flags(sp: argparse.ArgumentParser, lists: bool = False, n_s: bool = T
     sp.add_argument("--mu-r", default=None, help="reference mean: comma-separated values")
     sp.add_argument("--seed", default="0", help="seed (default 0)")
     sp.add_argument("--jobs", default=None, help="threads (default: every core)")
-    sp.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+    sp.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _budget_flags(sp: argparse.ArgumentParser) -> None:
@@ -128,6 +128,27 @@ def _sigma(text: str | None):
     return [float(v) if _isnum(v) else v for v in parse_list("sigma_r", text)]
 
 
+def _writable(path: Path, name: str = "out") -> Path:
+    """Check before computing that ``path`` can be written."""
+    existed = path.exists()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as e:
+        raise ParameterError(f"{name} must be a writable file path; cannot write {str(path)!r} "
+                             f"({e.strerror})") from None
+    if not existed:
+        path.unlink()
+    return path
+
+
+def _or(value: str | None, default):
+    """The flag's value, or ``default`` when the flag was not given (an empty string
+    is a value, and is rejected by validation)."""
+    return default if value is None else value
+
+
 def _isnum(v: str) -> bool:
     try:
         float(v)
@@ -179,31 +200,30 @@ def _cmd_estimate(args) -> int:
     key, lam = _lam_values(args, "1")
     kw = _common(args) | _budget(args)
     kw[key] = _one(key, lam)
-    res = estimate(n_r=args.n_r or 100, n_s=args.n_s or 0, loop=args.loop, **kw)
+    res = estimate(n_r=_or(args.n_r, 100), n_s=_or(args.n_s, 0), loop=args.loop, **kw)
     if args.json:
         d = res.to_dict()
         print(json.dumps(d))
         return 0
-    if not args.quiet:
-        print(f"ess estimate: {res.loop} loop, n_r = {res.n_r}, n_s = {res.n_s}, "
-              f"lam = {res.lam:g}, n_ini = {res.n_ini}")
-        print(f"  {_header(res)}")
-        print(f"  limit WD      {res.wd:.6g}   {_ci(res.wd_ci)}")
-        if res.n_e is None:
-            print(f"  n_e           below 2 ({res.note})")
-        else:
-            print(f"  n_e           {res.n_e:.5g}   {_ci(res.n_e_ci, '.5g')}")
-            lo, hi = res.n_e_over_n_r_ci
-            verdict = ("synthetic data helps" if lo > 1 else
-                       "synthetic data hurts" if hi < 1 else "no significant effect")
-            print(f"  n_e / n_r     {res.n_e_over_n_r:.4f}   {_ci(res.n_e_over_n_r_ci, '.4f')}"
-                  f"   ({verdict})")
-        print(f"  {res.chains} chains x {res.generations} generations (burn-in {res.burn_in}); "
-              f"n_e known to ±{100 * res.n_e_rel_halfwidth:.2f}% "
-              f"({'precision reached' if res.precision_reached else 'PRECISION NOT REACHED'}); "
-              f"{'converged' if res.converged else 'DRIFT DETECTED'}; {res.seconds:.2f} s")
-        if res.note and res.n_e is not None:
-            print(f"  note: {res.note}")
+    print(f"ess estimate: {res.loop} loop, n_r = {res.n_r}, n_s = {res.n_s}, "
+          f"lam = {res.lam:g}, n_ini = {res.n_ini}")
+    print(f"  {_header(res)}")
+    print(f"  limit WD      {res.wd:.6g}   {_ci(res.wd_ci)}")
+    if res.n_e is None:
+        print(f"  n_e           below 2 ({res.note})")
+    else:
+        print(f"  n_e           {res.n_e:.5g}   {_ci(res.n_e_ci, '.5g')}")
+        lo, hi = res.n_e_over_n_r_ci
+        verdict = ("synthetic data helps" if lo > 1 else
+                   "synthetic data hurts" if hi < 1 else "no significant effect")
+        print(f"  n_e / n_r     {res.n_e_over_n_r:.4f}   {_ci(res.n_e_over_n_r_ci, '.4f')}"
+              f"   ({verdict})")
+    print(f"  {res.chains} chains x {res.generations} generations (burn-in {res.burn_in}); "
+          f"n_e known to ±{100 * res.n_e_rel_halfwidth:.2f}% "
+          f"({'precision reached' if res.precision_reached else 'PRECISION NOT REACHED'}); "
+          f"{'converged' if res.converged else 'DRIFT DETECTED'}; {res.seconds:.2f} s")
+    if res.note and res.n_e is not None:
+        print(f"  note: {res.note}")
     return 0
 
 
@@ -213,26 +233,25 @@ def _cmd_threshold(args) -> int:
     key, lam = _lam_values(args, "0.9")
     kw = _common(args) | _budget(args)
     kw[key] = _one(key, lam)
-    res = threshold(n_r=args.n_r or 100, cap=args.cap, **kw)
+    res = threshold(n_r=_or(args.n_r, 100), cap=args.cap, **kw)
     if args.json:
         d = res.to_dict()
         print(json.dumps(d))
         return 0
-    if not args.quiet:
-        print(f"ess threshold: fresh loop, n_r = {res.n_r}, lam = {res.lam:g}")
-        print(f"  {_header(res)}")
-        if res.n_s_star is None:
-            print(f"  n_s*   none up to the cap ({res.cap}): n_e >= n_r for every n_s searched")
-        else:
-            print(f"  n_s*   {res.n_s_star}   {_ci(res.n_s_star_ci, 'd')}")
-            what = ("no positive amount of synthetic data is admissible" if res.n_s_star == 0
-                    else f"up to {res.n_s_star} synthetic samples per generation keep n_e >= n_r")
-            print(f"         ({what})")
-        print(f"  {res.evaluations} evaluations, common random numbers; "
-              f"{'precision reached' if res.precision_reached else 'PRECISION NOT REACHED'}; "
-              f"{res.seconds:.2f} s")
-        if res.note:
-            print(f"  note: {res.note}")
+    print(f"ess threshold: fresh loop, n_r = {res.n_r}, lam = {res.lam:g}")
+    print(f"  {_header(res)}")
+    if res.n_s_star is None:
+        print(f"  n_s*   none up to the cap ({res.cap}): n_e >= n_r for every n_s searched")
+    else:
+        print(f"  n_s*   {res.n_s_star}   {_ci(res.n_s_star_ci, 'd')}")
+        what = ("no positive amount of synthetic data is admissible" if res.n_s_star == 0
+                else f"up to {res.n_s_star} synthetic samples per generation keep n_e >= n_r")
+        print(f"         ({what})")
+    print(f"  {res.evaluations} evaluations, common random numbers; "
+          f"{'precision reached' if res.precision_reached else 'PRECISION NOT REACHED'}; "
+          f"{res.seconds:.2f} s")
+    if res.note:
+        print(f"  note: {res.note}")
     return 0
 
 
@@ -240,11 +259,11 @@ def _cmd_table(args) -> int:
     from ess.api import table
     from ess.report import check_table_path, estimate_rows, write_rows
 
-    out = check_table_path(args.out, "out")
+    out = _writable(check_table_path(args.out, "out"))
     key, lam = _lam_values(args, "1,0.9,0.7")
     kw = _common(args) | _budget(args)
-    n_r = parse_list("n_r", args.n_r or "50,100,200")
-    n_s = parse_list("n_s", args.n_s or "0,50,100,200,400")
+    n_r = parse_list("n_r", _or(args.n_r, "50,100,200"))
+    n_s = parse_list("n_s", _or(args.n_s, "0,50,100,200,400"))
     if key == "guidance":
         from ess.params import lam_from_guidance
 
@@ -254,7 +273,7 @@ def _cmd_table(args) -> int:
     write_rows(rows, out, title=f"ESS table ({_header(res[0])})")
     if args.json:
         print(json.dumps(rows))
-    elif not args.quiet:
+    else:
         print(f"ess table: {len(rows)} cells, {_header(res[0])}")
         print(f"  {'n_r':>6} {'n_s':>6} {'lam':>5} {'n_e':>10} {'n_e/n_r':>8}  95% CI of n_e/n_r")
         for r in res:
@@ -282,7 +301,8 @@ def _cmd_heatmap(args) -> int:
     out = Path(args.out) if args.out else default
     if out.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise ParameterError(f"out must end in .png, .pdf or .svg, got {str(out)!r}")
-    csv_path = check_table_path(out.with_suffix(".csv"))
+    csv_path = _writable(check_table_path(out.with_suffix(".csv")))
+    _writable(out)
     kw = _common(args) | _budget(args)
     if kind == "threshold":
         from ess.api import threshold_grid
@@ -294,17 +314,19 @@ def _cmd_heatmap(args) -> int:
             from ess.params import lam_from_guidance
 
             lam = [lam_from_guidance(w) for w in lam]
-        n_r = parse_list("n_r", args.n_r or "25,50,100,200,400")
+        n_r = parse_list("n_r", _or(args.n_r, "25,50,100,200,400"))
         res = threshold_grid(n_r=n_r, lam=lam, cap=args.cap, **kw)
         write_rows(threshold_rows(res), csv_path)
         threshold_heatmap(res, out)
     else:
         from ess.api import table
 
+        if args.cap is not None:
+            raise ParameterError("cap applies to the threshold heatmap only (--kind threshold)")
         key, lam = _lam_values(args, "0.85")
         kw[key] = _one(key, lam)
-        n_r = parse_list("n_r", args.n_r or "100,200,400,800")
-        n_s = parse_list("n_s", args.n_s or "25,50,100,200,400,800,1600,3200")
+        n_r = parse_list("n_r", _or(args.n_r, "100,200,400,800"))
+        n_s = parse_list("n_s", _or(args.n_s, "25,50,100,200,400,800,1600,3200"))
         if key == "guidance":
             from ess.params import lam_from_guidance
 
@@ -314,8 +336,7 @@ def _cmd_heatmap(args) -> int:
         res = table(n_r=n_r, n_s=n_s, **kw)
         write_rows(estimate_rows(res), csv_path)
         ne_heatmap(res, out)
-    if not args.quiet:
-        print(f"wrote {out} and {csv_path}")
+    print(f"wrote {out} and {csv_path}")
     return 0
 
 
@@ -323,20 +344,24 @@ def _cmd_simulate(args) -> int:
     from ess.api import simulate
     from ess.report import check_table_path, simulate_plot, write_rows
 
-    out = check_table_path(args.out, "out")
-    key, lam = _lam_values(args, "1")
-    kw = _common(args)
-    kw[key] = _one(key, lam)
-    res = simulate(n_r=args.n_r or 100, n_s=args.n_s or 100, loop=args.loop, chains=args.chains,
-                   generations=args.generations, **kw)
-    write_rows(res.rows, out, title=f"simulate: {res.loop} loop ({_header(res)})")
+    out = _writable(check_table_path(args.out, "out"))
     plot = None
     if args.plot is not None:
         plot = Path(args.plot) if args.plot else out.with_suffix(".png")
+        if plot.suffix.lower() not in (".png", ".pdf", ".svg"):
+            raise ParameterError(f"plot must end in .png, .pdf or .svg, got {str(plot)!r}")
+        _writable(plot, "plot")
+    key, lam = _lam_values(args, "1")
+    kw = _common(args)
+    kw[key] = _one(key, lam)
+    res = simulate(n_r=_or(args.n_r, 100), n_s=_or(args.n_s, 100), loop=args.loop,
+                   chains=args.chains, generations=args.generations, **kw)
+    write_rows(res.rows, out, title=f"simulate: {res.loop} loop ({_header(res)})")
+    if plot is not None:
         simulate_plot(res, plot)
     if args.json:
         print(json.dumps(res.to_dict()))
-    elif not args.quiet:
+    else:
         last = res.rows[-1]
         print(f"ess simulate: {res.loop} loop, n_r = {res.n_r}, n_s = {res.n_s}, "
               f"lam = {res.lam:g}, {res.chains} chains x {res.generations} generations")

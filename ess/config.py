@@ -31,6 +31,14 @@ MAX_COUNT = 10**7
 MAX_GENERATIONS = 100_000
 #: Largest number of cells in a table or heatmap grid.
 MAX_GRID = 10_000
+#: Work budget of one Monte Carlo computation (one estimate, one threshold
+#: evaluation, one simulate), in units of about one scalar group draw: a group
+#: draw costs ``1 + d^3 / 20`` units; 1e9 units take about a minute on two cores.
+MAX_WORK = 1e9
+#: Work budget of one reference-curve point.
+MAX_REFERENCE_WORK = 5e7
+#: Largest memory for per-chain model buffers and simulate output, in bytes.
+MAX_BYTES = 2**30
 
 #: Seed of the reference curve's random numbers: the curve is a property of
 #: (d, metric, cov_estimator, Sigma_r), shared by every user seed.
@@ -38,6 +46,11 @@ REFERENCE_SEED = 20240509
 
 #: z-value of a two-sided 95% interval.
 Z95 = 1.959963984540054
+
+
+def group_cost(d: int) -> float:
+    """Work units of one group draw (sample mean and scatter) in dimension ``d``."""
+    return 1.0 + d**3 / 20.0
 
 
 def cache_dir() -> Path:

@@ -102,23 +102,36 @@ def check_seed(value) -> int:
 
 def check_jobs(value) -> int:
     """``n_jobs``: ``None`` or ``-1`` for every core, else an integer >= 1."""
-    if value is None:
+    if value is None or (isinstance(value, str) and value.strip() == "-1") or (
+            not isinstance(value, (str, bool)) and value == -1):
         return config.default_jobs()
-    if not isinstance(value, str) and value == -1:
-        return config.default_jobs()
-    return check_int("n_jobs", value, 1, 1024)
+    try:
+        return check_int("n_jobs", value, 1, 1024)
+    except ParameterError:
+        raise ParameterError(f"n_jobs must be an integer in [1, 1024], or -1 for every core; "
+                             f"got {value!r}") from None
 
 
-def check_reference(d: int, mu_r=None, sigma_r=None) -> tuple[np.ndarray, np.ndarray, bool]:
+def check_reference(d: int, mu_r=None,
+                    sigma_r=None) -> tuple[np.ndarray, np.ndarray, bool, float]:
     """Validate the reference distribution ``N(mu_r, Sigma_r)``.
+
+    The loop is translation invariant and ``n_e`` is invariant under a rescaling
+    of ``Sigma_r``, so the kernels always run with ``mu_r = 0`` and the
+    normalised ``Sigma_r / s``, ``s = tr(Sigma_r) / d``; distances are scaled
+    back afterwards. This keeps the arithmetic exact-ish whatever the user's
+    units (a mean of 1e17 or a covariance of 1e-200).
 
     Returns
     -------
     mu_r : ndarray, shape (d,)
-    L_r : ndarray, shape (d, d)
-        Lower Cholesky factor of ``Sigma_r``.
+        The reference mean as given.
+    L : ndarray, shape (d, d)
+        Lower Cholesky factor of the normalised ``Sigma_r / s``.
     identity : bool
-        ``Sigma_r`` is the identity.
+        ``Sigma_r`` is a multiple of the identity.
+    scale : float
+        ``s = tr(Sigma_r) / d``.
     """
     if mu_r is None:
         mu = np.zeros(d)
@@ -130,17 +143,24 @@ def check_reference(d: int, mu_r=None, sigma_r=None) -> tuple[np.ndarray, np.nda
         if mu.shape != (d,) or not np.all(np.isfinite(mu)):
             raise ParameterError(f"mu_r must be a vector of {d} finite numbers (d = {d})")
     if sigma_r is None:
-        return mu, np.eye(d), True
+        return mu, np.eye(d), True, 1.0
     try:
         S = np.asarray(sigma_r, dtype=float)
     except (TypeError, ValueError):
         raise ParameterError(f"sigma_r must be a symmetric positive-definite {d}x{d} "
-                             "matrix") from None
+                             "matrix of numbers") from None
     if S.ndim == 1 and S.shape == (d,):
         S = np.diag(S)
-    if S.shape != (d, d) or not np.all(np.isfinite(S)):
+    if S.shape != (d, d):
         raise ParameterError(f"sigma_r must be a symmetric positive-definite {d}x{d} matrix "
                              f"(or its {d} diagonal entries); got shape {S.shape}")
+    if not np.all(np.isfinite(S)):
+        raise ParameterError("sigma_r must have finite entries")
+    scale = float(np.trace(S)) / d
+    if not (scale > 0.0 and math.isfinite(scale)) or scale < 1e-150 or scale > 1e150:
+        raise ParameterError("sigma_r must be positive-definite with tr(sigma_r)/d in "
+                             f"[1e-150, 1e150]; got {scale:.3g}")
+    S = S / scale
     if not np.allclose(S, S.T, rtol=1e-10, atol=1e-12 * max(1.0, np.abs(S).max())):
         raise ParameterError("sigma_r must be symmetric positive-definite; it is not symmetric")
     S = 0.5 * (S + S.T)
@@ -153,8 +173,10 @@ def check_reference(d: int, mu_r=None, sigma_r=None) -> tuple[np.ndarray, np.nda
     if ev.min() <= 1e-12 * ev.max():
         raise ParameterError("sigma_r must be symmetric positive-definite; it is singular "
                              f"to working precision (eigenvalues {ev.min():.3g}..{ev.max():.3g})")
-    identity = bool(np.array_equal(S, np.eye(d)))
-    return mu, np.ascontiguousarray(L), identity
+    identity = bool(np.allclose(S, np.eye(d), rtol=0.0, atol=1e-15))
+    if identity:
+        L = np.eye(d)
+    return mu, np.ascontiguousarray(L), identity, scale
 
 
 @dataclass(frozen=True)
@@ -176,11 +198,17 @@ class LoopParams:
     mu_r: np.ndarray = field(repr=False)
     L_r: np.ndarray = field(repr=False)
     sr_identity: bool = True
+    scale: float = 1.0
 
     @property
     def sigma_r(self) -> np.ndarray:
-        """The reference covariance ``L_r L_r^T``."""
-        return self.L_r @ self.L_r.T
+        """The reference covariance ``scale * L_r L_r^T``."""
+        return self.scale * (self.L_r @ self.L_r.T)
+
+    @property
+    def dist_factor(self) -> float:
+        """Factor from normalised-unit distances to the user's units."""
+        return self.scale if self.metric == "w2sq" else math.sqrt(self.scale)
 
     def key(self) -> dict:
         """Everything that changes the answer, for cache keys and reports."""
@@ -188,11 +216,11 @@ class LoopParams:
             "d": self.d, "n_r": self.n_r, "n_s": self.n_s, "lam": self.lam,
             "n_ini": self.n_ini, "loop": self.loop, "memory": self.memory,
             "metric": self.metric, "cov_estimator": self.cov_estimator,
-            "mu_r": self.mu_r.tolist(), "L_r": self.L_r.tolist(),
+            "mu_r": self.mu_r.tolist(), "L_r": self.L_r.tolist(), "scale": self.scale,
         }
 
 
-def loop_params(d=1, n_r=100, n_s=0, lam=1.0, n_ini=None, loop="fresh", memory=1,
+def loop_params(d=1, n_r=100, n_s=0, lam=None, n_ini=None, loop="fresh", memory=1,
                 metric="w2sq", cov_estimator="unbiased", mu_r=None, sigma_r=None,
                 guidance=None) -> LoopParams:
     """Validate one loop configuration (SPEC sections 1 and 5).
@@ -208,7 +236,11 @@ def loop_params(d=1, n_r=100, n_s=0, lam=1.0, n_ini=None, loop="fresh", memory=1
     min_ns = 2 if loop == "fully-synthetic" else 0
     n_s = check_int("n_s", n_s, min_ns, config.MAX_COUNT)
     if guidance is not None:
+        if lam is not None:
+            raise ParameterError("give either lam or guidance, not both")
         lam = lam_from_guidance(guidance)
+    elif lam is None:
+        lam = 1.0
     lam = check_float("lam", lam, 0.0, 1.0)
     if n_ini is None:
         n_ini = n_r
@@ -219,8 +251,9 @@ def loop_params(d=1, n_r=100, n_s=0, lam=1.0, n_ini=None, loop="fresh", memory=1
     memory = check_memory(memory)
     metric = check_choice("metric", metric, METRICS)
     cov_estimator = check_choice("cov_estimator", cov_estimator, COV_ESTIMATORS)
-    mu, L, ident = check_reference(d, mu_r, sigma_r)
-    return LoopParams(d, n_r, n_s, lam, n_ini, loop, memory, metric, cov_estimator, mu, L, ident)
+    mu, L, ident, scale = check_reference(d, mu_r, sigma_r)
+    return LoopParams(d, n_r, n_s, lam, n_ini, loop, memory, metric, cov_estimator, mu, L, ident,
+                      scale)
 
 
 def parse_list(name: str, text: str) -> list[str]:
@@ -229,3 +262,13 @@ def parse_list(name: str, text: str) -> list[str]:
     if not items or any(s == "" for s in items):
         raise ParameterError(f"{name} must be a comma-separated list of values, got {text!r}")
     return items
+
+
+def check_grid_axis(name: str, values, check) -> list:
+    """Validate every value of a grid axis with ``check`` and refuse repeats."""
+    vals = [check(v) for v in values]
+    if len(set(vals)) != len(vals):
+        raise ParameterError(f"{name} must not repeat values, got {list(values)!r}")
+    if not vals:
+        raise ParameterError(f"{name} must have at least one value")
+    return vals

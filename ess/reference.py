@@ -146,7 +146,9 @@ class ReferenceCurve:
             return (t975(dof) * se / abs(est)) / target if est != 0 else math.inf
 
         pilot = max(4, math.ceil(64 / cs))
-        data, _ = adaptive(run, cs, pilot, 2**24, excess)
+        budget = max(pilot * cs, min(2**24, int(config.MAX_REFERENCE_WORK
+                                                 / config.group_cost(self.d))))
+        data, _ = adaptive(run, cs, pilot, budget, excess)
         est, se, _ = cv_mean(data[:, 0], data[:, 1:], known)
         return est, se, int(data.shape[0])
 

@@ -34,7 +34,7 @@ def burn_in_for(p: LoopParams, rel_precision: float) -> int:
     below a quarter of ``rel_precision``. At least one (the model fit on
     ``n_ini`` samples).
     """
-    rho = mixing_rate(p.n_r, p.n_s, p.memory)
+    rho = mixing_rate(p.n_r, p.n_s, p.memory, p.lam, p.cov_estimator)
     if rho >= 1.0:
         return ALL_MEMORY_GENERATIONS // 2
     if rho <= 0.0:
@@ -44,10 +44,48 @@ def burn_in_for(p: LoopParams, rel_precision: float) -> int:
     return max(1, math.ceil(math.log(tol / dev0) / math.log(rho)))
 
 
-def _generations(p: LoopParams, n_s: int, rel_precision: float) -> int:
-    q = replace(p, n_s=n_s)
-    burn = burn_in_for(q, rel_precision)
+def chain_cost(p: LoopParams, n_gen: int, n_values: int = 1) -> float:
+    """Work units of one chain of ``n_gen`` generations (``n_values`` lockstep configs).
+
+    Each generation draws the real group and, for ``memory = K``, up to
+    ``min(t, K, n_s)`` synthetic groups: ``memory = "all"`` grows quadratically.
+    """
+    K = n_gen if p.memory == "all" else int(p.memory)
+    t = np.arange(1, n_gen)
+    groups = float(np.sum(1 + n_values * np.minimum(np.minimum(t, K), max(p.n_s, 1))))
+    return (1.0 + groups) * config.group_cost(p.d)
+
+
+def chain_budget(p: LoopParams, n_gen: int, max_chains: int, n_values: int = 1) -> int:
+    """Chains allowed by ``max_chains`` and the work budget, in whole chunks.
+
+    Raises
+    ------
+    ParameterError
+        When ``max_chains`` or the work budget does not cover the first round.
+    """
+    cs = chunk_size(p.d)
+    pilot = _pilot_chunks(p.d) * cs
+    if max_chains < pilot:
+        raise ParameterError(f"max_chains must be at least {pilot} for d = {p.d} (the first "
+                             f"round of chains); got {max_chains}")
+    by_work = int(config.MAX_WORK // chain_cost(p, n_gen, n_values))
+    if by_work < pilot:
+        raise ParameterError(
+            f"this configuration is too expensive: {pilot} chains of {n_gen} generations "
+            f"(d = {p.d}, n_s = {p.n_s}, memory = {p.memory}) exceed the work budget "
+            f"(config.MAX_WORK = {config.MAX_WORK:g}); reduce n_s, memory or d")
+    return (min(max_chains, by_work) // cs) * cs
+
+
+def generations_for(p: LoopParams, rel_precision: float) -> int:
+    """Generations per chain of the limit estimate: burn-in plus kept window."""
+    burn = burn_in_for(p, rel_precision)
     return burn + window_for(burn)
+
+
+def _generations(p: LoopParams, n_s: int, rel_precision: float) -> int:
+    return generations_for(replace(p, n_s=n_s), rel_precision)
 
 
 def check_generations(p: LoopParams, rel_precision: float, name: str = "n_s") -> None:
@@ -57,7 +95,9 @@ def check_generations(p: LoopParams, rel_precision: float, name: str = "n_s") ->
     very large ``n_s / n_r`` mixes too slowly to estimate the limit in reasonable time.
     The message gives the largest ``n_s`` allowed for this ``n_r``.
     """
-    if p.memory == "all" or _generations(p, p.n_s, rel_precision) <= config.MAX_GENERATIONS:
+    if p.memory == "all":
+        return
+    if _generations(p, p.n_s, rel_precision) <= config.MAX_GENERATIONS:
         return
     lo, hi = 0, p.n_s   # largest admissible n_s by bisection (generations grow with n_s)
     while hi - lo > 1:
@@ -87,8 +127,8 @@ def _known_means(p: LoopParams, n_s: int) -> np.ndarray | None:
 
 
 def _pilot_chunks(d: int) -> int:
-    """First round: at least 16 chains (intervals use Student's t)."""
-    return max(2, math.ceil(16 / chunk_size(d)))
+    """First round: at least 32 chains (enough for the control-variate slopes)."""
+    return max(2, math.ceil(32 / chunk_size(d)))
 
 
 def _limit_stats(data: np.ndarray, v: int,
@@ -147,8 +187,12 @@ def estimate_limit(p: LoopParams, seed: int, rel_precision: float, max_chains: i
     def excess(data: np.ndarray) -> float:
         return rel_halfwidth(data)[3] / rel_precision
 
-    data, reached = adaptive(run, cs, _pilot_chunks(p.d), max_chains, excess)
+    budget = chain_budget(p, plan.generations, max_chains)
+    data, reached = adaptive(run, cs, _pilot_chunks(p.d), budget, excess)
     wd, se, abs_hw, hw, inv = rel_halfwidth(data)
+    # back to the user's units (the kernels ran on the normalised Sigma_r)
+    f2 = curve.value(2)[0] * p.dist_factor
+    wd, se, abs_hw = wd * p.dist_factor, se * p.dist_factor, abs_hw * p.dist_factor
     wd_ci = (wd - abs_hw, wd + abs_hw)
     diff = data[:, 0, 0, 0] - data[:, 0, 0, 1]
     sd = float(diff.std(ddof=1))
@@ -157,7 +201,7 @@ def estimate_limit(p: LoopParams, seed: int, rel_precision: float, max_chains: i
     if inv.n is None:
         n_e = n_e_ci = ratio = ratio_ci = None
         note = ("n_e < 2: the limit is farther from P_r than a model fit on 2 real samples "
-                f"(WD = {wd:.6g} > f(2) = {curve.value(2)[0]:.6g})")
+                f"(WD = {wd:.6g} > f(2) = {f2:.6g})")
     else:
         n_e = inv.n
         n_e_ci = (n_e * math.exp(-hw), n_e * math.exp(hw))
@@ -173,8 +217,9 @@ def estimate_limit(p: LoopParams, seed: int, rel_precision: float, max_chains: i
             f"the kept window drifts ({drift_z:+.1f} standard errors between its halves): "
             "the chains may not have reached the limit")
     if not reached:
-        note = (note + "; " if note else "") + (
-            f"precision not reached within max_chains = {max_chains}")
+        why = (f"max_chains = {max_chains}" if budget == (max_chains // cs) * cs
+               else f"the work budget ({budget} chains of {plan.generations} generations)")
+        note = (note + "; " if note else "") + f"precision not reached within {why}"
     curve.save()
     return EstimateResult(
         d=p.d, n_r=p.n_r, n_s=p.n_s, lam=p.lam, loop=p.loop, metric=p.metric,
@@ -214,8 +259,7 @@ class _ExcessEvaluator:
         if n_s in self.cache:
             return self.cache[n_s]
         p = self.p
-        q = LoopParams(p.d, p.n_r, n_s, p.lam, p.n_ini, p.loop, p.memory, p.metric,
-                       p.cov_estimator, p.mu_r, p.L_r, p.sr_identity)
+        q = replace(p, n_s=n_s)
         burn = burn_in_for(q, self.rel_precision)
         plan = LimitPlan(q, (n_s, 0), burn, window_for(burn), self.seed)
         k1, k0 = _known_means(p, n_s), _known_means(p, 0)
@@ -234,8 +278,8 @@ class _ExcessEvaluator:
             _, se, dof = stats(data)
             return t975(dof) * se / self.abs_target
 
-        data, reached = adaptive(run, chunk_size(p.d), _pilot_chunks(p.d), self.max_chains,
-                                 excess)
+        budget = chain_budget(q, plan.generations, self.max_chains, n_values=2)
+        data, reached = adaptive(run, chunk_size(p.d), _pilot_chunks(p.d), budget, excess)
         est, se, dof = stats(data)
         self.cache[n_s] = (est, se, t975(dof) * se, reached)
         return self.cache[n_s]
@@ -333,7 +377,9 @@ def threshold_search(p: LoopParams, seed: int, rel_precision: float, max_chains:
 def _threshold_result(p: LoopParams, seed: int, rel_precision: float, star: int | None,
                       ci: tuple[int, int | None], cap: int, ev: _ExcessEvaluator, t0: float,
                       note: str) -> ThresholdResult:
-    scan = [{"n_s": m, "excess": v[0], "excess_se": v[1], "excess_ci": (v[0] - v[2], v[0] + v[2])}
+    k = p.dist_factor
+    scan = [{"n_s": m, "excess": k * v[0], "excess_se": k * v[1],
+             "excess_ci": (k * (v[0] - v[2]), k * (v[0] + v[2]))}
             for m, v in sorted(ev.cache.items())]
     reached = all(v[3] for v in ev.cache.values())
     if not reached:

@@ -21,6 +21,51 @@ LOOP_FRESH = 2
 
 
 @njit(**JIT)
+def _split_synthetic(rng, ns, n_avail, idx, cnt, tmp):
+    """Multinomial split of ``ns`` samples over ``n_avail`` equally likely past models.
+
+    Sequential binomials when ``ns >= n_avail`` (one per model), else ``ns``
+    uniform model draws counted after sorting, so the cost is ``O(min(ns,
+    n_avail))`` either way.
+
+    Returns
+    -------
+    int
+        Number of groups ``g``; ``idx[:g]`` are model offsets (0 = newest) and
+        ``cnt[:g]`` their sample counts.
+    """
+    g = 0
+    if ns == 0:
+        return 0
+    if ns >= n_avail:
+        remaining = ns
+        for j in range(n_avail):
+            if remaining == 0:
+                break
+            if j == n_avail - 1:
+                kj = remaining
+            else:
+                kj = rng.binomial(remaining, 1.0 / (n_avail - j))
+            remaining -= kj
+            if kj > 0:
+                idx[g] = j
+                cnt[g] = kj
+                g += 1
+        return g
+    for i in range(ns):
+        tmp[i] = rng.integers(0, n_avail)
+    tmp[:ns].sort()
+    for i in range(ns):
+        if g > 0 and idx[g - 1] == tmp[i]:
+            cnt[g - 1] += 1
+        else:
+            idx[g] = tmp[i]
+            cnt[g] = 1
+            g += 1
+    return g
+
+
+@njit(**JIT)
 def _run_chain(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle,
                metric, mu_r, L_r, sr_identity, n_gen, traj):
     """Run one chain of the loop for every ``n_s`` in ``n_s_values`` in lockstep.
@@ -69,6 +114,12 @@ def _run_chain(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle
     sq_lam = np.sqrt(lam)
     ring_mu = np.empty((V, K, d))
     ring_L = np.empty((V, K, d, d))
+    ns_max = 0
+    for v in range(V):
+        ns_max = max(ns_max, n_s_values[v])
+    idx = np.empty(min(ns_max, K) + 1, dtype=np.int64)
+    cnt = np.empty(min(ns_max, K) + 1, dtype=np.int64)
+    tmp = np.empty(min(ns_max, K) + 1, dtype=np.int64)
     mu = np.empty(d)
     Sig = np.empty((d, d))
     real_m = np.empty(d)
@@ -118,18 +169,10 @@ def _run_chain(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle
             else:
                 n_cur = 0
             # Synthetic part: a multinomial split of ns over the available models.
-            remaining = ns
-            for j in range(n_avail):
-                if remaining == 0:
-                    break
-                if j == n_avail - 1:
-                    kj = remaining
-                else:
-                    kj = rng_syn.binomial(remaining, 1.0 / (n_avail - j))
-                remaining -= kj
-                if kj == 0:
-                    continue
-                slot = (newest - j) % K
+            n_groups = _split_synthetic(rng_syn, ns, n_avail, idx, cnt, tmp)
+            for gi in range(n_groups):
+                kj = cnt[gi]
+                slot = (newest - idx[gi]) % K
                 _draw_group(rng_syn, ring_mu[v, slot], ring_L[v, slot], kj, g_m, g_S, A, B)
                 n_cur = _pool_into(n_cur, mu, Sig, kj, g_m, g_S)
             q = n_cur if mle else n_cur - 1
@@ -175,6 +218,12 @@ def _run_chain_d1(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, 
     sq_lam = np.sqrt(lam)
     ring_mu = np.empty((V, K))
     ring_s = np.empty((V, K))
+    ns_max = 0
+    for v in range(V):
+        ns_max = max(ns_max, n_s_values[v])
+    idx = np.empty(min(ns_max, K) + 1, dtype=np.int64)
+    cnt = np.empty(min(ns_max, K) + 1, dtype=np.int64)
+    tmp = np.empty(min(ns_max, K) + 1, dtype=np.int64)
     first_m, first_S = _group_d1(rng_real, mr, sr, n_ini)
     q = n_ini if mle else n_ini - 1
     sig = first_S / q
@@ -206,18 +255,10 @@ def _run_chain_d1(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, 
                 n_cur = 0
                 mu = 0.0
                 S = 0.0
-            remaining = n_s_values[v]
-            for j in range(n_avail):
-                if remaining == 0:
-                    break
-                if j == n_avail - 1:
-                    kj = remaining
-                else:
-                    kj = rng_syn.binomial(remaining, 1.0 / (n_avail - j))
-                remaining -= kj
-                if kj == 0:
-                    continue
-                slot = (newest - j) % K
+            n_groups = _split_synthetic(rng_syn, n_s_values[v], n_avail, idx, cnt, tmp)
+            for gi in range(n_groups):
+                kj = cnt[gi]
+                slot = (newest - idx[gi]) % K
                 g_m, g_S = _group_d1(rng_syn, ring_mu[v, slot], ring_s[v, slot], kj)
                 if n_cur == 0:
                     mu = g_m
