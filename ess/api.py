@@ -27,6 +27,7 @@ from ess.params import (
 from ess.progress import Progress
 from ess.results import EstimateResult, SimulateResult, ThresholdResult
 from ess.solve import (
+    chain_budget,
     chain_cost,
     check_generations,
     estimate_limit,
@@ -59,6 +60,7 @@ def _validate_estimate(d=1, n_r=100, n_s=0, lam=None, n_ini=None, loop="fresh", 
     rel, mc = _check_budget(rel_precision, max_chains)
     check_generations(p, rel)
     _check_ring_memory(p, generations_for(p, rel))
+    chain_budget(p, generations_for(p, rel), mc)
     return p, check_seed(seed), rel, mc, check_jobs(n_jobs)
 
 
@@ -180,8 +182,8 @@ def simulate(d: int = 1, n_r: int = 100, n_s: int = 100, lam: float | None = Non
              ) -> SimulateResult | tuple[SimulateResult, np.ndarray]:
     """Trajectories of any loop kind, summarised per generation.
 
-    Each row gives, for generation ``t = 1 .. generations``, the mean and the
-    5-95% band over chains of ``dist``, ``|mu - mu_r|`` and ``tr Sigma / d``.
+    Each row gives, for generation ``t = 1 .. generations``, the mean, the
+    median and the 5-95% band over chains of ``dist``, ``|mu - mu_r|`` and ``tr Sigma / d``.
 
     Returns
     -------
@@ -221,6 +223,7 @@ def simulate(d: int = 1, n_r: int = 100, n_s: int = 100, lam: float | None = Non
         for name, a in (("dist", dist[:, t]), ("mean_dev", dev[:, t]),
                         ("tr_sigma_over_d", tr[:, t])):
             row[f"{name}_mean"] = float(a.mean())
+            row[f"{name}_median"] = float(np.median(a))
             row[f"{name}_q05"] = float(np.quantile(a, 0.05))
             row[f"{name}_q95"] = float(np.quantile(a, 0.95))
         rows.append(row)

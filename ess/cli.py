@@ -363,7 +363,8 @@ def _cmd_simulate(args) -> int:
         print(json.dumps(res.to_dict()))
     else:
         last = res.rows[-1]
-        print(f"ess simulate: {res.loop} loop, n_r = {res.n_r}, n_s = {res.n_s}, "
+        real = "" if res.loop == "fully-synthetic" else f"n_r = {res.n_r}, "
+        print(f"ess simulate: {res.loop} loop, {real}n_s = {res.n_s}, "
               f"lam = {res.lam:g}, {res.chains} chains x {res.generations} generations")
         print(f"  {_header(res)}")
         print(f"  generation {last['generation']}: mean {res.metric} = {last['dist_mean']:.4g} "

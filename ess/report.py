@@ -139,18 +139,32 @@ def threshold_heatmap(results: Sequence[ThresholdResult], path: str | Path) -> P
             Z[i, j] = r.n_s_star
             lo, hi = r.n_s_star_ci
             ann[i, j] = f"{r.n_s_star}\n[{lo}, {'>cap' if hi is None else hi}]"
-    fig, ax = plt.subplots(figsize=(1.25 * len(lams) + 3, 0.8 * len(n_rs) + 2.4))
-    finite = Z[np.isfinite(Z) & (Z > 0)]
-    norm = LogNorm(vmin=max(finite.min(), 1), vmax=max(finite.max(), 2)) if finite.size else None
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.25 * len(lams) + 3),
+                                    max(3.8, 0.8 * len(n_rs) + 2.6)))
+    pos = Z[np.isfinite(Z) & (Z > 0)]
     ax.set_facecolor("#eeeeee")
-    sns.heatmap(np.where(Z > 0, Z, np.nan), ax=ax, annot=ann, fmt="", cmap="viridis", norm=norm,
-                xticklabels=[f"{x:g}" for x in lams], yticklabels=[str(n) for n in n_rs],
-                cbar_kws={"label": "admissible threshold n_s* (log scale)"},
-                annot_kws={"fontsize": 8}, linewidths=0.5, linecolor="white")
-    for i in range(Z.shape[0]):
+    if pos.size:
+        norm = LogNorm(vmin=max(pos.min(), 1), vmax=max(pos.max(), 2))
+        sns.heatmap(np.where(Z > 0, Z, np.nan), ax=ax, annot=ann, fmt="", cmap="viridis",
+                    norm=norm, xticklabels=[f"{x:g}" for x in lams],
+                    yticklabels=[str(n) for n in n_rs],
+                    cbar_kws={"label": "admissible threshold n_s* (log scale)"},
+                    annot_kws={"fontsize": 8}, linewidths=0.5, linecolor="white")
+    else:   # nothing to colour: every cell is "none up to the cap" or 0
+        sns.heatmap(np.zeros(Z.shape), ax=ax, cmap=["#eeeeee"], cbar=False,
+                    xticklabels=[f"{x:g}" for x in lams], yticklabels=[str(n) for n in n_rs],
+                    linewidths=0.5, linecolor="white")
+    for i in range(Z.shape[0]):   # seaborn does not annotate masked cells: do it here
         for j in range(Z.shape[1]):
-            if Z[i, j] == 0:
-                ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=True, color="#cc4444", alpha=0.35))
+            if np.isnan(Z[i, j]):
+                ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, hatch="//",
+                                           edgecolor="#999999", lw=0))
+                ax.text(j + 0.5, i + 0.5, ann[i, j], ha="center", va="center", fontsize=8)
+            elif Z[i, j] == 0:
+                ax.add_patch(plt.Rectangle((j, i), 1, 1, color="#cc4444", alpha=0.35))
+                ax.text(j + 0.5, i + 0.5, ann[i, j], ha="center", va="center", fontsize=8)
+    fig.text(0.01, 0.01, "hatched: n_e >= n_r for every n_s up to the cap (no threshold); "
+             "red: no positive n_s is admissible", fontsize=7, color="#555555")
     ax.invert_yaxis()
     ax.set_xlabel("sampling bias λ (1 = unbiased)")
     ax.set_ylabel("real samples per generation n_r")
@@ -184,16 +198,20 @@ def ne_heatmap(results: Sequence[EstimateResult], path: str | Path) -> Path:
         if r.n_e_over_n_r is not None:
             Z[n_rs.index(r.n_r), n_ss.index(r.n_s)] = r.n_e_over_n_r
     ann = np.where(np.isfinite(Z), np.vectorize(lambda v: f"{v:.2f}")(np.nan_to_num(Z)), "n_e<2")
+    missing = ~np.isfinite(Z)
     logz = np.log2(Z)
     lo = min(float(np.nanmin(logz)), -0.05) if np.isfinite(logz).any() else -1.0
     hi = max(float(np.nanmax(logz)), 0.05) if np.isfinite(logz).any() else 1.0
-    fig, ax = plt.subplots(figsize=(1.0 * len(n_ss) + 3.2, 0.7 * len(n_rs) + 2.4))
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.0 * len(n_ss) + 3.2),
+                                    max(3.8, 0.7 * len(n_rs) + 2.6)))
     ax.set_facecolor("#dddddd")
     sns.heatmap(logz, ax=ax, annot=ann, fmt="", cmap="RdBu",
                 norm=TwoSlopeNorm(vcenter=0.0, vmin=lo, vmax=hi),
                 xticklabels=[str(n) for n in n_ss], yticklabels=[str(n) for n in n_rs],
-                cbar_kws={"label": "n_e / n_r  (log scale; > 1: synthetic data helps)"},
+                cbar_kws={"label": "n_e / n_r (> 1: synthetic data helps)"},
                 annot_kws={"fontsize": 8}, linewidths=0.5, linecolor="white")
+    for i, j in zip(*np.nonzero(missing)):
+        ax.text(j + 0.5, i + 0.5, "n_e<2", ha="center", va="center", fontsize=8)
     cbar = ax.collections[0].colorbar
     ratios = [1 / 64, 1 / 16, 1 / 4, 0.5, 1.0, 1.1, 1.25, 1.5, 2.0, 4.0, 8.0]
     ticks = [math.log2(t) for t in ratios if lo <= math.log2(t) <= hi]
@@ -229,11 +247,15 @@ def simulate_plot(res: SimulateResult, path: str | Path) -> Path:
 
     plt, sns = _use_agg()
     df = pd.DataFrame(res.rows)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.0))
+    few = len(df) < 3
     panels = (("dist", f"{res.metric}(G^t, P_r)"), ("mean_dev", "|μ_t − μ_r|"),
               ("tr_sigma_over_d", "tr Σ_t / d"))
     for ax, (key, label) in zip(axes, panels):
-        sns.lineplot(data=df, x="generation", y=f"{key}_mean", ax=ax, label="mean")
+        sns.lineplot(data=df, x="generation", y=f"{key}_mean", ax=ax, label="mean",
+                     marker="o" if few else None)
+        sns.lineplot(data=df, x="generation", y=f"{key}_median", ax=ax, label="median",
+                     linestyle="--", marker="o" if few else None)
         ax.fill_between(df["generation"], df[f"{key}_q05"], df[f"{key}_q95"], alpha=0.25,
                         label="5–95% of chains")
         ax.set_ylabel(label)
@@ -241,7 +263,8 @@ def simulate_plot(res: SimulateResult, path: str | Path) -> Path:
         if key == "dist" and (df[f"{key}_q95"] > 0).all():
             ax.set_yscale("log")
         ax.legend(fontsize=8)
-    fig.suptitle(f"{res.loop} loop: d = {res.d}, n_r = {res.n_r}, n_s = {res.n_s}, "
+    real = "" if res.loop == "fully-synthetic" else f"n_r = {res.n_r}, "
+    fig.suptitle(f"{res.loop} loop: d = {res.d}, {real}n_s = {res.n_s}, "
                  f"λ = {res.lam:g}, n_ini = {res.n_ini}, memory = {res.memory}, "
                  f"{res.cov_estimator} covariance, {res.chains} chains, seed {res.seed}",
                  fontsize=10)

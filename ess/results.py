@@ -100,8 +100,8 @@ class ThresholdResult:
 class SimulateResult:
     """Per-generation summaries of ``chains`` trajectories of one loop.
 
-    ``rows`` has one dictionary per generation with the mean, 5% and 95%
-    quantiles of ``dist``, ``|mu - mu_r|`` and ``tr Sigma / d``.
+    ``rows`` has one dictionary per generation with the mean, median, 5% and
+    95% quantiles of ``dist``, ``|mu - mu_r|`` and ``tr Sigma / d``.
     """
 
     d: int

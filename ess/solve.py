@@ -318,7 +318,7 @@ def threshold_search(p: LoopParams, seed: int, rel_precision: float, max_chains:
                      progress: Progress = NULL_PROGRESS) -> ThresholdResult:
     """The admissible threshold ``n_s*(n_r, lam)`` by bracketing and integer bisection.
 
-    A geometric grid of ``n_s`` (from ``n_r / 8``, doubling, to ``cap``) is scanned
+    A geometric grid of ``n_s`` (1, 2, 4, ... and ``cap``) is scanned
     past the peak of ``n_e / n_r`` to the first decisive fall below 1 (the
     excess ``WD(n_s) - f(n_r)`` above zero by 1.96 standard errors), so noise
     near ``n_s = 0`` cannot stop the search; integer bisection then locates the
@@ -333,7 +333,7 @@ def threshold_search(p: LoopParams, seed: int, rel_precision: float, max_chains:
     ev = _ExcessEvaluator(p, seed, rel_precision, max_chains, n_jobs, progress, abs_target)
 
     grid = []
-    n = max(1, round(p.n_r / 8))
+    n = 1
     while n < cap:
         grid.append(n)
         n *= 2
@@ -371,6 +371,11 @@ def threshold_search(p: LoopParams, seed: int, rel_precision: float, max_chains:
         upper = _bisect(ev.decisively_inadmissible, star, first)[0]
     else:
         upper = None
+    if lower == 0 and star > 0:
+        note = (note + "; " if note else "") + (
+            "no n_s is decisively admissible: below n_s*, n_e / n_r is within the Monte Carlo "
+            "precision of 1, so the threshold is only bounded above (lower rel_precision to "
+            "resolve it)")
     return _threshold_result(p, seed, rel_precision, star, (lower, upper), cap, ev, t0, note)
 
 

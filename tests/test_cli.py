@@ -125,6 +125,17 @@ BAD = [
     (["simulate", "--loop", "fully-synthetic", "--n-s", "1"], "n_s"),
     (["estimate", "--n-s", "10000000"], "n_s"),
     (["threshold", "--cap", "10000000"], "cap"),
+    (["estimate", "--memory", "all", "--n-s", "100000", "--n-r", "2", "--d", "50"], "memory"),
+    (["estimate", "--max-chains", "5"], "max_chains"),
+    (["estimate", "--n-s", ""], "n_s"),
+    (["estimate", "--sigma-r", "1e200"], "sigma_r"),
+    (["estimate", "--d", "2", "--sigma-r", "inf,1"], "sigma_r"),
+    (["simulate", "--out", "/proc/nope/x.csv"], "out"),
+    (["simulate", "--d", "200", "--chains", "1", "--generations", "100000", "--memory", "all"],
+     "memory"),
+    (["simulate", "--d", "100", "--chains", "100000", "--generations", "1000"], "chains"),
+    (["heatmap", "--kind", "ne", "--cap", "5"], "cap"),
+    (["table", "--lam", "1,1"], "lam"),
     (["estimate", "--bogus"], "--bogus"),
 ]
 

@@ -148,5 +148,39 @@ def test_n_e_below_two_is_reported_plainly():
 
 
 def test_budget_exhaustion_is_reported():
-    r = ess.estimate(d=1, n_r=100, n_s=200, lam=0.9, rel_precision=0.001, max_chains=64)
+    r = ess.estimate(d=1, n_r=100, n_s=200, lam=0.9, rel_precision=0.001, max_chains=256)
     assert not r.precision_reached and "max_chains" in r.note
+
+
+def test_translation_and_scale_invariance_of_n_e():
+    """n_e does not depend on mu_r or on the units of Sigma_r; WD scales with them."""
+    base = ess.estimate(d=2, n_r=40, n_s=80, lam=0.9, seed=5)
+    moved = ess.estimate(d=2, n_r=40, n_s=80, lam=0.9, seed=5, mu_r=[1e17, -3.0])
+    scaled = ess.estimate(d=2, n_r=40, n_s=80, lam=0.9, seed=5, sigma_r=[1e-40, 1e-40])
+    assert moved.n_e == base.n_e and scaled.n_e == base.n_e
+    assert scaled.wd == pytest.approx(base.wd * 1e-40, rel=1e-12)
+    w2 = ess.estimate(d=2, n_r=40, n_s=80, lam=0.9, seed=5, metric="w2", sigma_r=[4.0, 4.0])
+    w2_unit = ess.estimate(d=2, n_r=40, n_s=80, lam=0.9, seed=5, metric="w2")
+    assert w2.wd == pytest.approx(2.0 * w2_unit.wd, rel=1e-12)
+
+
+def test_large_memory_is_fast_and_safe():
+    r = ess.estimate(d=1, n_r=100, n_s=10, memory=5000, rel_precision=0.05)
+    assert r.n_e is not None and r.seconds < 30
+
+
+def test_guidance_and_lam_together_are_refused():
+    with pytest.raises(ValueError, match="lam or guidance"):
+        ess.estimate(lam=0.5, guidance=1.0)
+
+
+def test_table_validates_every_cell_before_computing():
+    with pytest.raises(ValueError, match="n_s"):
+        ess.table(n_r=[50], n_s=[0, 10, 10**9], lam=[1.0])
+    with pytest.raises(ValueError, match="repeat"):
+        ess.table(n_r=[50], n_s=[0], lam=[1.0, 1.0])
+
+
+def test_threshold_unresolved_at_huge_n_r_says_so():
+    r = ess.threshold(d=1, n_r=1_000_000, lam=0.9, cap=2_000_000)
+    assert r.n_s_star_ci[0] == 0 and "only bounded above" in r.note
