@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ess import __version__, config
-from ess.params import ParameterError, check_choice, parse_list
+from ess.params import ParameterError, check_choice, lam_from_guidance, parse_list
 
 DEFAULT_DIR = Path("ess-results")
 
@@ -111,6 +111,14 @@ def _lam_values(args, default: str) -> tuple[str, list[str]]:
     if args.guidance is not None:
         return "guidance", parse_list("guidance", args.guidance)
     return "lam", parse_list("lam", args.lam if args.lam is not None else default)
+
+
+def _lam_list(args, default: str) -> list:
+    """The ``lam`` values of a grid, from ``--lam`` or converted from ``--guidance``."""
+    key, values = _lam_values(args, default)
+    if key == "guidance":
+        return [lam_from_guidance(w) for w in values]
+    return values
 
 
 def _sigma(text: str | None):
@@ -260,14 +268,10 @@ def _cmd_table(args) -> int:
     from ess.report import check_table_path, estimate_rows, write_rows
 
     out = _writable(check_table_path(args.out, "out"))
-    key, lam = _lam_values(args, "1,0.9,0.7")
+    lam = _lam_list(args, "1,0.9,0.7")
     kw = _common(args) | _budget(args)
     n_r = parse_list("n_r", _or(args.n_r, "50,100,200"))
     n_s = parse_list("n_s", _or(args.n_s, "0,50,100,200,400"))
-    if key == "guidance":
-        from ess.params import lam_from_guidance
-
-        lam = [lam_from_guidance(w) for w in lam]
     res = table(n_r=n_r, n_s=n_s, lam=lam, **kw)
     rows = estimate_rows(res)
     write_rows(rows, out, title=f"ESS table ({_header(res[0])})")
@@ -309,11 +313,7 @@ def _cmd_heatmap(args) -> int:
 
         if args.n_s is not None:
             raise ParameterError("n_s is searched by the threshold heatmap; do not give --n-s")
-        key, lam = _lam_values(args, "0.5,0.6,0.7,0.8,0.9")
-        if key == "guidance":
-            from ess.params import lam_from_guidance
-
-            lam = [lam_from_guidance(w) for w in lam]
+        lam = _lam_list(args, "0.5,0.6,0.7,0.8,0.9")
         n_r = parse_list("n_r", _or(args.n_r, "25,50,100,200,400"))
         res = threshold_grid(n_r=n_r, lam=lam, cap=args.cap, **kw)
         write_rows(threshold_rows(res), csv_path)
@@ -323,16 +323,9 @@ def _cmd_heatmap(args) -> int:
 
         if args.cap is not None:
             raise ParameterError("cap applies to the threshold heatmap only (--kind threshold)")
-        key, lam = _lam_values(args, "0.85")
-        kw[key] = _one(key, lam)
+        kw["lam"] = [_one("lam", _lam_list(args, "0.85"))]
         n_r = parse_list("n_r", _or(args.n_r, "100,200,400,800"))
         n_s = parse_list("n_s", _or(args.n_s, "25,50,100,200,400,800,1600,3200"))
-        if key == "guidance":
-            from ess.params import lam_from_guidance
-
-            kw["lam"] = [lam_from_guidance(kw.pop("guidance"))]
-        else:
-            kw["lam"] = [kw.pop("lam")]
         res = table(n_r=n_r, n_s=n_s, **kw)
         write_rows(estimate_rows(res), csv_path)
         ne_heatmap(res, out)

@@ -99,6 +99,20 @@ def _subtitle(d: int, metric: str, cov: str, rel: float, seed: int) -> str:
             f"95% CI half-width {100 * rel:g}% on n_e, seed {seed}")
 
 
+def _finish(fig, ax, title: str, r0, path: str | Path) -> Path:
+    """Title (with the subtitle every figure carries), layout, save, close."""
+    import matplotlib.pyplot as plt
+
+    ax.set_title(title + "\n" + _subtitle(r0.d, r0.metric, r0.cov_estimator, r0.rel_precision,
+                                          r0.seed), fontsize=9)
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=130)
+    plt.close(fig)
+    return out
+
+
 def _use_agg():
     import matplotlib
 
@@ -163,21 +177,18 @@ def threshold_heatmap(results: Sequence[ThresholdResult], path: str | Path) -> P
             elif Z[i, j] == 0:
                 ax.add_patch(plt.Rectangle((j, i), 1, 1, color="#cc4444", alpha=0.35))
                 ax.text(j + 0.5, i + 0.5, ann[i, j], ha="center", va="center", fontsize=8)
-    fig.text(0.01, 0.01, "hatched: n_e >= n_r for every n_s up to the cap (no threshold); "
-             "red: no positive n_s is admissible", fontsize=7, color="#555555")
+    legend = []
+    if np.isnan(Z).any():
+        legend.append("hatched: n_e >= n_r for every n_s up to the cap (no threshold)")
+    if (Z == 0).any():
+        legend.append("red: no positive n_s is admissible")
+    if legend:
+        fig.text(0.01, 0.01, "; ".join(legend), fontsize=7, color="#555555")
     ax.invert_yaxis()
     ax.set_xlabel("sampling bias λ (1 = unbiased)")
     ax.set_ylabel("real samples per generation n_r")
-    r0 = results[0]
-    ax.set_title("Largest synthetic amount n_s keeping n_e ≥ n_r  (95% CI in brackets)\n"
-                 + _subtitle(r0.d, r0.metric, r0.cov_estimator, r0.rel_precision, r0.seed),
-                 fontsize=9)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=130)
-    plt.close(fig)
-    return out
+    return _finish(fig, ax, "Largest synthetic amount n_s keeping n_e ≥ n_r  "
+                   "(95% CI in brackets)", results[0], path)
 
 
 def ne_heatmap(results: Sequence[EstimateResult], path: str | Path) -> Path:
@@ -226,16 +237,8 @@ def ne_heatmap(results: Sequence[EstimateResult], path: str | Path) -> Path:
     geo = " (geometric grid)" if _is_geometric(n_ss) else ""
     ax.set_xlabel(f"synthetic samples per generation n_s{geo}")
     ax.set_ylabel("real samples per generation n_r")
-    r0 = results[0]
-    ax.set_title(f"Effective sample size ratio n_e / n_r at λ = {r0.lam:g}\n"
-                 + _subtitle(r0.d, r0.metric, r0.cov_estimator, r0.rel_precision, r0.seed),
-                 fontsize=9)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=130)
-    plt.close(fig)
-    return out
+    return _finish(fig, ax, f"Effective sample size ratio n_e / n_r at λ = {results[0].lam:g}",
+                   results[0], path)
 
 
 def simulate_plot(res: SimulateResult, path: str | Path) -> Path:

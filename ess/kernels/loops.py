@@ -66,6 +66,14 @@ def _split_synthetic(rng, ns, n_avail, idx, cnt, tmp):
 
 
 @njit(**JIT)
+def _split_buffers(n_s_values, K):
+    """Work space of :func:`_split_synthetic`: at most ``min(max n_s, K)`` groups."""
+    size = min(n_s_values.max(), K) + 1
+    return (np.empty(size, dtype=np.int64), np.empty(size, dtype=np.int64),
+            np.empty(size, dtype=np.int64))
+
+
+@njit(**JIT)
 def _run_chain(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle,
                metric, mu_r, L_r, sr_identity, n_gen, traj):
     """Run one chain of the loop for every ``n_s`` in ``n_s_values`` in lockstep.
@@ -114,12 +122,7 @@ def _run_chain(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle
     sq_lam = np.sqrt(lam)
     ring_mu = np.empty((V, K, d))
     ring_L = np.empty((V, K, d, d))
-    ns_max = 0
-    for v in range(V):
-        ns_max = max(ns_max, n_s_values[v])
-    idx = np.empty(min(ns_max, K) + 1, dtype=np.int64)
-    cnt = np.empty(min(ns_max, K) + 1, dtype=np.int64)
-    tmp = np.empty(min(ns_max, K) + 1, dtype=np.int64)
+    idx, cnt, tmp = _split_buffers(n_s_values, K)
     mu = np.empty(d)
     Sig = np.empty((d, d))
     real_m = np.empty(d)
@@ -218,12 +221,7 @@ def _run_chain_d1(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, 
     sq_lam = np.sqrt(lam)
     ring_mu = np.empty((V, K))
     ring_s = np.empty((V, K))
-    ns_max = 0
-    for v in range(V):
-        ns_max = max(ns_max, n_s_values[v])
-    idx = np.empty(min(ns_max, K) + 1, dtype=np.int64)
-    cnt = np.empty(min(ns_max, K) + 1, dtype=np.int64)
-    tmp = np.empty(min(ns_max, K) + 1, dtype=np.int64)
+    idx, cnt, tmp = _split_buffers(n_s_values, K)
     first_m, first_S = _group_d1(rng_real, mr, sr, n_ini)
     q = n_ini if mle else n_ini - 1
     sig = first_S / q
