@@ -74,12 +74,37 @@ def _validate_threshold(d=1, n_r=100, lam=None, n_ini=None, memory=1, metric="w2
     p = loop_params(d, n_r, 0, lam, n_ini, "fresh", memory, metric, cov_estimator, mu_r,
                     sigma_r, guidance)
     rel, mc = _check_budget(rel_precision, max_chains)
-    if cap is None:
+    if cap is None:   # 100 n_r, or less where the chains at n_s = cap would be too expensive
         cap = min(100 * p.n_r, config.MAX_COUNT)
+        if not _affordable(p, cap, rel, mc):
+            lo, hi = 0, cap
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if _affordable(p, mid, rel, mc):
+                    lo = mid
+                else:
+                    hi = mid
+            cap = max(lo, 1)
     cap = check_int("cap", cap, 1, config.MAX_COUNT)
-    check_generations(replace(p, n_s=cap), rel, name="cap")
-    _check_ring_memory(p, generations_for(replace(p, n_s=cap), rel))
+    at_cap = replace(p, n_s=cap)
+    check_generations(at_cap, rel, name="cap")
+    _check_ring_memory(p, generations_for(at_cap, rel))
+    try:
+        chain_budget(at_cap, generations_for(at_cap, rel), mc, n_values=2)
+    except ParameterError as e:
+        raise ParameterError(f"cap is too large for d = {p.d}: at n_s = cap, {e}") from None
     return p, check_seed(seed), rel, mc, check_jobs(n_jobs), cap
+
+
+def _affordable(p, n_s: int, rel: float, mc: int) -> bool:
+    """Whether a threshold evaluation at ``n_s`` fits the generation and work limits."""
+    q = replace(p, n_s=n_s)
+    try:
+        check_generations(q, rel)
+        chain_budget(q, generations_for(q, rel), mc, n_values=2)
+    except ParameterError:
+        return False
+    return True
 
 
 def _check_budget(rel_precision, max_chains) -> tuple[float, int]:
@@ -155,8 +180,9 @@ def threshold(d: int = 1, n_r: int = 100, lam: float | None = None, n_ini: int |
 
     Parameters are those of :func:`estimate` (the loop is the fresh loop; ``lam``
     defaults to 0.9);
-    ``cap`` (default ``100 n_r``) bounds the search: beyond it the answer is
-    "no threshold up to the cap" (``n_s_star = None``).
+    ``cap`` bounds the search: beyond it the answer is "no threshold up to the
+    cap" (``n_s_star = None``). Its default is ``100 n_r``, lowered where chains at
+    ``n_s = cap`` would exceed the work budget (large ``d``); the result reports it.
 
     Returns
     -------
