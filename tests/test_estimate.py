@@ -184,3 +184,17 @@ def test_table_validates_every_cell_before_computing():
 def test_threshold_unresolved_at_huge_n_r_says_so():
     r = ess.threshold(d=1, n_r=1_000_000, lam=0.9, cap=2_000_000)
     assert r.n_s_star_ci[0] == 0 and "only bounded above" in r.note
+
+
+def test_interval_coverage_against_the_exact_limit_at_zero_synthetic():
+    """At n_s = 0 the limit is exactly f(n_r), known in closed form for d = 1 (SPEC
+    section 4). Over 60 seeds the 95% interval of WD must cover it at least 51 times:
+    P(Binomial(60, 0.95) <= 50) < 0.2%, so a fixed-seed failure means bad coverage."""
+    from ess.analytic import reference_d1
+
+    exact = reference_d1(50, "w2sq", "unbiased")
+    hits = 0
+    for seed in range(60):
+        r = ess.estimate(d=1, n_r=50, n_s=0, seed=seed, rel_precision=0.02)
+        hits += r.wd_ci[0] <= exact <= r.wd_ci[1]
+    assert hits >= 51, hits
