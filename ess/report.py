@@ -195,7 +195,8 @@ def ne_heatmap(results: Sequence[EstimateResult], path: str | Path) -> Path:
     """Heatmap of ``n_e / n_r`` over ``(n_r, n_s)`` for one ``lam`` (the paper's Fig. 11).
 
     Colours on a log scale centred on 1 (blue: synthetic data helps, red: it
-    hurts), cells annotated with the ratio, the ``n_e = n_r`` contour drawn.
+    hurts), cells annotated with the ratio and its 95% half-width, the
+    ``n_e = n_r`` contour drawn.
     """
     import numpy as np
     from matplotlib.colors import TwoSlopeNorm
@@ -205,10 +206,13 @@ def ne_heatmap(results: Sequence[EstimateResult], path: str | Path) -> Path:
     n_rs = sorted({r.n_r for r in results})
     n_ss = sorted({r.n_s for r in results})
     Z = np.full((len(n_rs), len(n_ss)), np.nan)
+    ann = np.full(Z.shape, "n_e<2", dtype=object)
     for r in results:
         if r.n_e_over_n_r is not None:
-            Z[n_rs.index(r.n_r), n_ss.index(r.n_s)] = r.n_e_over_n_r
-    ann = np.where(np.isfinite(Z), np.vectorize(lambda v: f"{v:.2f}")(np.nan_to_num(Z)), "n_e<2")
+            i, j = n_rs.index(r.n_r), n_ss.index(r.n_s)
+            Z[i, j] = r.n_e_over_n_r
+            lo, hi = r.n_e_over_n_r_ci
+            ann[i, j] = f"{r.n_e_over_n_r:.2f}\n±{(hi - lo) / 2:.2f}"
     missing = ~np.isfinite(Z)
     logz = np.log2(Z)
     lo = min(float(np.nanmin(logz)), -0.05) if np.isfinite(logz).any() else -1.0
