@@ -14,7 +14,7 @@ from dataclasses import replace
 import numpy as np
 
 from ess import config
-from ess.chains import trajectories
+from ess.chains import kernel_memory, trajectories
 from ess.params import (
     ParameterError,
     check_float,
@@ -27,6 +27,7 @@ from ess.params import (
 from ess.progress import Progress
 from ess.results import EstimateResult, SimulateResult, ThresholdResult
 from ess.solve import (
+    bisect_int,
     chain_budget,
     chain_cost,
     check_generations,
@@ -39,7 +40,7 @@ from ess.solve import (
 
 def _check_ring_memory(p, n_gen: int) -> None:
     """The per-chain buffer of past models must fit in memory (``memory = "all"``)."""
-    K = n_gen if p.memory == "all" else min(int(p.memory), n_gen)
+    K = kernel_memory(p, n_gen)
     need = 2 * K * p.d * p.d * 8 * config.default_jobs()
     if need > config.MAX_BYTES:
         raise ParameterError(f"memory must be smaller for d = {p.d}: {K} past models of "
@@ -77,14 +78,7 @@ def _validate_threshold(d=1, n_r=100, lam=None, n_ini=None, memory=1, metric="w2
     if cap is None:   # 100 n_r, or less where the chains at n_s = cap would be too expensive
         cap = min(100 * p.n_r, config.MAX_COUNT)
         if not _affordable(p, cap, rel, mc):
-            lo, hi = 0, cap
-            while hi - lo > 1:
-                mid = (lo + hi) // 2
-                if _affordable(p, mid, rel, mc):
-                    lo = mid
-                else:
-                    hi = mid
-            cap = max(lo, 1)
+            cap = max(bisect_int(lambda m: not _affordable(p, m, rel, mc), 0, cap)[0], 1)
     cap = check_int("cap", cap, 1, config.MAX_COUNT)
     at_cap = replace(p, n_s=cap)
     check_generations(at_cap, rel, name="cap")
@@ -107,12 +101,16 @@ def _affordable(p, n_s: int, rel: float, mc: int) -> bool:
     return True
 
 
-def _check_budget(rel_precision, max_chains) -> tuple[float, int]:
+def _check_rel(rel_precision) -> float:
     rel = check_float("rel_precision", rel_precision, 0.0, 0.5, low_open=True)
     if rel < 1e-4:
         raise ParameterError(f"rel_precision must be a number in [0.0001, 0.5], got {rel}")
-    mc = check_int("max_chains", max_chains, 1, config.MAX_CHAINS)
-    return rel, mc
+    return rel
+
+
+def _check_budget(rel_precision, max_chains) -> tuple[float, int]:
+    return (_check_rel(rel_precision),
+            check_int("max_chains", max_chains, 1, config.MAX_CHAINS))
 
 
 def estimate(d: int = 1, n_r: int = 100, n_s: int = 0, lam: float | None = None,
@@ -271,11 +269,38 @@ def reference_curve(n: Sequence[int], d: int = 1, metric: str = "w2sq",
         ``f(n)`` and its standard error.
     """
     p = loop_params(d, 2, 0, 1.0, 2, "fresh", 1, metric, cov_estimator, None, sigma_r)
-    rel, _ = _check_budget(rel_precision, 1)
+    rel = _check_rel(rel_precision)
     ns = [check_int("n", v, 2, 2**40) for v in n]
     curve = reference_for(p, rel, check_jobs(n_jobs))
     out = np.array([curve.value(v) for v in ns]) * p.dist_factor
     curve.save()
+    return out
+
+
+def _axis_n_r(values) -> list[int]:
+    return check_grid_axis("n_r", values, lambda v: check_int("n_r", v, 2, config.MAX_COUNT))
+
+
+def _axis_lam(values) -> list[float]:
+    return check_grid_axis("lam", values, lambda v: check_float("lam", v, 0.0, 1.0))
+
+
+def _run_grid(cells: list[dict], validate, compute, desc: str, progress: bool) -> list:
+    """Validate every cell before computing any, then compute them in order."""
+    if len(cells) > config.MAX_GRID:
+        raise ParameterError(f"the grid must have at most {config.MAX_GRID} cells, "
+                             f"got {len(cells)}")
+    for cell in cells:
+        validate(**cell)
+    bar = Progress(desc, enabled=progress)
+    bar.add_total(len(cells))
+    out = []
+    try:
+        for cell in cells:
+            out.append(compute(**cell))
+            bar.update()
+    finally:
+        bar.close()
     return out
 
 
@@ -293,49 +318,21 @@ def table(d: int = 1, n_r: Sequence[int] = (50, 100, 200),
     list of EstimateResult
         In the order ``n_r``, then ``n_s``, then ``lam``.
     """
-    n_r = check_grid_axis("n_r", n_r, lambda v: check_int("n_r", v, 2, config.MAX_COUNT))
+    n_r = _axis_n_r(n_r)
     n_s = check_grid_axis("n_s", n_s, lambda v: check_int("n_s", v, 0, config.MAX_COUNT))
-    lam = check_grid_axis("lam", lam, lambda v: check_float("lam", v, 0.0, 1.0))
-    cells = list(itertools.product(n_r, n_s, lam))
-    if len(cells) > config.MAX_GRID:
-        raise ParameterError(f"the grid must have at most {config.MAX_GRID} cells, "
-                             f"got {len(cells)}")
-    for a, b, c in cells:   # validate every cell before computing any
-        _validate_estimate(d=d, n_r=a, n_s=b, lam=c, **kwargs)
-    bar = Progress("table", enabled=progress)
-    bar.add_total(len(cells))
-    out = []
-    try:
-        for a, b, c in cells:
-            out.append(estimate(d=d, n_r=a, n_s=b, lam=c, **kwargs))
-            bar.update()
-    finally:
-        bar.close()
-    return out
+    lam = _axis_lam(lam)
+    cells = [dict(d=d, n_r=a, n_s=b, lam=c, **kwargs)
+             for a, b, c in itertools.product(n_r, n_s, lam)]
+    return _run_grid(cells, _validate_estimate, estimate, "table", progress)
 
 
 def threshold_grid(d: int = 1, n_r: Sequence[int] = (50, 100, 200, 400),
                    lam: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9), progress: bool = False,
                    **kwargs) -> list[ThresholdResult]:
     """:func:`threshold` for every ``(n_r, lam)`` of a grid (``n_r`` outer)."""
-    n_r = check_grid_axis("n_r", n_r, lambda v: check_int("n_r", v, 2, config.MAX_COUNT))
-    lam = check_grid_axis("lam", lam, lambda v: check_float("lam", v, 0.0, 1.0))
-    cells = list(itertools.product(n_r, lam))
-    if len(cells) > config.MAX_GRID:
-        raise ParameterError(f"the grid must have at most {config.MAX_GRID} cells, "
-                             f"got {len(cells)}")
-    for a, c in cells:   # validate every cell before computing any
-        _validate_threshold(d=d, n_r=a, lam=c, **kwargs)
-    bar = Progress("heatmap", enabled=progress)
-    bar.add_total(len(cells))
-    out = []
-    try:
-        for a, c in cells:
-            out.append(threshold(d=d, n_r=a, lam=c, **kwargs))
-            bar.update()
-    finally:
-        bar.close()
-    return out
+    cells = [dict(d=d, n_r=a, lam=c, **kwargs)
+             for a, c in itertools.product(_axis_n_r(n_r), _axis_lam(lam))]
+    return _run_grid(cells, _validate_threshold, threshold, "heatmap", progress)
 
 
 __all__ = ["estimate", "threshold", "simulate", "reference_curve", "table", "threshold_grid"]

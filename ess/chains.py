@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ess import config
 from ess.kernels.distance import METRIC_W2, METRIC_W2SQ
 from ess.kernels.loops import (
     LOOP_AUGMENTATION,
@@ -149,7 +150,7 @@ def t975(dof: int) -> float:
         return math.inf
     if dof <= 30:
         return _T975[dof - 1]
-    z = 1.959963984540054
+    z = config.Z95
     g1 = (z**3 + z) / 4
     g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
     g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384

@@ -133,7 +133,7 @@ def _sigma(text: str | None):
                                                                    if p.suffix != ".csv" else ",")
         except (OSError, ValueError) as e:
             raise ParameterError(f"sigma_r: cannot read {text!r} ({e})") from None
-    return [float(v) if _isnum(v) else v for v in parse_list("sigma_r", text)]
+    return parse_list("sigma_r", text)   # numbers as text: validation converts them
 
 
 def _writable(path: Path, name: str = "out") -> Path:
@@ -157,25 +157,12 @@ def _or(value: str | None, default):
     return default if value is None else value
 
 
-def _isnum(v: str) -> bool:
-    try:
-        float(v)
-    except ValueError:
-        return False
-    return True
-
-
 def _common(args) -> dict:
     kw = {"d": args.d, "n_ini": args.n_ini, "memory": args.memory, "metric": args.metric,
           "cov_estimator": args.cov_estimator, "seed": args.seed, "n_jobs": args.jobs,
           "sigma_r": _sigma(args.sigma_r), "progress": not args.quiet}
     if args.mu_r is not None:
-        kw["mu_r"] = [float(v) if _isnum(v) else v for v in parse_list("mu_r", args.mu_r)]
-        try:
-            kw["mu_r"] = [float(v) for v in kw["mu_r"]]
-        except ValueError:
-            raise ParameterError(
-                f"mu_r must be comma-separated numbers, got {args.mu_r!r}") from None
+        kw["mu_r"] = parse_list("mu_r", args.mu_r)   # converted (and checked) by validation
     return kw
 
 
@@ -210,8 +197,7 @@ def _cmd_estimate(args) -> int:
     kw[key] = _one(key, lam)
     res = estimate(n_r=_or(args.n_r, 100), n_s=_or(args.n_s, 0), loop=args.loop, **kw)
     if args.json:
-        d = res.to_dict()
-        print(json.dumps(d))
+        print(json.dumps(res.to_dict()))
         return 0
     print(f"ess estimate: {res.loop} loop, n_r = {res.n_r}, n_s = {res.n_s}, "
           f"lam = {res.lam:g}, n_ini = {res.n_ini}")
@@ -243,8 +229,7 @@ def _cmd_threshold(args) -> int:
     kw[key] = _one(key, lam)
     res = threshold(n_r=_or(args.n_r, 100), cap=args.cap, **kw)
     if args.json:
-        d = res.to_dict()
-        print(json.dumps(d))
+        print(json.dumps(res.to_dict()))
         return 0
     print(f"ess threshold: fresh loop, n_r = {res.n_r}, lam = {res.lam:g}")
     print(f"  {_header(res)}")

@@ -6,6 +6,7 @@ Every ``@njit`` in the package takes its options from :data:`JIT`, so caching,
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -71,6 +72,7 @@ def default_jobs() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+@functools.cache
 def source_hash(*names: str) -> str:
     """Hash of the package's source files ``names`` (globs relative to the package)."""
     h = hashlib.sha256()

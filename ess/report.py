@@ -34,20 +34,14 @@ def check_table_path(path: str | Path, name: str = "out") -> Path:
     return p
 
 
-def _pair(v, i):
-    return None if v is None else v[i]
-
-
 def estimate_rows(results: Sequence[EstimateResult]) -> list[dict]:
     """Flat rows (one per cell) of an ESS table."""
     rows = []
     for r in results:
         d = r.to_dict()
-        row = {k: d.get(k) for k in ESTIMATE_COLUMNS if k in d}
         for key in ("wd", "n_e", "n_e_over_n_r"):
-            ci = d[f"{key}_ci"]
-            row[f"{key}_ci_low"], row[f"{key}_ci_high"] = _pair(ci, 0), _pair(ci, 1)
-        rows.append({k: row.get(k) for k in ESTIMATE_COLUMNS})
+            d[f"{key}_ci_low"], d[f"{key}_ci_high"] = d[f"{key}_ci"] or (None, None)
+        rows.append({k: d.get(k) for k in ESTIMATE_COLUMNS})
     return rows
 
 
@@ -56,9 +50,8 @@ def threshold_rows(results: Sequence[ThresholdResult]) -> list[dict]:
     rows = []
     for r in results:
         d = r.to_dict()
-        row = {k: d.get(k) for k in THRESHOLD_COLUMNS if k in d}
-        row["n_s_star_ci_low"], row["n_s_star_ci_high"] = d["n_s_star_ci"]
-        rows.append({k: row.get(k) for k in THRESHOLD_COLUMNS})
+        d["n_s_star_ci_low"], d["n_s_star_ci_high"] = d["n_s_star_ci"]
+        rows.append({k: d.get(k) for k in THRESHOLD_COLUMNS})
     return rows
 
 
@@ -101,14 +94,19 @@ def _subtitle(d: int, metric: str, cov: str, rel: float, seed: int) -> str:
 
 def _finish(fig, ax, title: str, r0, path: str | Path) -> Path:
     """Title (with the subtitle every figure carries), layout, save, close."""
-    import matplotlib.pyplot as plt
-
     ax.set_title(title + "\n" + _subtitle(r0.d, r0.metric, r0.cov_estimator, r0.rel_precision,
                                           r0.seed), fontsize=9)
+    return _save(fig, path, dpi=130)
+
+
+def _save(fig, path: str | Path, dpi: int) -> Path:
+    """Lay out, write (creating the folder) and close a figure."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=130)
+    fig.savefig(out, dpi=dpi)
     plt.close(fig)
     return out
 
@@ -275,9 +273,4 @@ def simulate_plot(res: SimulateResult, path: str | Path) -> Path:
                  f"λ = {res.lam:g}, n_ini = {res.n_ini}, memory = {res.memory}, "
                  f"{res.cov_estimator} covariance, {res.chains} chains, seed {res.seed}",
                  fontsize=10)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(fig, path, dpi=120)

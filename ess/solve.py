@@ -14,7 +14,15 @@ import numpy as np
 
 from ess import config
 from ess.analytic import fresh_stationary_moments, mixing_rate
-from ess.chains import LimitPlan, adaptive, chunk_size, cv_mean, limit_chunks, t975
+from ess.chains import (
+    LimitPlan,
+    adaptive,
+    chunk_size,
+    cv_mean,
+    kernel_memory,
+    limit_chunks,
+    t975,
+)
 from ess.params import LoopParams, ParameterError
 from ess.progress import NULL_PROGRESS, Progress
 from ess.reference import Inversion, ReferenceCurve
@@ -50,7 +58,7 @@ def chain_cost(p: LoopParams, n_gen: int, n_values: int = 1) -> float:
     Each generation draws the real group and, for ``memory = K``, up to
     ``min(t, K, n_s)`` synthetic groups: ``memory = "all"`` grows quadratically.
     """
-    K = n_gen if p.memory == "all" else int(p.memory)
+    K = kernel_memory(p, n_gen)
     t = np.arange(1, n_gen)
     groups = float(np.sum(1 + n_values * np.minimum(np.minimum(t, K), max(p.n_s, 1))))
     return (1.0 + groups) * config.group_cost(p.d)
@@ -88,6 +96,20 @@ def _generations(p: LoopParams, n_s: int, rel_precision: float) -> int:
     return generations_for(replace(p, n_s=n_s), rel_precision)
 
 
+def bisect_int(pred, lo: int, hi: int) -> tuple[int, int]:
+    """Integer bisection for a predicate false at ``lo`` and true at ``hi``.
+
+    Returns the adjacent pair ``(lo, hi)`` with ``pred(lo)`` false, ``pred(hi)`` true.
+    """
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if pred(mid):
+            hi = mid
+        else:
+            lo = mid
+    return lo, hi
+
+
 def check_generations(p: LoopParams, rel_precision: float, name: str = "n_s") -> None:
     """Refuse an ``n_s`` whose chains would need more than ``MAX_GENERATIONS``.
 
@@ -99,13 +121,9 @@ def check_generations(p: LoopParams, rel_precision: float, name: str = "n_s") ->
         return
     if _generations(p, p.n_s, rel_precision) <= config.MAX_GENERATIONS:
         return
-    lo, hi = 0, p.n_s   # largest admissible n_s by bisection (generations grow with n_s)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if _generations(p, mid, rel_precision) <= config.MAX_GENERATIONS:
-            lo = mid
-        else:
-            hi = mid
+    # largest admissible n_s (generations grow with n_s)
+    lo, _ = bisect_int(lambda m: _generations(p, m, rel_precision) > config.MAX_GENERATIONS,
+                       0, p.n_s)
     raise ParameterError(
         f"{name} must be at most {lo} for n_r = {p.n_r} at rel_precision = {rel_precision:g}: "
         f"the loop mixes too slowly beyond (more than {config.MAX_GENERATIONS} generations "
@@ -146,10 +164,6 @@ def reference_for(p: LoopParams, rel_precision: float, n_jobs: int,
                           rel_precision=rel_precision, n_jobs=n_jobs, progress=progress)
 
 
-def _invert(curve: ReferenceCurve, wd: float, n_guess: float) -> Inversion:
-    return curve.invert(wd, n_guess=n_guess)
-
-
 def estimate_limit(p: LoopParams, seed: int, rel_precision: float, max_chains: int,
                    n_jobs: int, progress: Progress = NULL_PROGRESS,
                    curve: ReferenceCurve | None = None) -> EstimateResult:
@@ -177,7 +191,7 @@ def estimate_limit(p: LoopParams, seed: int, rel_precision: float, max_chains: i
     def rel_halfwidth(data: np.ndarray) -> tuple[float, float, float, float, Inversion]:
         wd, se, dof = _limit_stats(data, 0, known)
         abs_hw = t975(dof) * se
-        inv = _invert(curve, wd, guess[0])
+        inv = curve.invert(wd, n_guess=guess[0])
         if inv.n is None:   # below n = 2: ask for the precision on WD itself
             return wd, se, abs_hw, abs_hw / wd, inv
         guess[0] = inv.n
@@ -191,7 +205,6 @@ def estimate_limit(p: LoopParams, seed: int, rel_precision: float, max_chains: i
     data, reached = adaptive(run, cs, _pilot_chunks(p.d), budget, excess)
     wd, se, abs_hw, hw, inv = rel_halfwidth(data)
     # back to the user's units (the kernels ran on the normalised Sigma_r)
-    f2 = curve.value(2)[0] * p.dist_factor
     wd, se, abs_hw = wd * p.dist_factor, se * p.dist_factor, abs_hw * p.dist_factor
     wd_ci = (wd - abs_hw, wd + abs_hw)
     diff = data[:, 0, 0, 0] - data[:, 0, 0, 1]
@@ -200,6 +213,7 @@ def estimate_limit(p: LoopParams, seed: int, rel_precision: float, max_chains: i
     note = ""
     if inv.n is None:
         n_e = n_e_ci = ratio = ratio_ci = None
+        f2 = curve.value(2)[0] * p.dist_factor
         note = ("n_e < 2: the limit is farther from P_r than a model fit on 2 real samples "
                 f"(WD = {wd:.6g} > f(2) = {f2:.6g})")
     else:
@@ -299,20 +313,6 @@ class _ExcessEvaluator:
         return n_s > 0 and est + hw < 0.0
 
 
-def _bisect(pred, lo: int, hi: int) -> tuple[int, int]:
-    """Integer bisection for a predicate false at ``lo`` and true at ``hi``.
-
-    Returns the adjacent pair ``(lo, hi)`` with ``pred(lo)`` false, ``pred(hi)`` true.
-    """
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if pred(mid):
-            hi = mid
-        else:
-            lo = mid
-    return lo, hi
-
-
 def threshold_search(p: LoopParams, seed: int, rel_precision: float, max_chains: int,
                      cap: int, n_jobs: int,
                      progress: Progress = NULL_PROGRESS) -> ThresholdResult:
@@ -355,20 +355,20 @@ def threshold_search(p: LoopParams, seed: int, rel_precision: float, max_chains:
                                      f"n_s <= {cap}")
     admissible = [m for m in ev.cache if m < hi and not ev.inadmissible(m)]
     lo = max(admissible, default=0)
-    star, _ = _bisect(ev.inadmissible, lo, hi)
+    star, _ = bisect_int(ev.inadmissible, lo, hi)
     # 95% interval: from the largest decisively admissible n_s below the estimate
     # to the largest n_s that is not decisively inadmissible.
     dec = [m for m in ev.cache if m <= star and ev.decisively_admissible(m)]
     if dec:
         best = max(dec)
-        lower = star if ev.decisively_admissible(star) else _bisect(
+        lower = star if ev.decisively_admissible(star) else bisect_int(
             lambda m: not ev.decisively_admissible(m), best, star)[0]
     else:
         lower = 0
     beyond = [m for m in ev.cache if m > star and ev.decisively_inadmissible(m)]
     if beyond:
         first = min(beyond)
-        upper = _bisect(ev.decisively_inadmissible, star, first)[0]
+        upper = bisect_int(ev.decisively_inadmissible, star, first)[0]
     else:
         upper = None
     if lower == 0 and star > 0:

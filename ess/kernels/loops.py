@@ -13,7 +13,7 @@ from numba import njit
 
 from ess.config import JIT
 from ess.kernels.distance import METRIC_W2, _distance_terms
-from ess.kernels.sampling import _chol_psd, _draw_group, _pool_into
+from ess.kernels.sampling import _chol_psd, _draw_group, _group_d1, _pool_into
 
 LOOP_FULLY_SYNTHETIC = 0
 LOOP_AUGMENTATION = 1
@@ -193,16 +193,6 @@ def _run_chain(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle
                 ring_mu[v, slot, i] = mu[i]
                 for j in range(d):
                     ring_L[v, slot, i, j] = sq_lam * Lw[i, j]
-
-
-@njit(**JIT)
-def _group_d1(rng, m, s, k):
-    """Mean and scatter of ``k`` samples of ``N(m, s^2)``: the ``d = 1`` case of
-    :func:`ess.kernels.sampling._draw_group`, drawing the same variates in the same order."""
-    mean = m + s * rng.standard_normal() * (1.0 / np.sqrt(k))
-    if k == 1:
-        return mean, 0.0
-    return mean, s * s * 2.0 * rng.standard_gamma(0.5 * (k - 1))
 
 
 @njit(**JIT)

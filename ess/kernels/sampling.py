@@ -56,6 +56,16 @@ def _chol_psd(A, L):
 
 
 @njit(**JIT)
+def _group_d1(rng, m, s, k):
+    """Mean and scatter of ``k`` samples of ``N(m, s^2)``: the ``d = 1`` case of
+    :func:`_draw_group`, on scalars (``s^2 chi2(k - 1)`` drawn as a gamma)."""
+    mean = m + s * rng.standard_normal() * (1.0 / np.sqrt(k))
+    if k == 1:
+        return mean, 0.0
+    return mean, s * s * 2.0 * rng.standard_gamma(0.5 * (k - 1))
+
+
+@njit(**JIT)
 def _draw_group(rng, m, L, k, mean_out, S_out, A, B):
     """Draw the sample mean and scatter of ``k`` iid samples of ``N(m, L L^T)``.
 
@@ -77,16 +87,11 @@ def _draw_group(rng, m, L, k, mean_out, S_out, A, B):
         Work space.
     """
     d = m.shape[0]
+    if d == 1:
+        mean_out[0], S_out[0, 0] = _group_d1(rng, m[0], L[0, 0], k)
+        return
     inv = 1.0 / np.sqrt(k)
     df = k - 1
-    if d == 1:
-        z = rng.standard_normal()
-        mean_out[0] = m[0] + L[0, 0] * z * inv
-        if df == 0:
-            S_out[0, 0] = 0.0
-        else:
-            S_out[0, 0] = L[0, 0] * L[0, 0] * 2.0 * rng.standard_gamma(0.5 * df)
-        return
     for i in range(d):
         A[0, i] = rng.standard_normal()
     for i in range(d):
