@@ -1,17 +1,19 @@
 # Two commands do everything on a fresh machine (Python 3.11, pip, make):
 #   make run    install into .venv, then compute the default ESS table and threshold heatmap
-#   make test   install into .venv (with test extras), then run the test suite
+#   make test   install into .venv (with the test and distributed extras), then run the tests
+#   make bench  the benchmark suite (several minutes): benchmarks/results/bench.md and PNGs
+#               (make bench-quick: under a minute, benchmarks/results/bench-quick.*)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 OUT    ?= ess-results
 
-.PHONY: run test lint install clean
+.PHONY: run test lint bench bench-quick install clean
 
 $(BIN)/ess: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,distributed]"
 	touch $(BIN)/ess
 
 install: $(BIN)/ess
@@ -22,6 +24,12 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/ess bench
+
+bench-quick: install
+	$(BIN)/ess bench --quick
 
 lint: install
 	$(BIN)/ruff check ess tests benchmarks

@@ -22,7 +22,9 @@ import numpy as np
 import ess
 from benchmarks.baselines import persample_chain_average, vectorised_chain_averages
 
-CASES: tuple[tuple[int, int, int, float], ...] = ((1, 20, 40, 0.9), (3, 10, 20, 0.8))
+#: ``(d, n_r, n_s, lam)``: two small cases and one setting of the benchmark suite.
+CASES: tuple[tuple[int, int, int, float], ...] = (
+    (1, 20, 40, 0.9), (3, 10, 20, 0.8), (10, 100, 200, 0.9))
 BURN_IN = 40
 WINDOW = 80
 CHAINS = {"vectorised": 2000, "persample": 200}

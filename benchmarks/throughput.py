@@ -4,12 +4,12 @@ A generation-step is one generation of one chain (generation 1, the fit on ``n_i
 real samples, counts as a step). Each measurement warms up, times a pilot run to size
 the real one, then times a run of roughly ``seconds``.
 
-Run ``python -m benchmarks.throughput [--d 1,10] [--seconds 2]`` from the repository root.
+:mod:`benchmarks.suite` calls :func:`generation_steps_per_second` (the baselines in child
+processes with BLAS on one thread, through :mod:`benchmarks.worker`).
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from collections.abc import Callable
@@ -111,24 +111,3 @@ def generation_steps_per_second(impl: str, d: int, n_r: int = 100, n_s: int = 20
     t0 = time.perf_counter()
     steps = run(size)
     return steps / (time.perf_counter() - t0)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Print the throughput of every implementation for each requested ``d``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--d", default="1,10", help="comma-separated dimensions")
-    parser.add_argument("--impl", default=",".join(IMPLS), help="comma-separated impls")
-    parser.add_argument("--seconds", type=float, default=2.0)
-    parser.add_argument("--n-jobs", type=int, default=1, help="threads for ess")
-    args = parser.parse_args(argv)
-    for d in (int(v) for v in args.d.split(",")):
-        for impl in args.impl.split(","):
-            rate = generation_steps_per_second(impl, d, seconds=args.seconds,
-                                               n_jobs=args.n_jobs)
-            print(f"d={d:>3} {impl:>10}: {rate:12.4g} generation-steps/s "
-                  "(n_r=100, n_s=200, lam=0.9)", flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

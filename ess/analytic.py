@@ -115,12 +115,15 @@ def reference_d1(n: int, metric: str, cov_estimator: str) -> float:
 
 def mixing_rate(n_r: int, n_s: int, memory: int | str, lam: float = 1.0,
                 cov_estimator: str = "unbiased") -> float:
-    """Per-generation autocorrelation of the fresh or augmentation loop (its slowest mode).
+    """Rate per generation at which the fresh or augmentation loop's expected
+    distance forgets its start (the slowest mode it sees).
 
     With ``memory = 1`` the mean's autocorrelation is ``rho = n_s / (n_r + n_s)``
-    (SPEC section 3); the second moments mix at the spectral radius of the
-    2x2 recursion of SPEC section 4, which can be slower for small ``n_r``; the
-    larger of the two is returned. With ``memory = K`` the mean follows
+    (SPEC section 3), but the expected distance never sees that mode: the loop
+    and its start are symmetric under reflecting ``mu`` about ``mu_r`` and the
+    distance is even in ``mu - mu_r``, so ``E dist`` forgets its start at the
+    rate of the second moments, the spectral radius of the 2x2 recursion of
+    SPEC section 4 (at least ``rho^2``), which is returned. With ``memory = K`` the mean follows
     ``mu_t = (n_r/n) r_t + (rho/K) sum_{j=1..K} mu_{t-j} + noise``, whose slowest
     mode is the root ``r`` in ``(0, 1)`` of ``rho (1 - r^K) = K r^K (1 - r)``
     (found by bisection without negative powers, so any ``K`` is safe).
@@ -136,7 +139,7 @@ def mixing_rate(n_r: int, n_s: int, memory: int | str, lam: float = 1.0,
         q = divisor(n, cov_estimator)
         M = np.array([[n_s**2 / n**2, n_s * lam / n**2],
                       [n_r * n_s / (n * q), (n_s - 1 + n_r / n) * lam / q]])
-        return float(max(rho, np.max(np.abs(np.linalg.eigvals(M)))))
+        return float(np.max(np.abs(np.linalg.eigvals(M))))
     K = int(memory)
 
     def h(r: float) -> float:

@@ -10,10 +10,12 @@ import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
 from ess import config
+from ess.backends import get_backend, map_cells
 from ess.chains import kernel_memory, trajectories
 from ess.params import (
     ParameterError,
@@ -285,54 +287,99 @@ def _axis_lam(values) -> list[float]:
     return check_grid_axis("lam", values, lambda v: check_float("lam", v, 0.0, 1.0))
 
 
-def _run_grid(cells: list[dict], validate, compute, desc: str, progress: bool) -> list:
-    """Validate every cell before computing any, then compute them in order."""
+def _run_grid(cells: list[dict], validate, compute, desc: str, progress: bool,
+              backend: str = "local", scheduler: Any = None,
+              n_jobs: int | None = None) -> list:
+    """Validate the backend and every cell before computing any, then compute them all.
+
+    Results come back in the order of ``cells`` whatever the backend
+    (:mod:`ess.backends`); each cell's numbers do not depend on it.
+    """
     if len(cells) > config.MAX_GRID:
         raise ParameterError(f"the grid must have at most {config.MAX_GRID} cells, "
                              f"got {len(cells)}")
+    where = get_backend(backend, scheduler, n_jobs)
     for cell in cells:
         validate(**cell)
     bar = Progress(desc, enabled=progress)
     bar.add_total(len(cells))
-    out = []
     try:
-        for cell in cells:
-            out.append(compute(**cell))
-            bar.update()
+        return map_cells(compute, cells, where, bar)
     finally:
         bar.close()
-    return out
 
 
 def table(d: int = 1, n_r: Sequence[int] = (50, 100, 200),
           n_s: Sequence[int] = (0, 50, 100, 200, 400),
           lam: Sequence[float] = (1.0, 0.9, 0.7), progress: bool = False,
+          n_jobs: int | None = None, backend: str = "local", scheduler: Any = None,
           **kwargs) -> list[EstimateResult]:
     """:func:`estimate` for every ``(n_r, n_s, lam)`` of a grid.
 
-    Other keyword arguments are passed to :func:`estimate`. Every cell uses
-    the same ``seed``.
+    Every cell uses the same ``seed``; the numbers are the same bit for bit
+    whatever ``backend`` and ``n_jobs``.
+
+    Parameters
+    ----------
+    d : int
+        Dimension.
+    n_r, n_s, lam : sequence
+        Values of each axis of the grid (no repeats).
+    progress : bool
+        Draw a progress bar (one step per cell) on a terminal.
+    n_jobs : int, optional
+        With ``backend="local"``: threads in all (default every core), shared
+        between cells computed side by side. With ``"dask"``: threads of each
+        cell on its worker (default 1).
+    backend : {"local", "dask"}
+        Where the cells run: threads on this machine, or one task per cell on a
+        Dask distributed cluster (needs ``pip install 'ess[distributed]'``).
+    scheduler : str or distributed.Client, optional
+        With ``backend="dask"``: the scheduler's address (``"tcp://host:8786"``)
+        or a connected client.
+    **kwargs
+        Passed to :func:`estimate` (``n_ini``, ``memory``, ``metric``, ``seed``,
+        ``rel_precision``, ...).
 
     Returns
     -------
     list of EstimateResult
         In the order ``n_r``, then ``n_s``, then ``lam``.
+
+    Raises
+    ------
+    ParameterError
+        Naming a bad parameter of any cell or of the backend, before any cell
+        is computed; or an unreachable scheduler.
     """
     n_r = _axis_n_r(n_r)
     n_s = check_grid_axis("n_s", n_s, lambda v: check_int("n_s", v, 0, config.MAX_COUNT))
     lam = _axis_lam(lam)
     cells = [dict(d=d, n_r=a, n_s=b, lam=c, **kwargs)
              for a, b, c in itertools.product(n_r, n_s, lam)]
-    return _run_grid(cells, _validate_estimate, estimate, "table", progress)
+    return _run_grid(cells, _validate_estimate, estimate, "table", progress, backend,
+                     scheduler, n_jobs)
 
 
 def threshold_grid(d: int = 1, n_r: Sequence[int] = (50, 100, 200, 400),
                    lam: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9), progress: bool = False,
+                   n_jobs: int | None = None, backend: str = "local", scheduler: Any = None,
                    **kwargs) -> list[ThresholdResult]:
-    """:func:`threshold` for every ``(n_r, lam)`` of a grid (``n_r`` outer)."""
+    """:func:`threshold` for every ``(n_r, lam)`` of a grid (``n_r`` outer).
+
+    ``progress``, ``n_jobs``, ``backend`` and ``scheduler`` are those of
+    :func:`table`; other keyword arguments (``cap``, ``seed``,
+    ``rel_precision``, ...) are passed to :func:`threshold`.
+
+    Returns
+    -------
+    list of ThresholdResult
+        In the order ``n_r``, then ``lam``.
+    """
     cells = [dict(d=d, n_r=a, lam=c, **kwargs)
              for a, c in itertools.product(_axis_n_r(n_r), _axis_lam(lam))]
-    return _run_grid(cells, _validate_threshold, threshold, "heatmap", progress)
+    return _run_grid(cells, _validate_threshold, threshold, "heatmap", progress, backend,
+                     scheduler, n_jobs)
 
 
 __all__ = ["estimate", "threshold", "simulate", "reference_curve", "table", "threshold_grid"]

@@ -25,6 +25,7 @@ from ess.kernels.loops import (
     _limit_chunk,
     _trajectory_chunk,
 )
+from ess.kernels.random import fix_state
 from ess.params import LoopParams
 from ess.progress import NULL_PROGRESS, Progress
 
@@ -38,14 +39,42 @@ _METRIC_CODES = {"w2sq": METRIC_W2SQ, "w2": METRIC_W2}
 
 
 def chunk_size(d: int) -> int:
-    """Chains per chunk: about the same work per chunk whatever ``d``."""
-    return max(1, 64 // (d * d)) if d > 1 else 64
+    """Chains per chunk: about the same work per chunk whatever ``d``, and enough
+    of it (a few hundred microseconds) that seeding and dispatching a chunk,
+    about 25 microseconds under the GIL, stay small beside it."""
+    return max(1, 256 // (d * d))
 
 
-def chunk_rngs(seed: int, stream: int, index: int, n: int = 2) -> list[np.random.Generator]:
-    """The ``n`` independent generators of chunk ``index`` of ``stream``."""
+def chunk_rngs(seed: int, stream: int, index: int, mix: bool = False
+               ) -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
+    """The independent random streams of chunk ``index`` of ``stream``.
+
+    Parameters
+    ----------
+    seed, stream, index : int
+        The chunk's ``SeedSequence(seed, spawn_key=(stream, index))``.
+    mix : bool
+        Whether the kernels will draw multinomial splits over past models
+        (``memory > 1``); otherwise a shared generator that is never drawn from
+        is returned in its place, which saves creating one per chunk.
+
+    Returns
+    -------
+    (ndarray, ndarray, numpy.random.Generator)
+        Kernel generator states (``uint64[4]``, :mod:`ess.kernels.random`) of the
+        real and of the synthetic data, taken from the sequence's first eight
+        words, and the NumPy generator of the splits (a child of the sequence).
+    """
     ss = np.random.SeedSequence(entropy=seed, spawn_key=(stream, index))
-    return [np.random.Generator(np.random.PCG64(s)) for s in ss.spawn(n)]
+    words = ss.generate_state(8, dtype=np.uint64)
+    real, syn = fix_state(words[:4].copy()), fix_state(words[4:].copy())
+    if not mix:
+        return real, syn, _UNUSED_MIX
+    return real, syn, np.random.Generator(np.random.PCG64(ss.spawn(1)[0]))
+
+
+#: Stand-in for the split generator of memory-1 chunks: the kernels never draw from it.
+_UNUSED_MIX = np.random.Generator(np.random.PCG64(0))
 
 
 def run_parallel(fn: Callable[[int], np.ndarray], indices: Sequence[int], n_jobs: int,
@@ -78,6 +107,7 @@ class LimitPlan:
     burn_in: int
     window: int
     seed: int
+    every: int = 1
 
     @property
     def generations(self) -> int:
@@ -100,10 +130,11 @@ def limit_chunks(plan: LimitPlan, start: int, stop: int, n_jobs: int,
     mem = kernel_memory(p, plan.generations)
 
     def one(i: int) -> np.ndarray:
-        real, syn = chunk_rngs(plan.seed, STREAM_LIMIT, i)
-        return _limit_chunk(real, syn, cs, _LOOP_CODES[p.loop], p.n_ini, p.n_r, ns, p.lam,
+        real, syn, mix = chunk_rngs(plan.seed, STREAM_LIMIT, i, mem > 1)
+        return _limit_chunk(real, syn, mix, cs, _LOOP_CODES[p.loop], p.n_ini, p.n_r, ns, p.lam,
                             mem, p.cov_estimator == "mle", _METRIC_CODES[p.metric],
-                            np.zeros(p.d), p.L_r, p.sr_identity, plan.burn_in, plan.window)
+                            np.zeros(p.d), p.L_r, p.sr_identity, plan.burn_in, plan.window,
+                            plan.every)
 
     parts = run_parallel(one, range(start, stop), n_jobs, progress)
     return np.concatenate(parts, axis=0)
@@ -121,8 +152,8 @@ def trajectories(p: LoopParams, n_chains: int, n_gen: int, seed: int, n_jobs: in
     mem = kernel_memory(p, n_gen)
 
     def one(i: int) -> np.ndarray:
-        real, syn = chunk_rngs(seed, STREAM_TRAJECTORY, i)
-        return _trajectory_chunk(real, syn, cs, _LOOP_CODES[p.loop], p.n_ini, p.n_r, p.n_s,
+        real, syn, mix = chunk_rngs(seed, STREAM_TRAJECTORY, i, mem > 1)
+        return _trajectory_chunk(real, syn, mix, cs, _LOOP_CODES[p.loop], p.n_ini, p.n_r, p.n_s,
                                  p.lam, mem, p.cov_estimator == "mle", _METRIC_CODES[p.metric],
                                  np.zeros(p.d), p.L_r, p.sr_identity, n_gen)
 
@@ -185,7 +216,8 @@ def cv_mean(y: np.ndarray, X: np.ndarray | None = None,
     est = y.mean() - float((X.mean(axis=0) - mean_X) @ beta)
     resid = yc - Xc @ beta
     p = X.shape[1]
-    var = float(resid @ resid) / (N - p - 1) * (N - 2) / (N - p - 2)
+    # np.sum, not a BLAS dot product, whose rounding depends on the BLAS thread count.
+    var = float(np.sum(resid * resid)) / (N - p - 1) * (N - 2) / (N - p - 2)
     return float(est), math.sqrt(var / N), N - p - 1
 
 

@@ -1,4 +1,4 @@
-"""Command line: ``ess estimate | threshold | table | heatmap | simulate``.
+"""Command line: ``ess estimate | threshold | table | heatmap | simulate | bench``.
 
 A thin layer: parse strings, call :mod:`ess.api`, print. Every value is
 validated by :mod:`ess.params`, so a bad value gets one line naming the
@@ -59,6 +59,14 @@ def _budget_flags(sp: argparse.ArgumentParser) -> None:
                          f"at most {config.MAX_CHAINS})")
 
 
+def _backend_flags(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--backend", default="local",
+                    help="where the cells run: local (threads on this machine, default) | dask "
+                         "(a Dask cluster; pip install 'ess[distributed]')")
+    sp.add_argument("--scheduler", default=None,
+                    help="Dask scheduler address for --backend dask, e.g. tcp://host:8786")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``ess`` argument parser."""
     ap = _Parser(prog="ess", description="Effective sample size of self-consuming "
@@ -80,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("table", help="n_e and n_e/n_r with CIs over a grid")
     _model_flags(sp, lists=True, loop=False)
     _budget_flags(sp)
+    _backend_flags(sp)
     sp.add_argument("--out", default=str(DEFAULT_DIR / "ess_table.csv"),
                     help="output file: .csv, .json or .md (default ess-results/ess_table.csv)")
     sp.add_argument("--json", action="store_true", help="also print the rows as JSON")
@@ -90,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_flags(sp, lists=True, loop=False)
     _budget_flags(sp)
     sp.add_argument("--cap", default=None, help="largest n_s searched (default 100 n_r)")
+    _backend_flags(sp)
     sp.add_argument("--out", default=None,
                     help="figure (.png/.pdf/.svg); its numbers go to the same name .csv "
                          "(default ess-results/threshold_heatmap.png or ne_heatmap.png)")
@@ -103,6 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--plot", nargs="?", const="", default=None,
                     help="also draw a figure (default: the --out name with .png)")
     sp.add_argument("--json", action="store_true", help="print one JSON object")
+
+    sp = sub.add_parser("bench", help="benchmarks against NumPy baselines (source checkout)",
+                        description="Run the benchmark suite (benchmarks/suite.py of a source "
+                        "checkout): ess against a per-sample and a vectorised NumPy baseline. "
+                        "Writes bench.md, bench.json and PNG figures (bench-quick.* with "
+                        "--quick).")
+    sp.add_argument("--quick", action="store_true",
+                    help="short run (under a minute on two cores with warm caches)")
+    sp.add_argument("--out", default=None,
+                    help="output folder (default benchmarks/results of the checkout)")
     return ap
 
 
@@ -168,6 +188,11 @@ def _common(args) -> dict:
 
 def _budget(args) -> dict:
     return {"rel_precision": args.rel_precision, "max_chains": args.max_chains}
+
+
+def _where(args) -> dict:
+    """``backend`` and ``scheduler`` of a grid command (validated by the API)."""
+    return {"backend": args.backend, "scheduler": args.scheduler}
 
 
 def _one(name: str, values: list[str]) -> str:
@@ -254,7 +279,7 @@ def _cmd_table(args) -> int:
 
     out = _writable(check_table_path(args.out, "out"))
     lam = _lam_list(args, "1,0.9,0.7")
-    kw = _common(args) | _budget(args)
+    kw = _common(args) | _budget(args) | _where(args)
     n_r = parse_list("n_r", _or(args.n_r, "50,100,200"))
     n_s = parse_list("n_s", _or(args.n_s, "0,50,100,200,400"))
     res = table(n_r=n_r, n_s=n_s, lam=lam, **kw)
@@ -292,7 +317,7 @@ def _cmd_heatmap(args) -> int:
         raise ParameterError(f"out must end in .png, .pdf or .svg, got {str(out)!r}")
     csv_path = _writable(check_table_path(out.with_suffix(".csv")))
     _writable(out)
-    kw = _common(args) | _budget(args)
+    kw = _common(args) | _budget(args) | _where(args)
     if kind == "threshold":
         from ess.api import threshold_grid
 
@@ -352,8 +377,32 @@ def _cmd_simulate(args) -> int:
     return 0
 
 
+def _source_root() -> Path | None:
+    """The source checkout holding ``benchmarks/suite.py``; None for an installed package."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "benchmarks" / "suite.py").is_file() else None
+
+
+def _cmd_bench(args) -> int:
+    root = _source_root()
+    if root is None:
+        print("ess: error: `ess bench` needs a source checkout of ess (benchmarks/ is not "
+              "installed): run it from a clone, e.g. `make bench`", file=sys.stderr)
+        return 2
+    out = None
+    if args.out is not None:
+        out = Path(args.out)
+        _writable(out / "bench.md")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from benchmarks.suite import run
+
+    run(quick=args.quick, out_dir=out)
+    return 0
+
+
 _COMMANDS = {"estimate": _cmd_estimate, "threshold": _cmd_threshold, "table": _cmd_table,
-             "heatmap": _cmd_heatmap, "simulate": _cmd_simulate}
+             "heatmap": _cmd_heatmap, "simulate": _cmd_simulate, "bench": _cmd_bench}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

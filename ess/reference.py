@@ -133,7 +133,7 @@ class ReferenceCurve:
         known = np.array(reference_linear_moments(n, self.cov_estimator, self.tr_sigma_r))
 
         def one(i: int) -> np.ndarray:
-            (rng,) = chunk_rngs(config.REFERENCE_SEED, STREAM_REFERENCE, i, n=1)
+            rng, _, _ = chunk_rngs(config.REFERENCE_SEED, STREAM_REFERENCE, i)
             return _reference_chunk(rng, cs, n, mle, code, mu0, self.L_r, self.sr_identity)
 
         def run(a: int, b: int) -> np.ndarray:

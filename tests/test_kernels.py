@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
+from ess.chains import chunk_rngs
 from ess.kernels.distance import METRIC_W2, METRIC_W2SQ, _distance_terms, _tr_sqrt_psd
+from ess.kernels.random import seed_state
 from ess.kernels.sampling import _chol_psd, _draw_group, _pool_into
 from tests import naive
 
@@ -91,7 +93,7 @@ def test_draw_group_moments(d, k):
     means = np.empty((R, d))
     scat = np.empty((R, d, d))
     A, B = np.empty((d, d)), np.empty((d, d))
-    g = np.random.default_rng(1)
+    g = seed_state(np.random.SeedSequence(1))
     for r in range(R):
         _draw_group(g, m, L, k, means[r], scat[r], A, B)
     se_m = np.sqrt(np.diag(Sigma) / k / R)
@@ -133,13 +135,22 @@ CHAIN_CASES = [
 @pytest.mark.parametrize("case", CHAIN_CASES)
 def test_scalar_d1_chain_is_identical_to_the_general_kernel(case):
     """The d = 1 fast path draws the same variates and does the same arithmetic."""
-    from ess.kernels.loops import _run_chain, _run_chain_d1
+    from ess.kernels.loops import _run_chain, _run_chain_d1, _workspace_d1
+
+    def d1(*args):
+        _run_chain_d1(*args, _workspace_d1(args[6], args[8]))
 
     loop, n_ini, n_r, ns, lam, mem, mle, metric, mu, sd, ident = case
     ns = np.array(ns, dtype=np.int64)
     T = 60
     a, b = np.empty((len(ns), T, 4)), np.empty((len(ns), T, 4))
-    for fn, out in ((_run_chain, a), (_run_chain_d1, b)):
-        fn(np.random.default_rng(1), np.random.default_rng(2), loop, n_ini, n_r, ns, lam,
-           min(mem, T), mle, metric, np.array([mu]), np.array([[sd]]), ident, T, out)
+    for fn, out in ((_run_chain, a), (d1, b)):
+        fn(*chunk_rngs(1, 0, 0, True), loop, n_ini, n_r, ns, lam,
+           min(mem, T), mle, metric, np.array([mu]), np.array([[sd]]), ident, T, 0, 1, out)
     assert np.array_equal(a, b)
+    # Recording only generations 7, 10, 13, ... changes nothing else.
+    for fn in (_run_chain, d1):
+        part = np.full((len(ns), len(range(7, T, 3)), 4), np.nan)
+        fn(*chunk_rngs(1, 0, 0, True), loop, n_ini, n_r, ns, lam,
+           min(mem, T), mle, metric, np.array([mu]), np.array([[sd]]), ident, T, 7, 3, part)
+        assert np.array_equal(part, a[:, 7::3])

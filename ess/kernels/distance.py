@@ -19,7 +19,9 @@ def _sym_eigvals(a, dd, e):
     algorithm with Wilkinson shifts (``tred2``/``tqli`` of Numerical Recipes,
     eigenvalues only). Written here so that the result does not depend on the
     BLAS library or its thread count, and so that small matrices avoid the
-    LAPACK call overhead.
+    LAPACK call overhead. The matrix is first scaled to a largest entry of 1,
+    so the plane rotations can use ``sqrt(f^2 + g^2)`` without over- or
+    underflow instead of the much slower ``hypot``.
 
     Parameters
     ----------
@@ -31,6 +33,18 @@ def _sym_eigvals(a, dd, e):
         Work space.
     """
     n = a.shape[0]
+    amax = 0.0
+    for i in range(n):
+        for j in range(n):
+            if abs(a[i, j]) > amax:
+                amax = abs(a[i, j])
+    if amax == 0.0:
+        dd[:] = 0.0
+        return
+    inv = 1.0 / amax
+    for i in range(n):
+        for j in range(n):
+            a[i, j] *= inv
     for i in range(n - 1, 0, -1):
         lo = i - 1
         h = 0.0
@@ -89,7 +103,10 @@ def _sym_eigvals(a, dd, e):
             if it > 60:
                 break
             g = (dd[lo + 1] - dd[lo]) / (2.0 * e[lo])
-            r = np.hypot(g, 1.0)
+            if abs(g) > 1.0:
+                r = abs(g) * np.sqrt(1.0 + (1.0 / g) * (1.0 / g))
+            else:
+                r = np.sqrt(1.0 + g * g)
             g = dd[m] - dd[lo] + e[lo] / (g + (r if g >= 0.0 else -r))
             s = 1.0
             c = 1.0
@@ -99,7 +116,7 @@ def _sym_eigvals(a, dd, e):
             while i >= lo:
                 f = s * e[i]
                 b = c * e[i]
-                r = np.hypot(f, g)
+                r = np.sqrt(f * f + g * g)
                 e[i + 1] = r
                 if r == 0.0:
                     dd[i + 1] -= p
@@ -119,6 +136,8 @@ def _sym_eigvals(a, dd, e):
             dd[lo] -= p
             e[lo] = g
             e[m] = 0.0
+    for i in range(n):
+        dd[i] *= amax
 
 
 @njit(**JIT)

@@ -13,6 +13,7 @@ from numba import njit
 
 from ess.config import JIT
 from ess.kernels.distance import METRIC_W2, _distance_terms
+from ess.kernels.random import _chi2_consts
 from ess.kernels.sampling import _chol_psd, _draw_group, _group_d1, _pool_into
 
 LOOP_FULLY_SYNTHETIC = 0
@@ -74,8 +75,8 @@ def _split_buffers(n_s_values, K):
 
 
 @njit(**JIT)
-def _run_chain(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle,
-               metric, mu_r, L_r, sr_identity, n_gen, traj):
+def _run_chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, memory, mle,
+               metric, mu_r, L_r, sr_identity, n_gen, rec_from, rec_every, traj):
     """Run one chain of the loop for every ``n_s`` in ``n_s_values`` in lockstep.
 
     Generation 1 is fit on ``n_ini`` real samples; generation ``t >= 2`` on the
@@ -85,8 +86,11 @@ def _run_chain(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle
 
     Parameters
     ----------
-    rng_real, rng_syn : numpy.random.Generator
-        Streams of the real and of the synthetic data.
+    rng_real, rng_syn : ndarray of uint64, shape (4,)
+        Generator states (:mod:`ess.kernels.random`) of the real and of the
+        synthetic data, advanced in place.
+    rng_mix : numpy.random.Generator
+        Stream of the multinomial split over past models (``memory > 1``).
     loop : int
         ``LOOP_FULLY_SYNTHETIC``, ``LOOP_AUGMENTATION`` or ``LOOP_FRESH``.
     n_ini, n_r : int
@@ -108,9 +112,13 @@ def _run_chain(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle
         ``Sigma_r`` is the identity.
     n_gen : int
         Number of generations, counting the first.
-    traj : ndarray, shape (V, n_gen, 4)
-        Output: per generation ``dist``, ``|mu - mu_r|^2``, ``tr Sigma`` and the
-        first coordinate of ``mu``.
+    rec_from, rec_every : int
+        Generations ``t = rec_from, rec_from + rec_every, ... < n_gen`` (0-based,
+        0 is the first model) are recorded; the distance, which needs an
+        eigen-decomposition for ``d >= 3``, is computed only for them.
+    traj : ndarray, shape (V, n_rec, 4)
+        Output: per recorded generation ``dist``, ``|mu - mu_r|^2``, ``tr Sigma``
+        and the first coordinate of ``mu``.
     """
     d = mu_r.shape[0]
     V = n_s_values.shape[0]
@@ -141,23 +149,29 @@ def _run_chain(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle
         mu[i] = first_m[i]
         for j in range(d):
             Sig[i, j] = first_S[i, j] / q
-    dist, msq, tr = _distance_terms(mu, Sig, mu_r, L_r, sr_identity, tr_sr, metric, A, B)
+    if rec_from == 0:
+        dist, msq, tr = _distance_terms(mu, Sig, mu_r, L_r, sr_identity, tr_sr, metric, A, B)
+        for v in range(V):
+            traj[v, 0, 0] = dist
+            traj[v, 0, 1] = msq
+            traj[v, 0, 2] = tr
+            traj[v, 0, 3] = mu[0]
     _chol_psd(Sig, Lw)
     for v in range(V):
-        traj[v, 0, 0] = dist
-        traj[v, 0, 1] = msq
-        traj[v, 0, 2] = tr
-        traj[v, 0, 3] = mu[0]
         for i in range(d):
             ring_mu[v, 0, i] = mu[i]
             for j in range(d):
                 ring_L[v, 0, i, j] = sq_lam * Lw[i, j]
 
+    newest = 0                     # ring slot of the newest model
+    r = 1 if rec_from == 0 else 0  # records written
+    next_rec = rec_every if rec_from == 0 else rec_from
     for t in range(1, n_gen):
         if loop == LOOP_FRESH:
             _draw_group(rng_real, mu_r, L_r, n_r, real_m, real_S, A, B)
         n_avail = min(t, K)
-        newest = (t - 1) % K
+        cur = newest + 1 if newest + 1 < K else 0   # slot of this generation's model
+        rec = t == next_rec
         for v in range(V):
             ns = n_s_values[v]
             # Real part first.
@@ -172,64 +186,112 @@ def _run_chain(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle
             else:
                 n_cur = 0
             # Synthetic part: a multinomial split of ns over the available models.
-            n_groups = _split_synthetic(rng_syn, ns, n_avail, idx, cnt, tmp)
+            n_groups = _split_synthetic(rng_mix, ns, n_avail, idx, cnt, tmp)
             for gi in range(n_groups):
                 kj = cnt[gi]
-                slot = (newest - idx[gi]) % K
+                slot = newest - idx[gi]
+                if slot < 0:
+                    slot += K
                 _draw_group(rng_syn, ring_mu[v, slot], ring_L[v, slot], kj, g_m, g_S, A, B)
                 n_cur = _pool_into(n_cur, mu, Sig, kj, g_m, g_S)
             q = n_cur if mle else n_cur - 1
             for i in range(d):
                 for j in range(d):
                     Sig[i, j] /= q
-            dist, msq, tr = _distance_terms(mu, Sig, mu_r, L_r, sr_identity, tr_sr, metric, A, B)
-            traj[v, t, 0] = dist
-            traj[v, t, 1] = msq
-            traj[v, t, 2] = tr
-            traj[v, t, 3] = mu[0]
-            slot = t % K
+            if rec:
+                dist, msq, tr = _distance_terms(mu, Sig, mu_r, L_r, sr_identity, tr_sr, metric,
+                                                A, B)
+                traj[v, r, 0] = dist
+                traj[v, r, 1] = msq
+                traj[v, r, 2] = tr
+                traj[v, r, 3] = mu[0]
             _chol_psd(Sig, Lw)
             for i in range(d):
-                ring_mu[v, slot, i] = mu[i]
+                ring_mu[v, cur, i] = mu[i]
                 for j in range(d):
-                    ring_L[v, slot, i, j] = sq_lam * Lw[i, j]
+                    ring_L[v, cur, i, j] = sq_lam * Lw[i, j]
+        newest = cur
+        if rec:
+            r += 1
+            next_rec += rec_every
 
 
 @njit(**JIT)
-def _run_chain_d1(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle,
-                  metric, mu_r, L_r, sr_identity, n_gen, traj):
+def _workspace_d1(n_s_values, memory):
+    """Work space of :func:`_run_chain_d1`, allocated once per chunk of chains.
+
+    Returns ring buffers of the last ``memory`` models' means and scales, the
+    buffers of :func:`_split_synthetic`, and per config the last synthetic group
+    size with its constants ``(1/sqrt(k), chi-square constants of k - 1)``.
+    """
+    V = n_s_values.shape[0]
+    idx, cnt, tmp = _split_buffers(n_s_values, memory)
+    return (np.empty((V, memory)), np.empty((V, memory)), idx, cnt, tmp,
+            np.zeros(V, dtype=np.int64), np.zeros((V, 3)))
+
+
+@njit(**JIT)
+def _run_chain_d1(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, memory, mle,
+                  metric, mu_r, L_r, sr_identity, n_gen, rec_from, rec_every, traj, ws):
     """:func:`_run_chain` for ``d = 1``, on scalars.
 
     Same model, same random variates in the same order and the same arithmetic as
-    the general kernel (the tests compare the two), without its ``d x d`` loops.
+    the general kernel (the tests compare the two), without its ``d x d`` loops;
+    the constants of the synthetic group sizes are computed once per size and
+    the work space ``ws`` (:func:`_workspace_d1`) is reused across chains, so a
+    short chain costs no allocation.
+
+    The body is inlined twice, once with ``memory = 1`` as a constant: the
+    compiler then drops the ring buffer and the split, which takes a third off
+    the time of a generation in the common case.
     """
+    if memory == 1:
+        _chain_d1_body(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, 1, mle,
+                       metric, mu_r, L_r, sr_identity, n_gen, rec_from, rec_every, traj, ws)
+    else:
+        _chain_d1_body(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, memory,
+                       mle, metric, mu_r, L_r, sr_identity, n_gen, rec_from, rec_every, traj,
+                       ws)
+
+
+@njit(inline="always", **JIT)
+def _chain_d1_body(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, memory, mle,
+                   metric, mu_r, L_r, sr_identity, n_gen, rec_from, rec_every, traj, ws):
+    """The body of :func:`_run_chain_d1`."""
     V = n_s_values.shape[0]
     K = memory
+    q_off = 0 if mle else 1      # covariance divisor n - q_off
     mr = mu_r[0]
     sr = L_r[0, 0]
     tr_sr = sr * sr
     sq_lam = np.sqrt(lam)
-    ring_mu = np.empty((V, K))
-    ring_s = np.empty((V, K))
-    idx, cnt, tmp = _split_buffers(n_s_values, K)
-    first_m, first_S = _group_d1(rng_real, mr, sr, n_ini)
+    ring_mu, ring_s, idx, cnt, tmp, last_k, kconst = ws
+    dd, c = _chi2_consts(n_ini - 1)
+    first_m, first_S = _group_d1(rng_real, mr, sr, n_ini, 1.0 / np.sqrt(n_ini), dd, c)
     q = n_ini if mle else n_ini - 1
     sig = first_S / q
-    dist, msq = _dist_d1(first_m, sig, mr, sr, sr_identity, tr_sr, metric)
     for v in range(V):
-        traj[v, 0, 0] = dist
-        traj[v, 0, 1] = msq
-        traj[v, 0, 2] = sig
-        traj[v, 0, 3] = first_m
+        if rec_from == 0:
+            dist, msq = _dist_d1(first_m, sig, mr, sr, sr_identity, tr_sr, metric)
+            traj[v, 0, 0] = dist
+            traj[v, 0, 1] = msq
+            traj[v, 0, 2] = sig
+            traj[v, 0, 3] = first_m
         ring_mu[v, 0] = first_m
         ring_s[v, 0] = sq_lam * np.sqrt(sig) if sig > 0.0 else 0.0
+    inv_r = 1.0 / np.sqrt(n_r)
+    dd_r, c_r = _chi2_consts(n_r - 1)
     real_m = 0.0
     real_S = 0.0
+    newest = 0                     # ring slot of the newest model
+    r = 1 if rec_from == 0 else 0  # records written
+    next_rec = rec_every if rec_from == 0 else rec_from
     for t in range(1, n_gen):
         if loop == LOOP_FRESH:
-            real_m, real_S = _group_d1(rng_real, mr, sr, n_r)
+            real_m, real_S = _group_d1(rng_real, mr, sr, n_r, inv_r, dd_r, c_r)
         n_avail = min(t, K)
-        newest = (t - 1) % K
+        cur = newest + 1 if newest + 1 < K else 0   # slot of this generation's model
+        rec = t == next_rec
         for v in range(V):
             if loop == LOOP_FRESH:
                 n_cur = n_r
@@ -243,11 +305,23 @@ def _run_chain_d1(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, 
                 n_cur = 0
                 mu = 0.0
                 S = 0.0
-            n_groups = _split_synthetic(rng_syn, n_s_values[v], n_avail, idx, cnt, tmp)
+            if n_avail == 1:    # memory 1, or the first generation: no split to draw
+                n_groups = 1 if n_s_values[v] > 0 else 0
+                idx[0] = 0
+                cnt[0] = n_s_values[v]
+            else:
+                n_groups = _split_synthetic(rng_mix, n_s_values[v], n_avail, idx, cnt, tmp)
             for gi in range(n_groups):
                 kj = cnt[gi]
-                slot = (newest - idx[gi]) % K
-                g_m, g_S = _group_d1(rng_syn, ring_mu[v, slot], ring_s[v, slot], kj)
+                if kj != last_k[v]:    # constants of the last group size (fixed for memory 1)
+                    last_k[v] = kj
+                    kconst[v, 0] = 1.0 / np.sqrt(kj)
+                    kconst[v, 1], kconst[v, 2] = _chi2_consts(kj - 1)
+                slot = newest - idx[gi]
+                if slot < 0:
+                    slot += K
+                g_m, g_S = _group_d1(rng_syn, ring_mu[v, slot], ring_s[v, slot], kj,
+                                     kconst[v, 0], kconst[v, 1], kconst[v, 2])
                 if n_cur == 0:
                     mu = g_m
                     S = g_S
@@ -258,19 +332,22 @@ def _run_chain_d1(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, 
                     S += g_S + n_cur * kj / n * di * di
                     mu = (n_cur * mu + kj * g_m) / n
                     n_cur = n
-            q = n_cur if mle else n_cur - 1
-            sig = S / q
-            dist, msq = _dist_d1(mu, sig, mr, sr, sr_identity, tr_sr, metric)
-            traj[v, t, 0] = dist
-            traj[v, t, 1] = msq
-            traj[v, t, 2] = sig
-            traj[v, t, 3] = mu
-            slot = t % K
-            ring_mu[v, slot] = mu
-            ring_s[v, slot] = sq_lam * np.sqrt(sig) if sig > 0.0 else 0.0
+            sig = S / (n_cur - q_off)
+            if rec:
+                dist, msq = _dist_d1(mu, sig, mr, sr, sr_identity, tr_sr, metric)
+                traj[v, r, 0] = dist
+                traj[v, r, 1] = msq
+                traj[v, r, 2] = sig
+                traj[v, r, 3] = mu
+            ring_mu[v, cur] = mu
+            ring_s[v, cur] = sq_lam * np.sqrt(sig) if sig > 0.0 else 0.0
+        newest = cur
+        if rec:
+            r += 1
+            next_rec += rec_every
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _dist_d1(mu, sig, mr, sr, sr_identity, tr_sr, metric):
     """Distance of ``N(mu, sig)`` to ``N(mr, sr^2)`` and ``(mu - mr)^2``, as
     :func:`ess.kernels.distance._distance_terms` computes them for ``d = 1``."""
@@ -285,25 +362,28 @@ def _dist_d1(mu, sig, mr, sr, sr_identity, tr_sr, metric):
 
 
 @njit(**JIT)
-def _chain(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle, metric, mu_r,
-           L_r, sr_identity, n_gen, traj):
-    """One chain: the scalar kernel for ``d = 1``, the general one otherwise."""
+def _chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, memory, mle,
+           metric, mu_r, L_r, sr_identity, n_gen, rec_from, rec_every, traj, ws):
+    """One chain: the scalar kernel for ``d = 1`` (with its work space ``ws``),
+    the general one otherwise."""
     if mu_r.shape[0] == 1:
-        _run_chain_d1(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle,
-                      metric, mu_r, L_r, sr_identity, n_gen, traj)
+        _run_chain_d1(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, memory,
+                      mle, metric, mu_r, L_r, sr_identity, n_gen, rec_from, rec_every, traj, ws)
     else:
-        _run_chain(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle,
-                   metric, mu_r, L_r, sr_identity, n_gen, traj)
+        _run_chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, memory,
+                   mle, metric, mu_r, L_r, sr_identity, n_gen, rec_from, rec_every, traj)
 
 
 @njit(**JIT)
-def _limit_chunk(rng_real, rng_syn, n_chains, loop, n_ini, n_r, n_s_values, lam, memory,
-                 mle, metric, mu_r, L_r, sr_identity, burn_in, window):
+def _limit_chunk(rng_real, rng_syn, rng_mix, n_chains, loop, n_ini, n_r, n_s_values, lam, memory,
+                 mle, metric, mu_r, L_r, sr_identity, burn_in, window, every):
     """Per-chain time averages over the kept window, for the limit ``WD``.
 
     Each chain runs ``burn_in + window`` generations; the first ``burn_in`` are
-    dropped and the kept window is split into two equal halves (``window`` is
-    even) so that drift between them can be checked.
+    dropped (their distances are never computed) and every ``every``-th
+    generation of the kept window is recorded, ``window / every`` of them (an
+    even number), split into two equal halves so that drift between them can be
+    checked.
 
     Returns
     -------
@@ -313,17 +393,18 @@ def _limit_chunk(rng_real, rng_syn, n_chains, loop, n_ini, n_r, n_s_values, lam,
     """
     V = n_s_values.shape[0]
     n_gen = burn_in + window
-    half = window // 2
-    traj = np.empty((V, n_gen, 4))
+    half = window // every // 2
+    traj = np.empty((V, 2 * half, 4))
+    ws = _workspace_d1(n_s_values, memory)
     out = np.empty((n_chains, V, 3, 2))
     for c in range(n_chains):
-        _chain(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle,
-               metric, mu_r, L_r, sr_identity, n_gen, traj)
+        _chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, memory, mle,
+               metric, mu_r, L_r, sr_identity, n_gen, burn_in, every, traj, ws)
         for v in range(V):
             for k in range(3):
                 for h in range(2):
                     s = 0.0
-                    start = burn_in + h * half
+                    start = h * half
                     for t in range(start, start + half):
                         s += traj[v, t, k]
                     out[c, v, k, h] = s / half
@@ -331,7 +412,7 @@ def _limit_chunk(rng_real, rng_syn, n_chains, loop, n_ini, n_r, n_s_values, lam,
 
 
 @njit(**JIT)
-def _trajectory_chunk(rng_real, rng_syn, n_chains, loop, n_ini, n_r, n_s, lam, memory,
+def _trajectory_chunk(rng_real, rng_syn, rng_mix, n_chains, loop, n_ini, n_r, n_s, lam, memory,
                       mle, metric, mu_r, L_r, sr_identity, n_gen):
     """Whole trajectories of ``n_chains`` chains.
 
@@ -343,10 +424,11 @@ def _trajectory_chunk(rng_real, rng_syn, n_chains, loop, n_ini, n_r, n_s, lam, m
     n_s_values = np.empty(1, dtype=np.int64)
     n_s_values[0] = n_s
     traj = np.empty((1, n_gen, 4))
+    ws = _workspace_d1(n_s_values, memory)
     out = np.empty((n_chains, n_gen, 4))
     for c in range(n_chains):
-        _chain(rng_real, rng_syn, loop, n_ini, n_r, n_s_values, lam, memory, mle,
-               metric, mu_r, L_r, sr_identity, n_gen, traj)
+        _chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, memory, mle,
+               metric, mu_r, L_r, sr_identity, n_gen, 0, 1, traj, ws)
         out[c] = traj[0]
     return out
 

@@ -12,6 +12,7 @@ import numpy as np
 from numba import njit
 
 from ess.config import JIT
+from ess.kernels.random import _chi2, _chi2_call, _chi2_consts, _normal, _normal_call
 
 
 @njit(**JIT)
@@ -55,14 +56,15 @@ def _chol_psd(A, L):
             L[i, j] = t / r
 
 
-@njit(**JIT)
-def _group_d1(rng, m, s, k):
+@njit(inline="always", **JIT)
+def _group_d1(rng, m, s, k, inv_sqrt_k, dd, c):
     """Mean and scatter of ``k`` samples of ``N(m, s^2)``: the ``d = 1`` case of
-    :func:`_draw_group`, on scalars (``s^2 chi2(k - 1)`` drawn as a gamma)."""
-    mean = m + s * rng.standard_normal() * (1.0 / np.sqrt(k))
+    :func:`_draw_group`, on scalars (``s^2 chi2(k - 1)``), with ``inv_sqrt_k =
+    1 / sqrt(k)`` and the :func:`_chi2_consts` of ``k - 1`` precomputed."""
+    mean = m + s * _normal(rng) * inv_sqrt_k
     if k == 1:
         return mean, 0.0
-    return mean, s * s * 2.0 * rng.standard_gamma(0.5 * (k - 1))
+    return mean, s * s * _chi2(rng, k - 1, dd, c)
 
 
 @njit(**JIT)
@@ -71,8 +73,8 @@ def _draw_group(rng, m, L, k, mean_out, S_out, A, B):
 
     Parameters
     ----------
-    rng : numpy.random.Generator
-        Source of the normal and gamma variates.
+    rng : ndarray of uint64, shape (4,)
+        Generator state (:mod:`ess.kernels.random`), advanced in place.
     m : ndarray, shape (d,)
         Mean of the sampled distribution.
     L : ndarray, shape (d, d)
@@ -88,12 +90,13 @@ def _draw_group(rng, m, L, k, mean_out, S_out, A, B):
     """
     d = m.shape[0]
     if d == 1:
-        mean_out[0], S_out[0, 0] = _group_d1(rng, m[0], L[0, 0], k)
+        dd, c = _chi2_consts(k - 1)
+        mean_out[0], S_out[0, 0] = _group_d1(rng, m[0], L[0, 0], k, 1.0 / np.sqrt(k), dd, c)
         return
     inv = 1.0 / np.sqrt(k)
     df = k - 1
     for i in range(d):
-        A[0, i] = rng.standard_normal()
+        A[0, i] = _normal_call(rng)
     for i in range(d):
         acc = 0.0
         for j in range(i + 1):
@@ -105,9 +108,10 @@ def _draw_group(rng, m, L, k, mean_out, S_out, A, B):
     if df >= d:
         # Bartlett: W = A A^T, A lower, A_ii^2 ~ chi2(df - i), A_ij ~ N(0, 1).
         for i in range(d):
-            A[i, i] = np.sqrt(2.0 * rng.standard_gamma(0.5 * (df - i)))
+            dd, c = _chi2_consts(df - i)
+            A[i, i] = np.sqrt(_chi2_call(rng, df - i, dd, c))
             for j in range(i):
-                A[i, j] = rng.standard_normal()
+                A[i, j] = _normal_call(rng)
         # B = L A (lower times lower is lower).
         for i in range(d):
             for j in range(i + 1):
@@ -126,7 +130,7 @@ def _draw_group(rng, m, L, k, mean_out, S_out, A, B):
         # W = G G^T with G a d x df standard normal matrix.
         for i in range(d):
             for c in range(df):
-                A[i, c] = rng.standard_normal()
+                A[i, c] = _normal_call(rng)
         for i in range(d):
             for c in range(df):
                 acc = 0.0
