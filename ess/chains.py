@@ -9,6 +9,7 @@ a thread pool: the Numba kernels release the GIL.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -89,8 +90,15 @@ def run_parallel(fn: Callable[[int], np.ndarray], indices: Sequence[int], n_jobs
 
     if n_jobs <= 1 or len(indices) <= 1:
         return [task(i) for i in indices]
-    with ThreadPoolExecutor(max_workers=min(n_jobs, len(indices))) as ex:
-        return list(ex.map(task, indices))
+    return list(_pool(n_jobs).map(task, indices))
+
+
+@functools.cache
+def _pool(n_jobs: int) -> ThreadPoolExecutor:
+    """A thread pool of ``n_jobs`` workers, kept for the life of the process:
+    starting threads for every round of chains would cost more than a short
+    estimate's Monte Carlo."""
+    return ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix="ess-chains")
 
 
 def kernel_memory(p: LoopParams, n_gen: int) -> int:

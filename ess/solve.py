@@ -170,8 +170,8 @@ PILOT_CHAINS = 16
 
 
 def _pilot_chunks(d: int) -> int:
-    """First round: at least :data:`PILOT_CHAINS` chains, in at least two chunks."""
-    return max(2, math.ceil(PILOT_CHAINS / chunk_size(d)))
+    """First round: at least :data:`PILOT_CHAINS` chains (one chunk at small ``d``)."""
+    return math.ceil(PILOT_CHAINS / chunk_size(d))
 
 
 def _limit_stats(data: np.ndarray, v: int,
