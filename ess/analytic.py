@@ -137,9 +137,11 @@ def mixing_rate(n_r: int, n_s: int, memory: int | str, lam: float = 1.0,
         return 0.0
     if memory == 1:
         q = divisor(n, cov_estimator)
-        M = np.array([[n_s**2 / n**2, n_s * lam / n**2],
-                      [n_r * n_s / (n * q), (n_s - 1 + n_r / n) * lam / q]])
-        return float(np.max(np.abs(np.linalg.eigvals(M))))
+        a, b = n_s**2 / n**2, n_s * lam / n**2
+        c, e = n_r * n_s / (n * q), (n_s - 1 + n_r / n) * lam / q
+        # Non-negative 2x2 matrix [[a, b], [c, e]]: real eigenvalues, the larger is
+        # the spectral radius.
+        return float(0.5 * (a + e) + math.sqrt(0.25 * (a - e) ** 2 + b * c))
     K = int(memory)
 
     def h(r: float) -> float:

@@ -170,7 +170,8 @@ PILOT_CHAINS = 16
 
 
 def _pilot_chunks(d: int) -> int:
-    """First round: at least :data:`PILOT_CHAINS` chains (one chunk at small ``d``)."""
+    """First round: at least :data:`PILOT_CHAINS` chains. At small ``d`` that is
+    one chunk: splitting a millisecond of work over threads costs more than it saves."""
     return math.ceil(PILOT_CHAINS / chunk_size(d))
 
 
