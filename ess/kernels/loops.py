@@ -268,17 +268,17 @@ def _chain_d1_body(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam
     ring_mu, ring_s, idx, cnt, tmp, last_k, kconst = ws
     dd, c = _chi2_consts(n_ini - 1)
     first_m, first_S = _group_d1(rng_real, mr, sr, n_ini, 1.0 / np.sqrt(n_ini), dd, c)
-    q = n_ini if mle else n_ini - 1
-    sig = first_S / q
+    sig = first_S / (n_ini - q_off)
+    root = np.sqrt(sig) if sig > 0.0 else 0.0
     for v in range(V):
         if rec_from == 0:
-            dist, msq = _dist_d1(first_m, sig, mr, sr, sr_identity, tr_sr, metric)
+            dist, msq = _dist_d1(first_m, sig, root, mr, sr, sr_identity, tr_sr, metric)
             traj[v, 0, 0] = dist
             traj[v, 0, 1] = msq
             traj[v, 0, 2] = sig
             traj[v, 0, 3] = first_m
         ring_mu[v, 0] = first_m
-        ring_s[v, 0] = sq_lam * np.sqrt(sig) if sig > 0.0 else 0.0
+        ring_s[v, 0] = sq_lam * root
     inv_r = 1.0 / np.sqrt(n_r)
     dd_r, c_r = _chi2_consts(n_r - 1)
     real_m = 0.0
@@ -333,14 +333,15 @@ def _chain_d1_body(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam
                     mu = (n_cur * mu + kj * g_m) / n
                     n_cur = n
             sig = S / (n_cur - q_off)
+            root = np.sqrt(sig) if sig > 0.0 else 0.0
             if rec:
-                dist, msq = _dist_d1(mu, sig, mr, sr, sr_identity, tr_sr, metric)
+                dist, msq = _dist_d1(mu, sig, root, mr, sr, sr_identity, tr_sr, metric)
                 traj[v, r, 0] = dist
                 traj[v, r, 1] = msq
                 traj[v, r, 2] = sig
                 traj[v, r, 3] = mu
             ring_mu[v, cur] = mu
-            ring_s[v, cur] = sq_lam * np.sqrt(sig) if sig > 0.0 else 0.0
+            ring_s[v, cur] = sq_lam * root
         newest = cur
         if rec:
             r += 1
@@ -348,11 +349,12 @@ def _chain_d1_body(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam
 
 
 @njit(inline="always", **JIT)
-def _dist_d1(mu, sig, mr, sr, sr_identity, tr_sr, metric):
+def _dist_d1(mu, sig, root, mr, sr, sr_identity, tr_sr, metric):
     """Distance of ``N(mu, sig)`` to ``N(mr, sr^2)`` and ``(mu - mr)^2``, as
-    :func:`ess.kernels.distance._distance_terms` computes them for ``d = 1``."""
+    :func:`ess.kernels.distance._distance_terms` computes them for ``d = 1``;
+    ``root = sqrt(sig)`` (zero for ``sig = 0``), reused when ``sr = 1``."""
     msq = (mu - mr) ** 2
-    ts = np.sqrt(max(sr * sig * sr, 0.0))
+    ts = root if sr_identity else np.sqrt(max(sr * sig * sr, 0.0))
     w2sq = msq + sig + tr_sr - 2.0 * ts
     if w2sq < 0.0:
         w2sq = 0.0
