@@ -32,7 +32,7 @@ bench-quick: install
 	$(BIN)/ess bench --quick
 
 lint: install
-	$(BIN)/ruff check ess tests benchmarks
+	$(BIN)/ruff check ess tests benchmarks notebooks
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache
