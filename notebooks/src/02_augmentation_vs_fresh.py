@@ -103,12 +103,16 @@ for lam in LAMS:
     assert abs(fr100 - fr1000) < 0.03 * fr100, (lam, fr100, fr1000)
 
 # %% [markdown]
-# **What this shows.** With no fresh data the distance keeps growing: the fully synthetic loop
-# collapses fastest, and augmenting with the fixed first real set only slows the decline (its
-# distance still rises, towards the fixed set's own error and beyond as the synthetic part
-# drifts). With fresh real data every generation the distance settles at a limit, and the two
-# fresh trajectories started from `n_ini = 100` and `n_ini = 1000` meet within a few dozen
-# generations: the limit does not depend on the first model. Compared with a model fit on the
-# `n_r` real samples alone, the limit is *better* here (`n_e / n_r > 1`: 900 synthetic samples
-# per generation still help) for `lam = 1` and for `lam = 0.8`; how much synthetic data is too
-# much, and how bias changes that, is notebook 3's subject.
+# **What this shows** (full size, `d = 100`; the small CI run at `d = 10` differs in numbers).
+# Without fresh data the model degrades: the fully synthetic loop fastest (its distance
+# climbs to about 140 by generation 150 at `lam = 1`, and to about 100 at `lam = 0.8`, where the
+# covariance has collapsed and the distance is about `tr Sigma_r = d`). Augmenting with the
+# fixed first real set only slows the decline: it settles near 39 (`lam = 1`) and 37
+# (`lam = 0.8`), worse than the fit on the real set alone, `f(n_r) = 32`. With fresh real data
+# every generation the distance converges, to 12.3 at `lam = 1` (`n_e / n_r = 2.27`) and 20.6 at
+# `lam = 0.8` (`n_e / n_r = 1.42`), both better than `f(n_r)`: in this setting 900 synthetic
+# samples per generation still help. The fresh trajectories started from `n_ini = 100` and
+# `n_ini = 1000` meet within about 20 generations and then coincide: the limit does not depend
+# on the first model. (They coincide exactly because both use the same seed, so the same real
+# and synthetic variates; the first model's influence decays geometrically.) How much synthetic
+# data is too much, and how bias changes that, is notebook 3's subject.
