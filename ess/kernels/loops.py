@@ -1,9 +1,12 @@
 """One chain of the autophagous Gaussian loop, on sufficient statistics.
 
 Every generation costs ``O(d^3)`` whatever ``n_r`` and ``n_s`` (SPEC section 1).
-Two random streams feed a chain: ``rng_real`` draws the real data and
-``rng_syn`` the synthetic data, so that configurations run in lockstep (several
-``n_s`` for one chain) see exactly the same real data: common random numbers.
+Three random streams feed a chain: ``rng_real`` draws the real data and
+``rng_syn`` the synthetic data (kernel generator states, :mod:`ess.kernels.random`),
+so that configurations run in lockstep (several ``n_s`` for one chain) see
+exactly the same real data: common random numbers; ``rng_mix``, a NumPy
+``Generator``, draws the split of the synthetic samples over past models
+(``memory > 1`` only).
 """
 
 from __future__ import annotations
