@@ -225,7 +225,7 @@ print(f"notebook time: {time.perf_counter() - T0:.0f} s")
 #   `n_s = 5`), within the intervals. Sampling with less spread reduces the variance that a
 #   small synthetic set adds, which outweighs its bias while the real data dominate.
 # * **Dimension, metric, memory.** At the same `(n_r, n_s, lam) = (100, 200, 0.9)`, `n_e / n_r`
-#   grows with `d` (1.02, 1.18, 1.47, 1.79, 2.08 for `d` = 1, 3, 10, 30, 100): the
+#   grows with `d` (1.02, 1.18, 1.46, 1.79, 2.08 for `d` = 1, 3, 10, 30, 100): the
 #   covariance's error dominates the distance in high dimension and the synthetic samples
 #   reduce it. The metric matters: `w2` (the distance itself) gives 0.91 where `w2sq` gives
 #   1.02: the loop's limit and the reference curve are expectations of different functions of
