@@ -15,6 +15,7 @@ so the curve is smooth in ``n``.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,6 +69,11 @@ class Inversion:
     below_two: bool = False
 
 
+#: Points of the curves this process has read or written, by cache file: a curve
+#: point depends only on its key, so reading the file once per process is enough.
+_LOADED: dict[Path, dict[int, tuple[float, float, int]]] = {}
+
+
 class ReferenceCurve:
     """Lazily computed, disk-cached reference curve for one model class.
 
@@ -115,9 +121,13 @@ class ReferenceCurve:
         self.path = config.cache_dir() / "reference" / f"{key_hash(self.key)}.json"
         self.points: dict[int, tuple[float, float, int]] = {}
         if use_cache:
-            data = load_json(self.path, self.key)
-            if data:
-                self.points = {int(k): tuple(v) for k, v in data["points"].items()}
+            if self.path in _LOADED:
+                self.points = dict(_LOADED[self.path])
+            else:
+                data = load_json(self.path, self.key)
+                if data:
+                    self.points = {int(k): tuple(v) for k, v in data["points"].items()}
+                _LOADED[self.path] = dict(self.points)
         self._dirty = False
 
     # -- one point -------------------------------------------------------------------
@@ -169,6 +179,7 @@ class ReferenceCurve:
         for n, v in self.points.items():
             data["points"][str(n)] = list(v)
         save_json(self.path, data)
+        _LOADED[self.path] = {int(k): tuple(v) for k, v in data["points"].items()}
         self._dirty = False
 
     # -- inversion -------------------------------------------------------------------
