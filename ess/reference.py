@@ -15,8 +15,8 @@ so the curve is smooth in ``n``.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
