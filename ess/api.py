@@ -62,8 +62,9 @@ def _validate_estimate(d=1, n_r=100, n_s=0, lam=None, n_ini=None, loop="fresh", 
                              "synthetic loop collapses (use simulate)")
     rel, mc = _check_budget(rel_precision, max_chains)
     check_generations(p, rel)
-    _check_ring_memory(p, generations_for(p, rel))
-    chain_budget(p, generations_for(p, rel), mc)
+    n_gen = generations_for(p, rel)
+    _check_ring_memory(p, n_gen)
+    chain_budget(p, n_gen, mc)
     return p, check_seed(seed), rel, mc, check_jobs(n_jobs)
 
 
@@ -84,9 +85,10 @@ def _validate_threshold(d=1, n_r=100, lam=None, n_ini=None, memory=1, metric="w2
     cap = check_int("cap", cap, 1, config.MAX_COUNT)
     at_cap = replace(p, n_s=cap)
     check_generations(at_cap, rel, name="cap")
-    _check_ring_memory(p, generations_for(at_cap, rel))
+    n_gen = generations_for(at_cap, rel)
+    _check_ring_memory(p, n_gen)
     try:
-        chain_budget(at_cap, generations_for(at_cap, rel), mc, n_values=2)
+        chain_budget(at_cap, n_gen, mc, n_values=2)
     except ParameterError as e:
         raise ParameterError(f"cap is too large for d = {p.d}: at n_s = cap, {e}") from None
     return p, check_seed(seed), rel, mc, check_jobs(n_jobs), cap

@@ -87,9 +87,9 @@ def chain_budget(p: LoopParams, n_gen: int, max_chains: int, n_values: int = 1) 
 
 
 def generations_for(p: LoopParams, rel_precision: float) -> int:
-    """Generations per chain of the limit estimate: burn-in plus kept window."""
-    burn = burn_in_for(p, rel_precision)
-    return burn + window_for(burn, record_every(p.d))
+    """Generations per chain of the limit estimate: burn-in plus kept window, as
+    :func:`limit_plan` lays them out (the seed plays no part in them)."""
+    return limit_plan(p, (p.n_s,), rel_precision, seed=0).generations
 
 
 def record_every(d: int) -> int:
