@@ -7,6 +7,7 @@ Names and defaults follow SPEC section 5; every function raises
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -38,6 +39,7 @@ from ess.solve import (
     reference_for,
     threshold_search,
 )
+from ess.store import ResultStore, open_store
 
 
 def _check_ring_memory(p, n_gen: int) -> None:
@@ -53,7 +55,7 @@ def _check_ring_memory(p, n_gen: int) -> None:
 def _validate_estimate(d=1, n_r=100, n_s=0, lam=None, n_ini=None, loop="fresh", memory=1,
                        metric="w2sq", cov_estimator="unbiased", seed=0, rel_precision=0.01,
                        max_chains=config.DEFAULT_MAX_CHAINS, n_jobs=None, mu_r=None,
-                       sigma_r=None, guidance=None, progress=False):
+                       sigma_r=None, guidance=None, progress=False, store=None):
     """Every check of :func:`estimate`, before any computation."""
     p = loop_params(d, n_r, n_s, lam, n_ini, loop, memory, metric, cov_estimator, mu_r,
                     sigma_r, guidance)
@@ -65,13 +67,14 @@ def _validate_estimate(d=1, n_r=100, n_s=0, lam=None, n_ini=None, loop="fresh", 
     n_gen = generations_for(p, rel)
     _check_ring_memory(p, n_gen)
     chain_budget(p, n_gen, mc)
+    open_store(store)
     return p, check_seed(seed), rel, mc, check_jobs(n_jobs)
 
 
 def _validate_threshold(d=1, n_r=100, lam=None, n_ini=None, memory=1, metric="w2sq",
                         cov_estimator="unbiased", seed=0, rel_precision=0.01, cap=None,
                         max_chains=config.DEFAULT_MAX_CHAINS, n_jobs=None, mu_r=None,
-                        sigma_r=None, guidance=None, progress=False):
+                        sigma_r=None, guidance=None, progress=False, store=None):
     """Every check of :func:`threshold`, before any computation."""
     if lam is None and guidance is None:
         lam = 0.9
@@ -91,7 +94,45 @@ def _validate_threshold(d=1, n_r=100, lam=None, n_ini=None, memory=1, metric="w2
         chain_budget(at_cap, n_gen, mc, n_values=2)
     except ParameterError as e:
         raise ParameterError(f"cap is too large for d = {p.d}: at n_s = cap, {e}") from None
+    open_store(store)
     return p, check_seed(seed), rel, mc, check_jobs(n_jobs), cap
+
+
+def estimate_key(p, seed: int, rel: float, mc: int) -> dict:
+    """Everything that changes an estimate (not ``n_jobs``: results do not depend on it)."""
+    return {**p.key(), "seed": seed, "rel_precision": rel, "max_chains": mc}
+
+
+def threshold_key(p, seed: int, rel: float, mc: int, cap: int) -> dict:
+    """Everything that changes a threshold."""
+    return {**estimate_key(p, seed, rel, mc), "cap": cap}
+
+
+def _stored(kind: str, cls, key: dict, store: ResultStore | None, compute):
+    """The answer for ``key`` from the store, or computed by ``compute()`` and stored."""
+    t0 = time.perf_counter()
+    if store is not None:
+        raw = store.get(kind, key)
+        if raw is not None:
+            return cls.from_raw(raw, from_store=True, seconds=time.perf_counter() - t0)
+    res = compute()
+    if store is not None:
+        store.put(kind, key, res.raw())
+    return res
+
+
+def run_estimate(checked: tuple, store: ResultStore | None, bar: Progress):
+    """An estimate from the output of :func:`_validate_estimate`, through ``store``."""
+    p, seed, rel, mc, jobs = checked
+    return _stored("estimate", EstimateResult, estimate_key(p, seed, rel, mc), store,
+                   lambda: estimate_limit(p, seed, rel, mc, jobs, bar))
+
+
+def run_threshold(checked: tuple, store: ResultStore | None, bar: Progress):
+    """A threshold from the output of :func:`_validate_threshold`, through ``store``."""
+    p, seed, rel, mc, jobs, cap = checked
+    return _stored("threshold", ThresholdResult, threshold_key(p, seed, rel, mc, cap), store,
+                   lambda: threshold_search(p, seed, rel, mc, cap, jobs, bar))
 
 
 def _affordable(p, n_s: int, rel: float, mc: int) -> bool:
@@ -122,7 +163,8 @@ def estimate(d: int = 1, n_r: int = 100, n_s: int = 0, lam: float | None = None,
              metric: str = "w2sq", cov_estimator: str = "unbiased", seed: int = 0,
              rel_precision: float = 0.01, max_chains: int = config.DEFAULT_MAX_CHAINS,
              n_jobs: int | None = None, mu_r=None, sigma_r=None,
-             guidance: float | None = None, progress: bool = False) -> EstimateResult:
+             guidance: float | None = None, progress: bool = False,
+             store: str | os.PathLike | bool | None = None) -> EstimateResult:
     """Limit ``WD(n_r, n_s, lam)`` of the loop and effective sample size ``n_e``.
 
     Parameters
@@ -156,18 +198,25 @@ def estimate(d: int = 1, n_r: int = 100, n_s: int = 0, lam: float | None = None,
         Reference mean and covariance (default ``N(0, I_d)``).
     progress : bool
         Draw a progress bar on a terminal.
+    store : path, bool or None
+        Result store: ``None`` (default) uses the default store
+        (``ESS_STORE``, else ``results/`` in the cache folder; ``ESS_STORE=off``
+        turns it off), a path uses the store in that folder, ``False`` none.
+        An answer found there is returned without recomputation
+        (``from_store`` is true); a new one is added to it.
 
     Returns
     -------
     EstimateResult
     """
-    p, seed, rel, mc, jobs = _validate_estimate(
+    checked = _validate_estimate(
         d=d, n_r=n_r, n_s=n_s, lam=lam, n_ini=n_ini, loop=loop, memory=memory, metric=metric,
         cov_estimator=cov_estimator, seed=seed, rel_precision=rel_precision,
-        max_chains=max_chains, n_jobs=n_jobs, mu_r=mu_r, sigma_r=sigma_r, guidance=guidance)
+        max_chains=max_chains, n_jobs=n_jobs, mu_r=mu_r, sigma_r=sigma_r, guidance=guidance,
+        store=store)
     bar = Progress("estimate", enabled=progress)
     try:
-        return estimate_limit(p, seed, rel, mc, jobs, bar)
+        return run_estimate(checked, open_store(store), bar)
     finally:
         bar.close()
 
@@ -177,7 +226,8 @@ def threshold(d: int = 1, n_r: int = 100, lam: float | None = None, n_ini: int |
               seed: int = 0, rel_precision: float = 0.01, cap: int | None = None,
               max_chains: int = config.DEFAULT_MAX_CHAINS, n_jobs: int | None = None,
               mu_r=None, sigma_r=None, guidance: float | None = None,
-              progress: bool = False) -> ThresholdResult:
+              progress: bool = False,
+              store: str | os.PathLike | bool | None = None) -> ThresholdResult:
     """Admissible threshold ``n_s*(n_r, lam)``: the largest ``n_s`` with ``n_e >= n_r``.
 
     Parameters are those of :func:`estimate` (the loop is the fresh loop; ``lam``
@@ -185,18 +235,20 @@ def threshold(d: int = 1, n_r: int = 100, lam: float | None = None, n_ini: int |
     ``cap`` bounds the search: beyond it the answer is "no threshold up to the
     cap" (``n_s_star = None``). Its default is ``100 n_r``, lowered where chains at
     ``n_s = cap`` would exceed the work budget (large ``d``); the result reports it.
+    ``store`` is that of :func:`estimate`.
 
     Returns
     -------
     ThresholdResult
     """
-    p, seed, rel, mc, jobs, cap = _validate_threshold(
+    checked = _validate_threshold(
         d=d, n_r=n_r, lam=lam, n_ini=n_ini, memory=memory, metric=metric,
         cov_estimator=cov_estimator, seed=seed, rel_precision=rel_precision, cap=cap,
-        max_chains=max_chains, n_jobs=n_jobs, mu_r=mu_r, sigma_r=sigma_r, guidance=guidance)
+        max_chains=max_chains, n_jobs=n_jobs, mu_r=mu_r, sigma_r=sigma_r, guidance=guidance,
+        store=store)
     bar = Progress("threshold", enabled=progress)
     try:
-        return threshold_search(p, seed, rel, mc, cap, jobs, bar)
+        return run_threshold(checked, open_store(store), bar)
     finally:
         bar.close()
 
@@ -311,6 +363,17 @@ def _run_grid(cells: list[dict], validate, compute, desc: str, progress: bool,
         bar.close()
 
 
+def table_cells(d: int, n_r: Sequence[int], n_s: Sequence[int], lam: Sequence[float],
+                **kwargs) -> list[dict]:
+    """Keyword arguments of :func:`estimate` for every cell of a table grid, ``n_r``
+    outermost, with the axes checked (each cell is checked by the caller)."""
+    n_r = _axis_n_r(n_r)
+    n_s = check_grid_axis("n_s", n_s, lambda v: check_int("n_s", v, 0, config.MAX_COUNT))
+    lam = _axis_lam(lam)
+    return [dict(d=d, n_r=a, n_s=b, lam=c, **kwargs)
+            for a, b, c in itertools.product(n_r, n_s, lam)]
+
+
 def table(d: int = 1, n_r: Sequence[int] = (50, 100, 200),
           n_s: Sequence[int] = (0, 50, 100, 200, 400),
           lam: Sequence[float] = (1.0, 0.9, 0.7), progress: bool = False,
@@ -341,7 +404,8 @@ def table(d: int = 1, n_r: Sequence[int] = (50, 100, 200),
         or a connected client.
     **kwargs
         Passed to :func:`estimate` (``n_ini``, ``memory``, ``metric``, ``seed``,
-        ``rel_precision``, ...).
+        ``rel_precision``, ``store``, ...): each cell is read from or added to
+        the result store on its own.
 
     Returns
     -------
@@ -354,11 +418,7 @@ def table(d: int = 1, n_r: Sequence[int] = (50, 100, 200),
         Naming a bad parameter of any cell or of the backend, before any cell
         is computed; or an unreachable scheduler.
     """
-    n_r = _axis_n_r(n_r)
-    n_s = check_grid_axis("n_s", n_s, lambda v: check_int("n_s", v, 0, config.MAX_COUNT))
-    lam = _axis_lam(lam)
-    cells = [dict(d=d, n_r=a, n_s=b, lam=c, **kwargs)
-             for a, b, c in itertools.product(n_r, n_s, lam)]
+    cells = table_cells(d, n_r, n_s, lam, **kwargs)
     return _run_grid(cells, _validate_estimate, estimate, "table", progress, backend,
                      scheduler, n_jobs)
 

@@ -84,6 +84,7 @@ def run_parallel(fn: Callable[[int], np.ndarray], indices: Sequence[int], n_jobs
     progress.add_total(len(indices))
 
     def task(i: int) -> np.ndarray:
+        progress.check()   # a cancelled computation skips the chunks not yet started
         out = fn(i)
         progress.update()
         return out

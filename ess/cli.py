@@ -1,4 +1,4 @@
-"""Command line: ``ess estimate | threshold | table | heatmap | simulate | bench``.
+"""Command line: ``ess estimate | threshold | table | heatmap | simulate | bench | serve``.
 
 A thin layer: parse strings, call :mod:`ess.api`, print. Every value is
 validated by :mod:`ess.params`, so a bad value gets one line naming the
@@ -59,6 +59,15 @@ def _budget_flags(sp: argparse.ArgumentParser) -> None:
                          f"at most {config.MAX_CHAINS})")
 
 
+def _store_flags(sp: argparse.ArgumentParser) -> None:
+    g = sp.add_mutually_exclusive_group()
+    g.add_argument("--store", default=None,
+                   help="result store folder (default $ESS_STORE, else results/ in the cache "
+                        "folder): answers found there are not recomputed")
+    g.add_argument("--no-store", action="store_true",
+                   help="neither read nor write the result store")
+
+
 def _backend_flags(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--backend", default="local",
                     help="where the cells run: local (threads on this machine, default) | dask "
@@ -77,17 +86,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("estimate", help="limit WD(n_r, n_s, lam) and n_e")
     _model_flags(sp)
     _budget_flags(sp)
+    _store_flags(sp)
     sp.add_argument("--json", action="store_true", help="print one JSON object")
 
     sp = sub.add_parser("threshold", help="admissible threshold n_s*(n_r, lam)")
     _model_flags(sp, n_s=False, loop=False)
     _budget_flags(sp)
+    _store_flags(sp)
     sp.add_argument("--cap", default=None, help="largest n_s searched (default 100 n_r)")
     sp.add_argument("--json", action="store_true", help="print one JSON object")
 
     sp = sub.add_parser("table", help="n_e and n_e/n_r with CIs over a grid")
     _model_flags(sp, lists=True, loop=False)
     _budget_flags(sp)
+    _store_flags(sp)
     _backend_flags(sp)
     sp.add_argument("--out", default=str(DEFAULT_DIR / "ess_table.csv"),
                     help="output file: .csv, .json or .md (default ess-results/ess_table.csv)")
@@ -98,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="threshold: n_s* over (n_r, lam); ne: n_e/n_r over (n_r, n_s) at one lam")
     _model_flags(sp, lists=True, loop=False)
     _budget_flags(sp)
+    _store_flags(sp)
     sp.add_argument("--cap", default=None, help="largest n_s searched (default 100 n_r)")
     _backend_flags(sp)
     sp.add_argument("--out", default=None,
@@ -123,6 +136,39 @@ def build_parser() -> argparse.ArgumentParser:
                     help="short run (under a minute on two cores with warm caches)")
     sp.add_argument("--out", default=None,
                     help="output folder (default benchmarks/results of the checkout)")
+
+    from ess.service import Limits
+
+    lim = Limits()
+    sp = sub.add_parser("serve", help="HTTP JSON API with a persistent result store",
+                        description="Serve estimates, thresholds, tables and reference curves "
+                        "over HTTP (OpenAPI docs at /docs). Answers are kept in the result "
+                        "store shared with the command line and the Python API. Stop with "
+                        "Ctrl-C or SIGTERM: running computations are cancelled cleanly.")
+    sp.add_argument("--host", default="127.0.0.1", help="address to listen on "
+                    "(default 127.0.0.1; 0.0.0.0 for every interface)")
+    sp.add_argument("--port", default="8000", help="TCP port (default 8000; 0 picks a free one)")
+    sp.add_argument("--workers", default=str(lim.workers),
+                    help=f"computations run side by side, in threads of this one process "
+                         f"(default {lim.workers}); each uses cores/workers threads")
+    sp.add_argument("--store", default=None,
+                    help="result store folder (default $ESS_STORE, else results/ in the "
+                         "cache folder)")
+    sp.add_argument("--max-d", default=str(lim.max_d),
+                    help=f"largest dimension accepted (default {lim.max_d})")
+    sp.add_argument("--max-grid", default=str(lim.max_grid),
+                    help=f"largest number of table cells (default {lim.max_grid})")
+    sp.add_argument("--max-chains", default=str(lim.max_chains),
+                    help=f"largest chain budget of one request (default {lim.max_chains})")
+    sp.add_argument("--max-work", default=f"{lim.max_work:g}",
+                    help=f"largest work of one estimate or threshold evaluation at its chain "
+                         f"budget (default {lim.max_work:g}, about a minute on two cores)")
+    sp.add_argument("--max-queue", default=str(lim.max_queue),
+                    help=f"computations waiting for a worker before requests get 429 "
+                         f"(default {lim.max_queue})")
+    sp.add_argument("--sync-cells", default=str(lim.sync_cells),
+                    help=f"tables with more cells to compute run as jobs "
+                         f"(default {lim.sync_cells})")
     return ap
 
 
@@ -187,7 +233,13 @@ def _common(args) -> dict:
 
 
 def _budget(args) -> dict:
-    return {"rel_precision": args.rel_precision, "max_chains": args.max_chains}
+    """Precision, chain budget and result store of a computing command."""
+    store = False if args.no_store else args.store
+    return {"rel_precision": args.rel_precision, "max_chains": args.max_chains, "store": store}
+
+
+def _took(res) -> str:
+    return f"{res.seconds:.2f} s" + (" (from the result store)" if res.from_store else "")
 
 
 def _where(args) -> dict:
@@ -240,7 +292,7 @@ def _cmd_estimate(args) -> int:
     print(f"  {res.chains} chains x {res.generations} generations (burn-in {res.burn_in}); "
           f"n_e known to ±{100 * res.n_e_rel_halfwidth:.2f}% "
           f"({'precision reached' if res.precision_reached else 'PRECISION NOT REACHED'}); "
-          f"{'converged' if res.converged else 'DRIFT DETECTED'}; {res.seconds:.2f} s")
+          f"{'converged' if res.converged else 'DRIFT DETECTED'}; {_took(res)}")
     if res.note and res.n_e is not None:
         print(f"  note: {res.note}")
     return 0
@@ -267,7 +319,7 @@ def _cmd_threshold(args) -> int:
         print(f"         ({what})")
     print(f"  {res.evaluations} evaluations, common random numbers; "
           f"{'precision reached' if res.precision_reached else 'PRECISION NOT REACHED'}; "
-          f"{res.seconds:.2f} s")
+          f"{_took(res)}")
     if res.note:
         print(f"  note: {res.note}")
     return 0
@@ -296,6 +348,9 @@ def _cmd_table(args) -> int:
             ci = "" if r.n_e is None else _ci(r.n_e_over_n_r_ci, ".4f")[7:]
             flag = "" if r.precision_reached and r.converged else "  (!) " + r.note
             print(f"  {r.n_r:>6} {r.n_s:>6} {r.lam:>5g} {ne:>10} {ratio:>8}  {ci}{flag}")
+        stored = sum(r.from_store for r in res)
+        if stored:
+            print(f"  {stored} of {len(res)} cells from the result store")
         print(f"wrote {out}")
     return 0
 
@@ -401,8 +456,27 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _cmd_serve(args) -> int:
+    from ess.params import check_float, check_int
+    from ess.service import Limits, serve
+
+    limits = Limits(max_d=check_int("max_d", args.max_d, *Limits.RANGES["max_d"]),
+                    max_grid=check_int("max_grid", args.max_grid, *Limits.RANGES["max_grid"]),
+                    max_chains=check_int("max_chains", args.max_chains,
+                                         *Limits.RANGES["max_chains"]),
+                    max_work=check_float("max_work", args.max_work, *Limits.RANGES["max_work"]),
+                    workers=check_int("workers", args.workers, *Limits.RANGES["workers"]),
+                    max_queue=check_int("max_queue", args.max_queue,
+                                        *Limits.RANGES["max_queue"]),
+                    sync_cells=check_int("sync_cells", args.sync_cells,
+                                         *Limits.RANGES["sync_cells"]))
+    port = check_int("port", args.port, 0, 65535)
+    return serve(host=args.host, port=port, store=args.store, limits=limits)
+
+
 _COMMANDS = {"estimate": _cmd_estimate, "threshold": _cmd_threshold, "table": _cmd_table,
-             "heatmap": _cmd_heatmap, "simulate": _cmd_simulate, "bench": _cmd_bench}
+             "heatmap": _cmd_heatmap, "simulate": _cmd_simulate, "bench": _cmd_bench,
+             "serve": _cmd_serve}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 
 def _clean(v):
@@ -16,8 +16,42 @@ def _clean(v):
     return v
 
 
+def _tuples(v):
+    """Lists back to the tuples of a result's intervals (JSON has only lists)."""
+    if isinstance(v, list):
+        return tuple(_tuples(x) for x in v)
+    if isinstance(v, dict):
+        return {k: _tuples(x) for k, x in v.items()}
+    return v
+
+
+class _Result:
+    """Conversions shared by the result classes."""
+
+    def to_dict(self) -> dict:
+        """JSON-ready dictionary with the keys of SPEC section 5 (and diagnostics);
+        non-finite numbers become ``None``."""
+        return _clean(asdict(self))
+
+    def raw(self) -> dict:
+        """Every field as JSON data, non-finite numbers kept (for the result store)."""
+        return asdict(self)
+
+    @classmethod
+    def from_raw(cls, data: dict, **changes):
+        """Rebuild a result from :meth:`raw` output (as read back from JSON)."""
+        kw = {}
+        for f in fields(cls):
+            if f.name in data:
+                v = data[f.name]
+                # lists of records stay lists; intervals inside them become tuples
+                kw[f.name] = [_tuples(x) for x in v] if f.name in ("scan", "rows") else _tuples(v)
+        kw.update(changes)
+        return cls(**kw)
+
+
 @dataclass
-class EstimateResult:
+class EstimateResult(_Result):
     """The limit ``WD(n_r, n_s, lam)`` and the effective sample size ``n_e``.
 
     ``wd_ci``, ``n_e_ci`` and ``n_e_over_n_r_ci`` are 95% intervals ``(low,
@@ -26,6 +60,9 @@ class EstimateResult:
     relative 95% half-width on ``n_e`` met ``rel_precision`` within
     ``max_chains``; ``converged`` is false when the first and second halves of
     the kept window differ significantly (``drift_z`` standard errors).
+    ``from_store`` tells that the answer was read from the result store
+    (:mod:`ess.store`) rather than computed; ``seconds`` is the time this
+    answer took, computing or reading.
     """
 
     d: int
@@ -55,14 +92,11 @@ class EstimateResult:
     drift_z: float
     seconds: float
     note: str = ""
-
-    def to_dict(self) -> dict:
-        """JSON-ready dictionary with the keys of SPEC section 5 (and diagnostics)."""
-        return _clean(asdict(self))
+    from_store: bool = False
 
 
 @dataclass
-class ThresholdResult:
+class ThresholdResult(_Result):
     """The admissible threshold ``n_s*(n_r, lam)``.
 
     ``n_s_star`` is the largest integer ``n_s`` with ``n_e >= n_r``, ``None``
@@ -71,7 +105,8 @@ class ThresholdResult:
     interval: from the largest ``n_s`` decisively admissible to the largest
     ``n_s`` not decisively inadmissible (``None`` for "beyond the cap").
     ``scan`` lists every evaluated ``n_s`` with the excess ``WD(n_s) - f(n_r)``
-    (negative means admissible) and its standard error.
+    (negative means admissible) and its standard error. ``from_store`` and
+    ``seconds`` are those of :class:`EstimateResult`.
     """
 
     d: int
@@ -90,14 +125,11 @@ class ThresholdResult:
     seconds: float
     scan: list[dict] = field(default_factory=list)
     note: str = ""
-
-    def to_dict(self) -> dict:
-        """JSON-ready dictionary with the keys of SPEC section 5 (and diagnostics)."""
-        return _clean(asdict(self))
+    from_store: bool = False
 
 
 @dataclass
-class SimulateResult:
+class SimulateResult(_Result):
     """Per-generation summaries of ``chains`` trajectories of one loop.
 
     ``rows`` has one dictionary per generation with the mean, median, 5% and
@@ -118,7 +150,3 @@ class SimulateResult:
     generations: int
     seconds: float
     rows: list[dict] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        """JSON-ready dictionary."""
-        return _clean(asdict(self))

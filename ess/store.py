@@ -1,4 +1,14 @@
-"""Small on-disk JSON store with atomic writes, for cached reference curves."""
+"""On-disk JSON stores with atomic writes: cached reference curves, and the result store.
+
+The result store keeps every estimate and threshold ever computed, keyed by
+every parameter that changes the answer plus the package version and a hash of
+the computing code. It is shared by the Python API, the command line and the
+service (``ess serve``): a repeated question is answered from disk without
+recomputation. Entries are written atomically (temporary file, ``fsync``,
+rename) and carry a checksum; an entry that is unreadable, truncated, stored
+under another key or fails its checksum is treated as missing, so it is
+recomputed and replaced, never served.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +16,27 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
+
+from ess import __version__, config
+
+#: Layout version of result-store entries.
+FORMAT = 1
+#: Sources whose edits can change a stored answer.
+_CODE = ("config.py", "params.py", "analytic.py", "pchip.py", "chains.py", "solve.py",
+         "reference.py", "results.py", "api.py", "kernels/*.py")
+#: Values of ``ESS_STORE`` that turn the default store off.
+OFF = ("off", "none", "0", "false", "no")
 
 
 def key_hash(key: dict) -> str:
     """Stable hash of a JSON-serialisable key."""
-    text = json.dumps(key, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    return hashlib.sha256(_canonical(key).encode()).hexdigest()[:32]
+
+
+def _canonical(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
 
 def load_json(path: Path, key: dict) -> dict | None:
@@ -27,13 +51,124 @@ def load_json(path: Path, key: dict) -> dict | None:
     return data
 
 
-def save_json(path: Path, data: dict) -> None:
-    """Write atomically (temporary file, then rename); silently skip if the disk refuses."""
+def save_json(path: Path, data: dict, durable: bool = False) -> bool:
+    """Write atomically (temporary file, then rename); ``False`` if the disk refuses.
+
+    With ``durable``, the file is flushed to disk before the rename, so that a
+    crash leaves either the old entry or the complete new one.
+    """
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
+        return True
     except OSError:
-        pass
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        return False
+
+
+def default_store_dir() -> Path | None:
+    """The store used when none is given: ``ESS_STORE``, else ``<cache dir>/results``.
+
+    ``ESS_STORE=off`` (or ``none``, ``0``, ``false``, ``no``) turns it off.
+    """
+    env = os.environ.get("ESS_STORE")
+    if env is not None and env.strip():
+        return None if env.strip().lower() in OFF else Path(env)
+    return config.cache_dir() / "results"
+
+
+class ResultStore:
+    """A folder of checksummed result entries, one JSON file per key.
+
+    Parameters
+    ----------
+    root : path
+        The folder (created on first write).
+    """
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+
+    def full_key(self, kind: str, key: dict) -> dict:
+        """``key`` completed with the kind of answer, the version and the code hash."""
+        return {"kind": kind, "version": __version__, "code": config.source_hash(*_CODE),
+                **key}
+
+    def path(self, kind: str, key: dict) -> Path:
+        """File of the entry for ``key``."""
+        h = key_hash(self.full_key(kind, key))
+        return self.root / f"v{FORMAT}" / kind / h[:2] / f"{h}.json"
+
+    def get(self, kind: str, key: dict) -> dict | None:
+        """The stored result for ``key``, or ``None`` if absent or not intact."""
+        try:
+            with open(self.path(kind, key), encoding="utf-8") as fh:
+                entry = json.load(fh)
+        except (OSError, ValueError, UnicodeDecodeError):
+            return None
+        full = json.loads(_canonical(self.full_key(kind, key)))
+        if not (isinstance(entry, dict) and entry.get("format") == FORMAT
+                and entry.get("key") == full and isinstance(entry.get("result"), dict)
+                and entry.get("sha256") == _digest(entry["key"], entry["result"])):
+            return None
+        return entry["result"]
+
+    def put(self, kind: str, key: dict, result: dict) -> bool:
+        """Store ``result`` under ``key`` atomically; ``False`` if the disk refuses."""
+        full = json.loads(_canonical(self.full_key(kind, key)))
+        entry = {"format": FORMAT, "key": full, "result": result,
+                 "sha256": _digest(full, result)}
+        return save_json(self.path(kind, key), entry, durable=True)
+
+    def entries(self) -> list[Path]:
+        """Every entry file (not the temporary files of unfinished writes)."""
+        return sorted(p for p in (self.root / f"v{FORMAT}").glob("*/*/*.json")
+                      if not p.name.startswith(".tmp-"))
+
+    def remove_stale_temporaries(self, age: float = 600.0) -> int:
+        """Delete temporary files older than ``age`` seconds (left by a killed writer)."""
+        n = 0
+        now = time.time()
+        for p in (self.root / f"v{FORMAT}").glob("*/*/.tmp-*"):
+            try:
+                if now - p.stat().st_mtime > age:
+                    p.unlink()
+                    n += 1
+            except OSError:
+                pass
+        return n
+
+
+def _digest(key: dict, result: dict) -> str:
+    return hashlib.sha256(_canonical({"key": key, "result": result}).encode()).hexdigest()
+
+
+def open_store(store: str | os.PathLike | bool | None = None) -> ResultStore | None:
+    """The result store named by an API ``store`` argument.
+
+    ``None`` or ``True``: the default store (:func:`default_store_dir`);
+    ``False``: none; a path: the store in that folder.
+    """
+    if store is None or store is True:
+        root = default_store_dir()
+        return None if root is None else ResultStore(root)
+    if store is False:
+        return None
+    if isinstance(store, ResultStore):
+        return store
+    if isinstance(store, (str, os.PathLike)) and str(store).strip():
+        return ResultStore(store)
+    from ess.params import ParameterError
+
+    raise ParameterError(f"store must be a folder path, True or False, got {store!r}")

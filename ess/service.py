@@ -1,0 +1,904 @@
+"""The estimator as a service: ``ess serve``, an HTTP JSON API (FastAPI on uvicorn).
+
+One process answers every request. Answers come from the result store
+(:mod:`ess.store`) when it has them; otherwise they are computed by a fixed
+number of worker threads (``workers``), since the Numba kernels release the GIL
+while they run, so the event loop, and ``/v1/health``, stay responsive. Requests
+beyond the workers wait in a bounded queue; when it is full the answer is
+``429`` with ``Retry-After``. Identical requests computed at the same time share
+one computation. Tables too long to answer at once run as jobs (``202`` and a
+job id).
+
+Every request field is checked twice: by its JSON schema (types and the
+package's ranges, published at ``/openapi.json`` and ``/docs``) and by the same
+validation as the Python API. Either failure, and a request over one of the
+server's :class:`Limits`, gets ``422`` with a message naming the field or the
+limit, never ``500``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import platform
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, fields, replace
+from typing import Annotated, Any, Literal
+
+import numba
+import numpy as np
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ess import __version__, api, config
+from ess.params import ParameterError, loop_params
+from ess.progress import ComputationCancelledError, Progress
+from ess.reference import tier_for
+from ess.results import EstimateResult, ThresholdResult
+from ess.solve import chain_budget, chain_cost, generations_for, reference_for
+from ess.store import ResultStore, key_hash
+
+#: Points of the reference curve that ``GET /v1/reference`` always reports.
+REFERENCE_N = tuple(2**k for k in range(1, 11))
+
+
+# -- limits ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Limits:
+    """What one server accepts; over a limit, a request gets ``422`` naming it.
+
+    Attributes
+    ----------
+    max_d : int
+        Largest dimension ``d``.
+    max_grid : int
+        Largest number of cells of a table.
+    max_chains : int
+        Largest ``max_chains`` (chain budget) of one request.
+    max_work : float
+        Largest work, in the units of :data:`ess.config.MAX_WORK`, that one
+        Monte Carlo run of a request may need at its chain budget (an estimate,
+        a table cell, or one threshold evaluation at the cap).
+    workers : int
+        Computations run side by side (threads; each uses ``cores / workers``
+        threads for its chains).
+    max_queue : int
+        Computations waiting for a worker; beyond, ``429``.
+    sync_cells : int
+        Tables with at most this many cells to compute are answered at once;
+        longer ones run as jobs.
+    job_history : int
+        Finished jobs kept for ``GET /v1/jobs/{id}``.
+    """
+
+    max_d: int = 100
+    max_grid: int = 500
+    max_chains: int = config.DEFAULT_MAX_CHAINS
+    max_work: float = config.MAX_WORK
+    workers: int = 2
+    max_queue: int = 32
+    sync_cells: int = 4
+    job_history: int = 1000
+
+    #: Allowed range of each limit, for :meth:`checked`.
+    RANGES = {"max_d": (1, config.MAX_D), "max_grid": (1, config.MAX_GRID),
+              "max_chains": (1, config.MAX_CHAINS), "max_work": (1.0, config.MAX_WORK),
+              "workers": (1, 64), "max_queue": (0, 10_000), "sync_cells": (0, config.MAX_GRID),
+              "job_history": (1, 100_000)}
+
+    def checked(self) -> Limits:
+        """This object, after checking every limit against its allowed range.
+
+        Raises
+        ------
+        ParameterError
+            Naming the first limit outside its range.
+        """
+        from ess.params import check_float, check_int
+
+        for f in fields(self):
+            lo, hi = self.RANGES[f.name]
+            v = getattr(self, f.name)
+            if isinstance(lo, float):
+                check_float(f.name, v, lo, hi)
+            else:
+                check_int(f.name, v, lo, hi)
+        return self
+
+    @property
+    def threads(self) -> int:
+        """Threads of one computation."""
+        return max(1, config.default_jobs() // self.workers)
+
+
+class LimitError(ParameterError):
+    """A request is over one of the server's limits."""
+
+    def __init__(self, field: str, limit: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.limit = limit
+
+
+class QueueFullError(Exception):
+    """Every worker is busy and the queue is full."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("queue full")
+        self.retry_after = retry_after
+
+
+class ShuttingDownError(Exception):
+    """The server is stopping and takes no new computation."""
+
+
+# -- the computing threads ---------------------------------------------------------------
+class Scheduler:
+    """``workers`` threads, a bounded queue, and one computation per identical key."""
+
+    def __init__(self, workers: int, max_queue: int) -> None:
+        self.workers = workers
+        self.capacity = workers + max_queue
+        self.stopping = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ess-serve")
+        self._lock = threading.Lock()
+        self._pending = 0    # queued or running
+        self._running = 0
+        self._inflight: dict[str, Future] = {}
+        self._mean_seconds = 1.0
+
+    @property
+    def running(self) -> int:
+        """Computations running now."""
+        return self._running
+
+    @property
+    def queued(self) -> int:
+        """Computations waiting for a worker."""
+        return self._pending - self._running
+
+    def retry_after(self) -> int:
+        """Seconds after which a refused request may find room (a rough estimate)."""
+        waves = (self._pending - self.workers + 1) / self.workers
+        return int(min(60, max(1, math.ceil(self._mean_seconds * max(waves, 1.0)))))
+
+    def submit(self, key: str, fn: Callable[[], Any]) -> Future:
+        """Run ``fn`` on a worker, or join the identical computation under way.
+
+        Raises
+        ------
+        QueueFullError
+            When every worker is busy and the queue is full.
+        ShuttingDownError
+            When the server is stopping.
+        """
+        with self._lock:
+            fut = self._inflight.get(key)
+            if fut is not None:
+                return fut
+            if self.stopping.is_set():
+                raise ShuttingDownError()
+            if self._pending >= self.capacity:
+                raise QueueFullError(self.retry_after())
+            self._pending += 1
+            fut = self._pool.submit(self._run, key, fn)
+            self._inflight[key] = fut
+            return fut
+
+    def _run(self, key: str, fn: Callable[[], Any]) -> Any:
+        with self._lock:   # waits for submit() to have registered the future
+            self._running += 1
+        t0 = time.perf_counter()
+        try:
+            if self.stopping.is_set():
+                raise ComputationCancelledError("the server is stopping")
+            return fn()
+        finally:
+            dt = time.perf_counter() - t0
+            with self._lock:
+                self._running -= 1
+                self._pending -= 1
+                self._inflight.pop(key, None)
+                self._mean_seconds = 0.8 * self._mean_seconds + 0.2 * dt
+
+    def shutdown(self) -> None:
+        """Cancel what runs (at its next chunk of chains) and wait for the threads."""
+        self.stopping.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+# -- request and response schemas -------------------------------------------------------
+def _int(default, lo: int, hi: int, doc: str):
+    return Field(default, strict=True, ge=lo, le=hi, description=doc)
+
+
+def _float(default, lo: float, hi: float | None, doc: str):
+    return Field(default, strict=True, ge=lo, le=hi, allow_inf_nan=False, description=doc)
+
+
+Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+Count = Annotated[int, Field(strict=True, ge=0, le=config.MAX_COUNT)]
+RealCount = Annotated[int, Field(strict=True, ge=2, le=config.MAX_COUNT)]
+Lam = Annotated[float, Field(strict=True, ge=0.0, le=1.0, allow_inf_nan=False)]
+Guidance = Annotated[float, Field(strict=True, ge=0.0, le=1e12, allow_inf_nan=False)]
+Memory = Annotated[int, Field(strict=True, ge=1, le=config.MAX_GENERATIONS)] | Literal["all"]
+Vector = Annotated[list[Finite], Field(min_length=1, max_length=config.MAX_D)]
+
+
+class _In(BaseModel):
+    """Fields shared by every computing request (SPEC section 5)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    d: int = _int(1, 1, config.MAX_D, "dimension")
+    n_ini: int | None = Field(None, strict=True, ge=2, le=config.MAX_COUNT,
+                              description="size of the first real set (default n_r)")
+    memory: Memory = Field(1, description="past models feeding synthetic data: K or 'all'")
+    metric: Literal["w2sq", "w2"] = Field("w2sq", description="distance to P_r")
+    cov_estimator: Literal["unbiased", "mle"] = Field("unbiased",
+                                                      description="covariance divisor")
+    seed: int = _int(0, 0, 2**63 - 1, "seed: same seed, same numbers")
+    rel_precision: float = _float(0.01, 1e-4, 0.5, "wanted relative 95% half-width on n_e")
+    max_chains: int = _int(config.DEFAULT_MAX_CHAINS, 1, config.MAX_CHAINS, "chain budget")
+    mu_r: Vector | None = Field(None, description="reference mean (default 0)")
+    sigma_r: Vector | Annotated[list[Vector], Field(min_length=1, max_length=config.MAX_D)] \
+        | None = Field(None, description="reference covariance: diagonal, or full matrix "
+                                         "(default identity)")
+
+
+class EstimateIn(_In):
+    """``POST /v1/estimate``."""
+
+    n_r: int = _int(100, 2, config.MAX_COUNT, "real samples per generation")
+    n_s: int = _int(0, 0, config.MAX_COUNT, "synthetic samples per generation")
+    lam: Lam | None = Field(None, description="sampling bias in [0, 1] (default 1)")
+    guidance: Guidance | None = Field(None, description="or guidance w: lam = 1/(1+w)")
+    loop: Literal["fresh", "augmentation"] = Field("fresh", description="loop kind")
+
+
+class ThresholdIn(_In):
+    """``POST /v1/threshold``."""
+
+    n_r: int = _int(100, 2, config.MAX_COUNT, "real samples per generation")
+    lam: Lam | None = Field(None, description="sampling bias in [0, 1] (default 0.9)")
+    guidance: Guidance | None = Field(None, description="or guidance w: lam = 1/(1+w)")
+    cap: int | None = Field(None, strict=True, ge=1, le=config.MAX_COUNT,
+                            description="largest n_s searched (default 100 n_r, lowered "
+                                        "where too expensive)")
+
+
+class TableIn(_In):
+    """``POST /v1/table``: every ``(n_r, n_s, lam)`` of a grid."""
+
+    n_r: list[RealCount] = Field([50, 100, 200], min_length=1, max_length=config.MAX_GRID)
+    n_s: list[Count] = Field([0, 50, 100, 200, 400], min_length=1, max_length=config.MAX_GRID)
+    lam: list[Lam] | None = Field(None, min_length=1, max_length=config.MAX_GRID,
+                                  description="default [1, 0.9, 0.7]")
+    guidance: list[Guidance] | None = Field(None, min_length=1, max_length=config.MAX_GRID)
+
+
+Num = float | None   # a number, or null where it is not finite
+Pair = Annotated[list[Num], Field(min_length=2, max_length=2)]
+
+
+class EstimateOut(BaseModel):
+    """An estimate: the keys of ``ess estimate --json`` and ``from_store``."""
+
+    d: int
+    n_r: int
+    n_s: int
+    lam: float
+    loop: str
+    metric: str
+    cov_estimator: str
+    memory: int | str
+    n_ini: int
+    seed: int
+    rel_precision: float
+    wd: Num
+    wd_se: Num
+    wd_ci: Pair
+    n_e: Num
+    n_e_ci: Pair | None
+    n_e_over_n_r: Num
+    n_e_over_n_r_ci: Pair | None
+    n_e_rel_halfwidth: Num
+    chains: int
+    generations: int
+    burn_in: int
+    precision_reached: bool
+    converged: bool
+    drift_z: Num
+    seconds: float
+    note: str
+    from_store: bool
+
+
+class ScanRow(BaseModel):
+    """One evaluated ``n_s`` of a threshold search."""
+
+    n_s: int
+    excess: Num
+    excess_se: Num
+    excess_ci: Pair
+
+
+class ThresholdOut(BaseModel):
+    """A threshold: the keys of ``ess threshold --json`` and ``from_store``."""
+
+    d: int
+    n_r: int
+    lam: float
+    metric: str
+    cov_estimator: str
+    memory: int | str
+    seed: int
+    rel_precision: float
+    n_s_star: int | None
+    n_s_star_ci: Annotated[list[int | None], Field(min_length=2, max_length=2)]
+    cap: int
+    evaluations: int
+    precision_reached: bool
+    seconds: float
+    scan: list[ScanRow]
+    note: str
+    from_store: bool
+
+
+class TableOut(BaseModel):
+    """A table: one estimate per cell, ``n_r`` outermost, then ``n_s``, then ``lam``."""
+
+    d: int
+    metric: str
+    cov_estimator: str
+    cells: int
+    rows: list[EstimateOut]
+    from_store: bool = Field(description="every cell came from the store")
+    seconds: float
+
+
+class JobOut(BaseModel):
+    """A table computed in the background."""
+
+    id: str
+    status: Literal["queued", "running", "done", "failed", "cancelled"]
+    done: int = Field(description="cells finished")
+    total: int = Field(description="cells in all")
+    created: float = Field(description="Unix time")
+    started: float | None
+    finished: float | None
+    result: TableOut | None
+    error: str | None
+
+
+class RefPoint(BaseModel):
+    """``f(n)`` and its standard error."""
+
+    n: int
+    f: float
+    se: float
+
+
+class ReferenceOut(BaseModel):
+    """The cached reference curve ``f(n)`` of one model class."""
+
+    d: int
+    metric: str
+    cov_estimator: str
+    rel_precision: float
+    tier: float = Field(description="precision tier of the curve's points")
+    points: list[RefPoint]
+    from_store: bool = Field(description="every reported point was already cached")
+    seconds: float
+
+
+class HealthOut(BaseModel):
+    """Liveness and load."""
+
+    status: Literal["ok", "stopping"]
+    running: int
+    queued: int
+    workers: int
+    max_queue: int
+    jobs: int
+    uptime_seconds: float
+    store: str
+
+
+class VersionOut(BaseModel):
+    """Versions of ess and of what computes its numbers."""
+
+    ess: str
+    api: str
+    python: str
+    numpy: str
+    numba: str
+
+
+class ErrorItem(BaseModel):
+    """One reason a request was refused."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationOut(BaseModel):
+    """Body of a ``422``."""
+
+    detail: list[ErrorItem]
+
+
+class MessageOut(BaseModel):
+    """Body of a ``404``, ``429`` or ``503``."""
+
+    detail: str
+
+
+_REFUSED = {422: {"model": ValidationOut, "description": "bad input or over a server limit"}}
+_BUSY = {429: {"model": MessageOut, "description": "queue full; see Retry-After"},
+         503: {"model": MessageOut, "description": "the server is stopping"}}
+_NO_JOB = {404: {"model": MessageOut, "description": "no such job"}}
+
+#: Request fields, longest first, for naming the field of a validation message.
+_FIELDS = sorted({f for m in (EstimateIn, ThresholdIn, TableIn) for f in m.model_fields},
+                 key=len, reverse=True)
+
+
+def _field_of(message: str) -> str | None:
+    for f in _FIELDS:
+        if message.startswith(f + " ") or message.startswith(f + ":"):
+            return f
+    return None
+
+
+def _refusal(loc: list, msg: str, kind: str) -> JSONResponse:
+    return JSONResponse(status_code=422, content={"detail": [{"loc": loc, "msg": msg,
+                                                              "type": kind}]})
+
+
+# -- jobs --------------------------------------------------------------------------------
+class Job:
+    """A table computed cell by cell on one worker."""
+
+    def __init__(self, cells: list[tuple], results: list) -> None:
+        self.id = uuid.uuid4().hex
+        self.cells = cells
+        self.results = results     # stored results, or None for cells to compute
+        self.status = "queued"
+        self.done = sum(r is not None for r in results)
+        self.created = time.time()
+        self.started: float | None = None
+        self.finished: float | None = None
+        self.result: dict | None = None
+        self.error: str | None = None
+        self.cancel = threading.Event()
+
+    def view(self) -> dict:
+        """The job as ``JobOut``."""
+        return {"id": self.id, "status": self.status, "done": self.done,
+                "total": len(self.cells), "created": self.created, "started": self.started,
+                "finished": self.finished, "result": self.result, "error": self.error}
+
+
+# -- the service -------------------------------------------------------------------------
+class Service:
+    """State of one server: store, limits, computing threads and jobs."""
+
+    def __init__(self, store: ResultStore, limits: Limits) -> None:
+        self.store = store
+        self.limits = limits
+        self.scheduler = Scheduler(limits.workers, limits.max_queue)
+        self.jobs: OrderedDict[str, Job] = OrderedDict()
+        self.started = time.time()
+
+    # checks -------------------------------------------------------------------------
+    def _over(self, checked: tuple, n_values: int = 1) -> None:
+        """Refuse a checked request over ``max_d``, ``max_chains`` or ``max_work``."""
+        p, mc = checked[0], checked[3]
+        lim = self.limits
+        if p.d > lim.max_d:
+            raise LimitError("d", "max_d", f"d must be at most {lim.max_d} on this server "
+                             f"(limit max_d; allowed range [1, {lim.max_d}]), got {p.d}")
+        if mc > lim.max_chains:
+            raise LimitError("max_chains", "max_chains",
+                             f"max_chains must be at most {lim.max_chains} on this server "
+                             f"(limit max_chains; allowed range [1, {lim.max_chains}]), "
+                             f"got {mc}")
+        if n_values == 2:   # a threshold: its most expensive evaluation is at the cap
+            p = replace(p, n_s=checked[5])
+        rel = checked[2]
+        n_gen = generations_for(p, rel)
+        work = chain_budget(p, n_gen, mc, n_values) * chain_cost(p, n_gen, n_values)
+        if work > lim.max_work:
+            raise LimitError("max_chains", "max_work",
+                             f"this request may need {work:.3g} work units at its chain "
+                             f"budget, over this server's limit max_work = "
+                             f"{lim.max_work:.3g}; lower max_chains (or n_s, cap, d, "
+                             "or raise rel_precision)")
+
+    def check_estimate(self, body: dict) -> tuple:
+        """Validate an estimate request as the Python API does, then the limits."""
+        checked = api._validate_estimate(**body, n_jobs=self.limits.threads)
+        self._over(checked)
+        return checked
+
+    def check_threshold(self, body: dict) -> tuple:
+        """Validate a threshold request as the Python API does, then the limits."""
+        checked = api._validate_threshold(**body, n_jobs=self.limits.threads)
+        self._over(checked, n_values=2)
+        return checked
+
+    # answers ------------------------------------------------------------------------
+    def _progress(self, job: Job | None = None) -> Progress:
+        stop = self.scheduler.stopping
+        if job is None:
+            return Progress(enabled=False, cancelled=stop.is_set)
+        return Progress(enabled=False, cancelled=lambda: stop.is_set() or job.cancel.is_set())
+
+    async def answer(self, kind: str, checked: tuple) -> dict:
+        """The stored answer, or one computed on a worker (and stored)."""
+        cls, run, key = _KINDS[kind]
+        k = key(checked)
+        t0 = time.perf_counter()
+        raw = await asyncio.to_thread(self.store.get, kind, k)
+        if raw is not None:
+            return cls.from_raw(raw, from_store=True,
+                                seconds=time.perf_counter() - t0).to_dict()
+        fut = self.scheduler.submit(f"{kind}:{key_hash(k)}",
+                                    lambda: run(checked, self.store, self._progress()))
+        return (await asyncio.wrap_future(fut)).to_dict()
+
+    def _cell(self, checked: tuple, job: Job | None = None) -> dict:
+        return api.run_estimate(checked, self.store, self._progress(job)).to_dict()
+
+    def run_cells(self, cells: list[tuple], results: list, job: Job | None = None) -> dict:
+        """Compute the missing cells of a table, in order; the ``TableOut`` body."""
+        t0 = time.perf_counter()
+        rows = list(results)
+        for i, c in enumerate(cells):
+            if rows[i] is None:
+                rows[i] = self._cell(c, job)
+                if job is not None:
+                    job.done += 1
+        p = cells[0][0]
+        return {"d": p.d, "metric": p.metric, "cov_estimator": p.cov_estimator,
+                "cells": len(cells), "rows": rows,
+                "from_store": all(r is not None for r in results),
+                "seconds": time.perf_counter() - t0}
+
+    def stored_rows(self, cells: list[tuple]) -> list:
+        """Each cell's stored estimate (``EstimateOut`` body), or ``None``."""
+        out = []
+        for c in cells:
+            raw = self.store.get("estimate", api.estimate_key(*c[:4]))
+            out.append(None if raw is None else
+                       EstimateResult.from_raw(raw, from_store=True, seconds=0.0).to_dict())
+        return out
+
+    def run_job(self, job: Job) -> None:
+        """Body of a job's worker: compute, then record the outcome."""
+        if job.cancel.is_set():
+            job.status, job.finished = "cancelled", time.time()
+            return
+        job.status, job.started = "running", time.time()
+        try:
+            job.result = self.run_cells(job.cells, job.results, job)
+            job.status = "done"
+        except ComputationCancelledError:
+            job.status = "cancelled"
+        except Exception as e:   # recorded for GET /v1/jobs/{id}; the server goes on
+            job.status, job.error = "failed", f"{type(e).__name__}: {e}"
+        finally:
+            job.finished = time.time()
+
+    def add_job(self, job: Job) -> None:
+        """Queue ``job`` (``QueueFullError`` if there is no room) and forget the oldest
+        finished jobs beyond ``job_history``."""
+        self.scheduler.submit(f"job:{job.id}", lambda: self.run_job(job))
+        self.jobs[job.id] = job
+        finished = [j for j in self.jobs.values() if j.finished is not None]
+        for j in finished[:max(0, len(self.jobs) - self.limits.job_history)]:
+            self.jobs.pop(j.id, None)
+
+    def reference(self, d: int, metric: str, cov_estimator: str, rel_precision: float,
+                  compute: bool = True) -> list[dict] | None:
+        """Points of the reference curve: :data:`REFERENCE_N` and every other cached one.
+
+        With ``compute`` false, ``None`` unless every point of
+        :data:`REFERENCE_N` is cached already.
+        """
+        p = loop_params(d, 2, 0, 1.0, 2, "fresh", 1, metric, cov_estimator)
+        curve = reference_for(p, rel_precision, self.limits.threads, self._progress())
+        if not compute and not all(n in curve.points for n in REFERENCE_N):
+            return None
+        for n in REFERENCE_N:
+            curve.value(n)
+        curve.save()
+        return [{"n": n, "f": v[0] * p.dist_factor, "se": v[1] * p.dist_factor}
+                for n, v in sorted(curve.points.items())]
+
+    def shutdown(self) -> None:
+        """Cancel running and queued work, wait for the threads, mark the jobs."""
+        for job in self.jobs.values():
+            job.cancel.set()
+        self.scheduler.shutdown()
+        for job in self.jobs.values():
+            if job.finished is None:
+                job.status, job.finished = "cancelled", time.time()
+
+
+_KINDS = {"estimate": (EstimateResult, api.run_estimate, lambda c: api.estimate_key(*c[:4])),
+          "threshold": (ThresholdResult, api.run_threshold,
+                        lambda c: api.threshold_key(*c[:4], c[5]))}
+
+
+def _body(model: BaseModel) -> dict:
+    """Request fields as keyword arguments of the Python API (unset optionals dropped)."""
+    return {k: v for k, v in model.model_dump().items() if v is not None}
+
+
+def create_app(store: ResultStore, limits: Limits | None = None) -> FastAPI:
+    """The FastAPI application of ``ess serve``.
+
+    Parameters
+    ----------
+    store : ResultStore
+        Result store shared with the command line and the Python API.
+    limits : Limits, optional
+        What the server accepts (default :class:`Limits`).
+
+    Returns
+    -------
+    FastAPI
+        With the :class:`Service` as ``app.state.service``.
+    """
+    limits = (limits or Limits()).checked()
+    svc = Service(store, limits)
+    store.remove_stale_temporaries()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        await asyncio.to_thread(svc.shutdown)
+
+    app = FastAPI(title="ess", version=__version__, lifespan=lifespan,
+                  description="Effective sample size of self-consuming Gaussian loops: "
+                              "how much synthetic data can you mix into training? Field "
+                              "names and meanings follow the `ess` command line "
+                              "(SPEC section 5). Answers already computed come from the "
+                              "result store (`from_store`).")
+    app.state.service = svc
+
+    # -- refusals ---------------------------------------------------------------------
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        items = []
+        for e in exc.errors():
+            loc = [x if isinstance(x, (str, int)) else str(x) for x in e.get("loc", ())]
+            if e.get("type") == "json_invalid":
+                msg = f"body: malformed JSON ({e.get('ctx', {}).get('error', 'invalid')})"
+                loc = ["body"]
+            else:
+                names = [x for x in loc[1:] if isinstance(x, str)]
+                where = names[0] if names else (loc[0] if loc else "body")
+                msg = f"{where}: {e.get('msg', 'invalid value')}"
+            items.append({"loc": loc, "msg": msg, "type": str(e.get("type", "value_error"))})
+        return JSONResponse(status_code=422, content={"detail": items})
+
+    @app.exception_handler(LimitError)
+    async def _limit(request: Request, exc: LimitError) -> JSONResponse:
+        return _refusal(["body", exc.field], str(exc), f"limit.{exc.limit}")
+
+    @app.exception_handler(ParameterError)
+    async def _param(request: Request, exc: ParameterError) -> JSONResponse:
+        field = _field_of(str(exc))
+        return _refusal(["body", field] if field else ["body"], str(exc), "value_error")
+
+    @app.exception_handler(QueueFullError)
+    async def _full(request: Request, exc: QueueFullError) -> JSONResponse:
+        return JSONResponse(status_code=429, headers={"Retry-After": str(exc.retry_after)},
+                            content={"detail": f"every worker is busy and the queue is full "
+                                               f"(limit max_queue = {limits.max_queue}); "
+                                               f"retry in {exc.retry_after} s"})
+
+    @app.exception_handler(ShuttingDownError)
+    @app.exception_handler(ComputationCancelledError)
+    async def _stopping(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(status_code=503, headers={"Retry-After": "5"},
+                            content={"detail": "the server is stopping; the computation "
+                                               "was cancelled"})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(status_code=exc.status_code, headers=exc.headers,
+                            content={"detail": str(exc.detail)})
+
+    # -- computing endpoints ----------------------------------------------------------
+    @app.post("/v1/estimate", response_model=EstimateOut, responses={**_REFUSED, **_BUSY},
+              summary="limit WD(n_r, n_s, lam) and the effective sample size n_e")
+    async def estimate(body: EstimateIn) -> dict:
+        return await svc.answer("estimate", svc.check_estimate(_body(body)))
+
+    @app.post("/v1/threshold", response_model=ThresholdOut, responses={**_REFUSED, **_BUSY},
+              summary="admissible threshold n_s*(n_r, lam)")
+    async def threshold(body: ThresholdIn) -> dict:
+        return await svc.answer("threshold", svc.check_threshold(_body(body)))
+
+    @app.post("/v1/table", response_model=TableOut | JobOut,
+              responses={200: {"model": TableOut, "description": "every cell answered"},
+                         202: {"model": JobOut, "description": "a job computes the table; "
+                               "follow Location (GET /v1/jobs/{id})"},
+                         **_REFUSED, **_BUSY},
+              summary="n_e over a grid of (n_r, n_s, lam); long grids run as a job")
+    async def table(body: TableIn) -> Any:
+        kw = _body(body)
+        axes = {k: kw.pop(k) for k in ("d", "n_r", "n_s")}
+        if "guidance" in kw:
+            from ess.params import lam_from_guidance
+
+            lam = [lam_from_guidance(w) for w in kw.pop("guidance")]
+            if "lam" in kw:
+                raise ParameterError("give either lam or guidance, not both")
+        else:
+            lam = kw.pop("lam", [1.0, 0.9, 0.7])
+        cells = api.table_cells(axes["d"], axes["n_r"], axes["n_s"], lam, **kw)
+        if len(cells) > limits.max_grid:
+            raise LimitError("n_r", "max_grid", f"the grid must have at most "
+                             f"{limits.max_grid} cells on this server (limit max_grid), "
+                             f"got {len(cells)} = len(n_r) x len(n_s) x len(lam)")
+        checked = [svc.check_estimate(c) for c in cells]
+        stored = await asyncio.to_thread(svc.stored_rows, checked)
+        missing = sum(r is None for r in stored)
+        if missing <= limits.sync_cells:
+            if missing == 0:
+                return svc.run_cells(checked, stored)
+            fut = svc.scheduler.submit(f"table:{uuid.uuid4().hex}",
+                                       lambda: svc.run_cells(checked, stored))
+            return await asyncio.wrap_future(fut)
+        job = Job(checked, stored)
+        svc.add_job(job)
+        return JSONResponse(status_code=202, content=job.view(),
+                            headers={"Location": f"/v1/jobs/{job.id}"})
+
+    @app.get("/v1/jobs/{job_id}", response_model=JobOut, responses=_NO_JOB,
+             summary="progress and result of a table job")
+    async def get_job(job_id: str) -> dict:
+        return _job(job_id).view()
+
+    @app.delete("/v1/jobs/{job_id}", response_model=JobOut, responses=_NO_JOB,
+                summary="cancel a table job (cells already computed stay in the store)")
+    async def delete_job(job_id: str) -> dict:
+        job = _job(job_id)
+        job.cancel.set()
+        for _ in range(500):   # a running job stops at its next chunk of chains
+            if job.status in ("done", "failed", "cancelled"):
+                break
+            if job.status == "queued":
+                job.status, job.finished = "cancelled", time.time()
+                break
+            await asyncio.sleep(0.02)
+        return job.view()
+
+    def _job(job_id: str) -> Job:
+        job = svc.jobs.get(job_id)
+        if job is None:
+            raise StarletteHTTPException(404, f"no job with id {job_id!r} (finished jobs are "
+                                              f"kept for the last {limits.job_history})")
+        return job
+
+    @app.get("/v1/reference", response_model=ReferenceOut, responses={**_REFUSED, **_BUSY},
+             summary="the reference curve f(n) (model fit on n real samples)")
+    async def reference(
+            d: Annotated[int, Query(ge=1, le=config.MAX_D, description="dimension")] = 1,
+            metric: Annotated[Literal["w2sq", "w2"], Query()] = "w2sq",
+            cov_estimator: Annotated[Literal["unbiased", "mle"], Query()] = "unbiased",
+            rel_precision: Annotated[float, Query(ge=1e-4, le=0.5, allow_inf_nan=False,
+                                                  description="sets the curve's tier")] = 0.01,
+    ) -> dict:
+        if d > limits.max_d:
+            raise LimitError("d", "max_d", f"d must be at most {limits.max_d} on this server "
+                             f"(limit max_d; allowed range [1, {limits.max_d}]), got {d}")
+        t0 = time.perf_counter()
+        args = (d, metric, cov_estimator, rel_precision)
+        points = await asyncio.to_thread(svc.reference, *args, compute=False)
+        cached = points is not None
+        if not cached:
+            key = f"reference:{d}:{metric}:{cov_estimator}:{tier_for(rel_precision)}"
+            points = await asyncio.wrap_future(
+                svc.scheduler.submit(key, lambda: svc.reference(*args)))
+        return {"d": d, "metric": metric, "cov_estimator": cov_estimator,
+                "rel_precision": rel_precision, "tier": tier_for(rel_precision),
+                "points": points, "from_store": cached, "seconds": time.perf_counter() - t0}
+
+    # -- about the server -------------------------------------------------------------
+    @app.get("/v1/health", response_model=HealthOut, summary="liveness and load")
+    async def health() -> dict:
+        sch = svc.scheduler
+        return {"status": "stopping" if sch.stopping.is_set() else "ok",
+                "running": sch.running, "queued": sch.queued, "workers": limits.workers,
+                "max_queue": limits.max_queue, "jobs": len(svc.jobs),
+                "uptime_seconds": time.time() - svc.started, "store": str(store.root)}
+
+    @app.get("/v1/version", response_model=VersionOut, summary="versions")
+    async def version() -> dict:
+        return {"ess": __version__, "api": "v1", "python": platform.python_version(),
+                "numpy": np.__version__, "numba": numba.__version__}
+
+    return app
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, store: str | os.PathLike | None = None,
+          limits: Limits | None = None) -> int:
+    """Run the server until interrupted (``ess serve``); returns the exit status.
+
+    Binds the socket before starting, so that a busy port is one clear error;
+    ``port = 0`` picks a free port. The first line on standard output is
+    ``ess serve: listening on http://HOST:PORT``.
+    """
+    import socket
+    import sys
+
+    import uvicorn
+
+    from ess.store import default_store_dir
+
+    root = store if store is not None else default_store_dir()
+    if root is None:
+        raise ParameterError("store must be a folder for ess serve (ESS_STORE is 'off'); "
+                             "give --store DIR")
+    rs = ResultStore(root)
+    try:
+        rs.root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ParameterError(f"store must be a writable folder; cannot create "
+                             f"{str(rs.root)!r} ({e.strerror})") from None
+    app = create_app(rs, limits)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except (OSError, OverflowError) as e:
+        sock.close()
+        raise ParameterError(f"host and port must name a free local address; cannot listen "
+                             f"on {host}:{port} ({getattr(e, 'strerror', None) or e})") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    print(f"ess serve: listening on http://{shown}:{bound} (docs at /docs), store "
+          f"{rs.root}, {app.state.service.limits.workers} workers", flush=True)
+    svc: Service = app.state.service
+
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:   # cancel computations at once
+            svc.scheduler.stopping.set()
+            for job in svc.jobs.values():
+                job.cancel.set()
+            super().handle_exit(sig, frame)
+            # a graceful stop is a normal end (exit status 0): do not re-raise the signal
+            self._captured_signals.clear()
+
+    cfg = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=30,
+                         lifespan="on")
+    server = _Server(cfg)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    print("ess serve: stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+__all__ = ["Limits", "create_app", "serve"]
