@@ -50,6 +50,10 @@ from ess.store import ResultStore, key_hash
 
 #: Points of the reference curve that ``GET /v1/reference`` always reports.
 REFERENCE_N = tuple(2**k for k in range(1, 11))
+#: ``GET /v1/reference`` reports the curve at the precision tier that serves
+#: the default ``rel_precision`` (finer tiers are computed by the estimates
+#: that need them, within their limits).
+REFERENCE_PRECISION = 0.01
 
 
 # -- limits ----------------------------------------------------------------------------
@@ -395,7 +399,7 @@ class ReferenceOut(BaseModel):
     d: int
     metric: str
     cov_estimator: str
-    rel_precision: float
+    rel_precision: float = Field(description="the curve serves estimates at this precision")
     tier: float = Field(description="precision tier of the curve's points")
     points: list[RefPoint]
     from_store: bool = Field(description="every reported point was already cached")
@@ -721,6 +725,8 @@ def create_app(store: ResultStore, limits: Limits | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:   # a body that is not even text (FastAPI's parse error)
+            return _refusal(["body"], f"body: malformed JSON ({exc.detail})", "json_invalid")
         return JSONResponse(status_code=exc.status_code, headers=exc.headers,
                             content={"detail": str(exc.detail)})
 
@@ -798,18 +804,18 @@ def create_app(store: ResultStore, limits: Limits | None = None) -> FastAPI:
         return job
 
     @app.get("/v1/reference", response_model=ReferenceOut, responses={**_REFUSED, **_BUSY},
-             summary="the reference curve f(n) (model fit on n real samples)")
+             summary="the reference curve f(n) (model fit on n real samples), at the tier "
+                     "of the default rel_precision")
     async def reference(
             d: Annotated[int, Query(ge=1, le=config.MAX_D, description="dimension")] = 1,
             metric: Annotated[Literal["w2sq", "w2"], Query()] = "w2sq",
             cov_estimator: Annotated[Literal["unbiased", "mle"], Query()] = "unbiased",
-            rel_precision: Annotated[float, Query(ge=1e-4, le=0.5, allow_inf_nan=False,
-                                                  description="sets the curve's tier")] = 0.01,
     ) -> dict:
         if d > limits.max_d:
             raise LimitError("d", "max_d", f"d must be at most {limits.max_d} on this server "
                              f"(limit max_d; allowed range [1, {limits.max_d}]), got {d}")
         t0 = time.perf_counter()
+        rel_precision = REFERENCE_PRECISION
         args = (d, metric, cov_estimator, rel_precision)
         points = await asyncio.to_thread(svc.reference, *args, compute=False)
         cached = points is not None
