@@ -61,7 +61,7 @@ def check(quick: bool = False) -> list[dict]:
     chains = QUICK_CHAINS if quick else CHAINS
     rows = []
     for case_index, (d, n_r, n_s, lam) in enumerate(CASES):
-        r = ess.estimate(d=d, n_r=n_r, n_s=n_s, lam=lam, rel_precision=0.005)
+        r = ess.estimate(d=d, n_r=n_r, n_s=n_s, lam=lam, rel_precision=0.005, store=False)
         for impl_index, impl in enumerate(("vectorised", "persample")):
             rng = np.random.default_rng([SEED, case_index, impl_index])
             n_chains = chains[impl]

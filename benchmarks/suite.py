@@ -315,12 +315,15 @@ def time_to_ne(plan: Plan, rates: dict[Case, float],
     """
     rows = []
     for d, n_r, n_s, lam in plan.settings:
-        kw = {"d": d, "n_r": n_r, "n_s": n_s, "lam": lam, "rel_precision": REL}
+        kw = {"d": d, "n_r": n_r, "n_s": n_s, "lam": lam, "rel_precision": REL,
+              "store": False}
         log(f"  time to a 1% n_e at d={d} n_r={n_r} n_s={n_s} lam={lam}")
         ess.estimate(**kw, seed=WARMUP_SEED)
         res, t_all = _median_time(lambda kw=kw: ess.estimate(**kw, seed=SEED), plan.repeats)
         _, t_one = _median_time(lambda kw=kw: ess.estimate(**kw, seed=SEED, n_jobs=1),
                                 plan.repeats)
+        if res.from_store:
+            raise RuntimeError("a timed estimate came from the result store")
         if res.n_e is None:
             raise RuntimeError(f"n_e < 2 at {kw}: no time to an n_e to report")
         slope = _log_slope(d, res.n_e)
@@ -376,7 +379,8 @@ def startup(plan: Plan, ttne: list[dict], log: Callable[[str], None] = print) ->
         log(f"  new-process ess estimate at d={t['d']} n_r={t['n_r']} n_s={t['n_s']} "
             f"lam={t['lam']}")
         argv = [sys.executable, "-m", "ess", "estimate", "--d", str(t["d"]), "--n-r",
-                str(t["n_r"]), "--n-s", str(t["n_s"]), "--lam", str(t["lam"]), "--json"]
+                str(t["n_r"]), "--n-s", str(t["n_s"]), "--lam", str(t["lam"]), "--json",
+                "--no-store"]
         env, tmp, first = dict(os.environ), None, None
         if plan.first_call:
             tmp = tempfile.mkdtemp(prefix="ess-bench-cache-")
@@ -393,6 +397,8 @@ def startup(plan: Plan, ttne: list[dict], log: Callable[[str], None] = print) ->
             if tmp:
                 shutil.rmtree(tmp, ignore_errors=True)
         answer = json.loads(runs[-1].stdout)
+        if answer["from_store"]:
+            raise RuntimeError("a timed new-process estimate came from the result store")
         rows.append({
             "d": t["d"], "n_r": t["n_r"], "n_s": t["n_s"], "lam": t["lam"],
             "cached_seconds": statistics.median(r.seconds for r in runs),
@@ -450,6 +456,9 @@ def run(quick: bool = False, out_dir: str | Path | None = None,
     """
     from benchmarks import report
 
+    # Every timed call must compute: the result store would answer repeats from disk.
+    # Set in the environment so that the new processes timed below inherit it.
+    os.environ["ESS_STORE"] = "off"
     plan = QUICK if quick else FULL
     out = Path(out_dir) if out_dir is not None else RESULTS
     out.mkdir(parents=True, exist_ok=True)

@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", default=None,
                     help="output folder (default benchmarks/results of the checkout)")
 
-    from ess.service import Limits
+    from ess.limits import Limits
 
     lim = Limits()
     sp = sub.add_parser("serve", help="HTTP JSON API with a persistent result store",
@@ -457,8 +457,9 @@ def _cmd_bench(args) -> int:
 
 
 def _cmd_serve(args) -> int:
+    from ess.limits import Limits
     from ess.params import check_float, check_int
-    from ess.service import Limits, serve
+    from ess.service import serve
 
     limits = Limits(max_d=check_int("max_d", args.max_d, *Limits.RANGES["max_d"]),
                     max_grid=check_int("max_grid", args.max_grid, *Limits.RANGES["max_grid"]),

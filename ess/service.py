@@ -29,7 +29,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, fields, replace
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 import numba
@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ess import __version__, api, config
+from ess.limits import Limits
 from ess.params import ParameterError, loop_params
 from ess.progress import ComputationCancelledError, Progress
 from ess.reference import tier_for
@@ -54,75 +55,6 @@ REFERENCE_N = tuple(2**k for k in range(1, 11))
 #: the default ``rel_precision`` (finer tiers are computed by the estimates
 #: that need them, within their limits).
 REFERENCE_PRECISION = 0.01
-
-
-# -- limits ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Limits:
-    """What one server accepts; over a limit, a request gets ``422`` naming it.
-
-    Attributes
-    ----------
-    max_d : int
-        Largest dimension ``d``.
-    max_grid : int
-        Largest number of cells of a table.
-    max_chains : int
-        Largest ``max_chains`` (chain budget) of one request.
-    max_work : float
-        Largest work, in the units of :data:`ess.config.MAX_WORK`, that one
-        Monte Carlo run of a request may need at its chain budget (an estimate,
-        a table cell, or one threshold evaluation at the cap).
-    workers : int
-        Computations run side by side (threads; each uses ``cores / workers``
-        threads for its chains).
-    max_queue : int
-        Computations waiting for a worker; beyond, ``429``.
-    sync_cells : int
-        Tables with at most this many cells to compute are answered at once;
-        longer ones run as jobs.
-    job_history : int
-        Finished jobs kept for ``GET /v1/jobs/{id}``.
-    """
-
-    max_d: int = 100
-    max_grid: int = 500
-    max_chains: int = config.DEFAULT_MAX_CHAINS
-    max_work: float = config.MAX_WORK
-    workers: int = 2
-    max_queue: int = 32
-    sync_cells: int = 4
-    job_history: int = 1000
-
-    #: Allowed range of each limit, for :meth:`checked`.
-    RANGES = {"max_d": (1, config.MAX_D), "max_grid": (1, config.MAX_GRID),
-              "max_chains": (1, config.MAX_CHAINS), "max_work": (1.0, config.MAX_WORK),
-              "workers": (1, 64), "max_queue": (0, 10_000), "sync_cells": (0, config.MAX_GRID),
-              "job_history": (1, 100_000)}
-
-    def checked(self) -> Limits:
-        """This object, after checking every limit against its allowed range.
-
-        Raises
-        ------
-        ParameterError
-            Naming the first limit outside its range.
-        """
-        from ess.params import check_float, check_int
-
-        for f in fields(self):
-            lo, hi = self.RANGES[f.name]
-            v = getattr(self, f.name)
-            if isinstance(lo, float):
-                check_float(f.name, v, lo, hi)
-            else:
-                check_int(f.name, v, lo, hi)
-        return self
-
-    @property
-    def threads(self) -> int:
-        """Threads of one computation."""
-        return max(1, config.default_jobs() // self.workers)
 
 
 class LimitError(ParameterError):

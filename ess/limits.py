@@ -1,0 +1,75 @@
+"""What one ``ess serve`` server accepts (kept apart from :mod:`ess.service` so that
+the command line can show the defaults without importing the web framework)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from ess import config
+from ess.params import check_float, check_int
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one server accepts; over a limit, a request gets ``422`` naming it.
+
+    Attributes
+    ----------
+    max_d : int
+        Largest dimension ``d``.
+    max_grid : int
+        Largest number of cells of a table.
+    max_chains : int
+        Largest ``max_chains`` (chain budget) of one request.
+    max_work : float
+        Largest work, in the units of :data:`ess.config.MAX_WORK`, that one
+        Monte Carlo run of a request may need at its chain budget (an estimate,
+        a table cell, or one threshold evaluation at the cap).
+    workers : int
+        Computations run side by side (threads; each uses ``cores / workers``
+        threads for its chains).
+    max_queue : int
+        Computations waiting for a worker; beyond, ``429``.
+    sync_cells : int
+        Tables with at most this many cells to compute are answered at once;
+        longer ones run as jobs.
+    job_history : int
+        Finished jobs kept for ``GET /v1/jobs/{id}``.
+    """
+
+    max_d: int = 100
+    max_grid: int = 500
+    max_chains: int = config.DEFAULT_MAX_CHAINS
+    max_work: float = config.MAX_WORK
+    workers: int = 2
+    max_queue: int = 32
+    sync_cells: int = 4
+    job_history: int = 1000
+
+    #: Allowed range of each limit, for :meth:`checked`.
+    RANGES = {"max_d": (1, config.MAX_D), "max_grid": (1, config.MAX_GRID),
+              "max_chains": (1, config.MAX_CHAINS), "max_work": (1.0, config.MAX_WORK),
+              "workers": (1, 64), "max_queue": (0, 10_000), "sync_cells": (0, config.MAX_GRID),
+              "job_history": (1, 100_000)}
+
+    def checked(self) -> Limits:
+        """This object, after checking every limit against its allowed range.
+
+        Raises
+        ------
+        ParameterError
+            Naming the first limit outside its range.
+        """
+        for f in fields(self):
+            lo, hi = self.RANGES[f.name]
+            v = getattr(self, f.name)
+            if isinstance(lo, float):
+                check_float(f.name, v, lo, hi)
+            else:
+                check_int(f.name, v, lo, hi)
+        return self
+
+    @property
+    def threads(self) -> int:
+        """Threads of one computation."""
+        return max(1, config.default_jobs() // self.workers)
