@@ -3,12 +3,13 @@
 #   make test   install into .venv (with the test and distributed extras), then run the tests
 #   make bench  the benchmark suite (several minutes): benchmarks/results/bench.md and PNGs
 #               (make bench-quick: under a minute, benchmarks/results/bench-quick.*)
+#   make bench-service  load on `ess serve`: benchmarks/results/service_load.md
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 OUT    ?= ess-results
 
-.PHONY: run test lint bench bench-quick install clean
+.PHONY: run test lint bench bench-quick bench-service install clean
 
 $(BIN)/ess: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +31,9 @@ bench: install
 
 bench-quick: install
 	$(BIN)/ess bench --quick
+
+bench-service: install
+	$(BIN)/python -m benchmarks.service_load
 
 lint: install
 	$(BIN)/ruff check ess tests benchmarks notebooks

@@ -133,6 +133,13 @@ def run_load(url: str, clients: int = 20, requests: int = 200, warm: int = 20,
             if r.status_code != 200:
                 raise RuntimeError(f"warm-up request failed: {r.status_code} {r.text}")
             stored[i] = r.json()
+        alone = []   # one client, one request at a time: the latency of a store hit
+        for k in range(50):
+            t0 = time.perf_counter()
+            r = c.post("/v1/estimate", json=_warm_request(k % warm))
+            alone.append(time.perf_counter() - t0)
+            if r.status_code != 200 or not r.json()["from_store"]:
+                failures.append(f"single-client hit {k}: {r.status_code} {r.text[:200]}")
     plan = []   # (kind, index) in a fixed interleaved order
     for i in range(requests):
         plan.append(("hit", i % warm) if i % 2 == 0 else ("new", i // 2))
@@ -207,7 +214,8 @@ def run_load(url: str, clients: int = 20, requests: int = 200, warm: int = 20,
 
     return {"clients": clients, "requests": requests, "wall_seconds": wall,
             "requests_per_second": requests / wall,
-            "latency": {"store hit": stats(lat["hit"]), "new computation": stats(lat["new"]),
+            "latency": {"store hit, one client alone": stats(alone),
+                        "store hit": stats(lat["hit"]), "new computation": stats(lat["new"]),
                         "all": stats(lat["hit"] + lat["new"]), "health": stats(health)},
             "failures": failures}
 
@@ -220,10 +228,11 @@ def write_results(res: dict, out: Path, command: str) -> None:
                        f"Python {platform.python_version()}"}
     (out / "service_load.json").write_text(json.dumps(meta | res, indent=2) + "\n")
     lines = [f"# Load on `ess serve` ({meta['date']}, {meta['machine']})", "",
-             f"`{command}`: {res['clients']} concurrent clients, {res['requests']} estimate "
-             f"requests (half store hits, half new d = 1 estimates at 5% precision), "
-             f"`/v1/health` polled every 50 ms throughout. Default server settings "
-             f"(2 workers).", "",
+             f"`{command}`: first 50 store hits from one client, one at a time; then "
+             f"{res['clients']} concurrent clients send {res['requests']} estimate "
+             f"requests (half store hits, half new d = 1 estimates at 5% precision), while "
+             f"`/v1/health` is polled every 50 ms. Default server settings (2 workers). "
+             f"Clients and server share the machine's cores.", "",
              "| requests | n | p50 (ms) | p99 (ms) | max (ms) |", "|---|---|---|---|---|"]
     for name, s in res["latency"].items():
         lines.append(f"| {name} | {s['n']} | {s['p50_ms']:.1f} | {s['p99_ms']:.1f} | "

@@ -803,7 +803,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000, store: str | os.PathLike | 
                              f"{str(rs.root)!r} ({e.strerror})") from None
     app = create_app(rs, limits)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP, not 0: asyncio turns Nagle's algorithm off only for sockets that
+    # say TCP, and with it on every small response waits ~40 ms for a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -400,6 +400,7 @@ def test_load_of_twenty_clients(server, tmp_path):
     res = run_load(server.url, clients=20, requests=200)
     assert res["failures"] == []
     assert res["latency"]["all"]["n"] == 200
+    assert res["latency"]["store hit, one client alone"]["n"] == 50
     assert res["latency"]["health"]["n"] >= 3
     assert res["latency"]["health"]["max_ms"] < 1000
     write_results(res, tmp_path, "pytest tests/test_service.py")
