@@ -579,6 +579,23 @@ _KINDS = {"estimate": (EstimateResult, api.run_estimate, lambda c: api.estimate_
                         lambda c: api.threshold_key(*c[:4], c[5]))}
 
 
+class _JsonBodies:
+    """ASGI middleware: every POST body is read as JSON whatever its ``Content-Type``.
+
+    ``curl -d '{...}'`` labels its JSON as a form; without this, such a request
+    would be refused with a message about dictionaries rather than answered.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-type"]
+            scope = dict(scope, headers=[*headers, (b"content-type", b"application/json")])
+        await self.app(scope, receive, send)
+
+
 def _body(model: BaseModel) -> dict:
     """Request fields as keyword arguments of the Python API (unset optionals dropped)."""
     return {k: v for k, v in model.model_dump().items() if v is not None}
@@ -615,6 +632,7 @@ def create_app(store: ResultStore, limits: Limits | None = None) -> FastAPI:
                               "(SPEC section 5). Answers already computed come from the "
                               "result store (`from_store`).")
     app.state.service = svc
+    app.add_middleware(_JsonBodies)
 
     # -- refusals ---------------------------------------------------------------------
     @app.exception_handler(RequestValidationError)

@@ -230,6 +230,18 @@ def test_bad_reference_query_is_422(http, params, field):
     assert any(field in item["msg"] for item in r.json()["detail"])
 
 
+@pytest.mark.parametrize("ctype", [None, "application/x-www-form-urlencoded", "text/plain"])
+def test_json_is_read_whatever_the_content_type(http, ctype):
+    """`curl -d` labels JSON as a form: it is still read as JSON."""
+    headers = {} if ctype is None else {"content-type": ctype}
+    body = {"n_s": 50, "lam": 0.9, "seed": 31, "rel_precision": 0.05}
+    r = http.post("/v1/estimate", content=json.dumps(body).encode(), headers=headers)
+    assert r.status_code == 200, r.text
+    assert _numbers(r.json()) == _py(ess.estimate(**body, store=False))
+    bad = http.post("/v1/estimate", content=b"n_s=50", headers=headers)
+    assert bad.status_code == 422 and "malformed JSON" in bad.json()["detail"][0]["msg"]
+
+
 def test_wrong_method_and_path(http):
     assert http.get("/v1/estimate").status_code == 405
     assert http.get("/v2/estimate").status_code == 404
