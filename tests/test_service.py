@@ -251,9 +251,17 @@ def test_wrong_method_and_path(http):
 SLOW = {"d": 100, "n_r": 100, "n_s": 900, "lam": 0.8, "rel_precision": 0.005}
 
 
+def _compiled(c) -> None:
+    """Make the server load (or compile) its kernels first: compiling cannot be
+    cancelled, and would take longer than the cancellations timed below."""
+    r = c.post("/v1/estimate", json={"d": 3, "n_s": 10, "seed": 77, "rel_precision": 0.1})
+    assert r.status_code == 200, r.text
+
+
 def test_queue_full_is_429_and_health_stays_responsive(tmp_path):
     with Server(tmp_path / "store", "--workers", "1", "--max-queue", "0") as srv, \
             srv.client() as c:
+        _compiled(c)
         out = {}
 
         def slow(name: str) -> None:
@@ -290,6 +298,7 @@ def test_queue_full_is_429_and_health_stays_responsive(tmp_path):
 
 def test_cancelling_a_job(tmp_path):
     with Server(tmp_path / "store", "--workers", "1") as srv, srv.client() as c:
+        _compiled(c)
         body = {"d": 50, "n_r": [100, 200], "n_s": [100, 300, 900], "lam": [0.8, 0.9],
                 "rel_precision": 0.005}
         r = c.post("/v1/table", json=body)
@@ -301,8 +310,12 @@ def test_cancelling_a_job(tmp_path):
         job = gone.json()
         assert job["status"] == "cancelled" and job["done"] < job["total"], job
         assert c.get(f"/v1/jobs/{job_id}").json()["status"] == "cancelled"
-        h = c.get("/v1/health").json()
-        assert h["running"] == 0 and h["queued"] == 0
+        for _ in range(100):   # the worker thread finishes its bookkeeping
+            h = c.get("/v1/health").json()
+            if h["running"] == h["queued"] == 0:
+                break
+            time.sleep(0.02)
+        assert h["running"] == 0 and h["queued"] == 0, h
         st = ResultStore(srv.store)
         assert all(st.get("estimate", _key_of(p)) is not None for p in st.entries())
 
@@ -314,15 +327,33 @@ def _key_of(path):
 
 
 def test_graceful_shutdown_cancels_running_work(tmp_path):
+    """SIGTERM while a job runs on one worker and a synchronous request waits in the
+    queue: the waiting request gets 503, the process ends with status 0."""
     srv = Server(tmp_path / "store", "--workers", "1")
+    waiting = {}
     with srv.client() as c:
+        _compiled(c)
         r = c.post("/v1/table", json={"d": 50, "n_r": [100, 200], "n_s": [100, 300, 900],
                                       "lam": [0.8, 0.9], "rel_precision": 0.005})
         assert r.status_code == 202
-        time.sleep(1.0)
+
+        def ask() -> None:
+            with srv.client() as c2:
+                waiting["r"] = c2.post("/v1/estimate", json=SLOW | {"seed": 5})
+
+        t = threading.Thread(target=ask)
+        t.start()
+        for _ in range(200):
+            if c.get("/v1/health").json()["queued"] == 1:
+                break
+            time.sleep(0.02)
+        assert c.get("/v1/health").json()["queued"] == 1
     t0 = time.perf_counter()
     assert srv.stop(signal.SIGTERM, timeout=30) == 0, srv.stderr()
     assert time.perf_counter() - t0 < 20
+    t.join(30)
+    assert waiting["r"].status_code == 503, waiting["r"].text
+    assert "stopping" in waiting["r"].json()["detail"]
     assert "Traceback" not in srv.stderr()
     st = ResultStore(srv.store)
     assert all(st.get("estimate", _key_of(p)) is not None for p in st.entries())
