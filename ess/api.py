@@ -108,31 +108,50 @@ def threshold_key(p, seed: int, rel: float, mc: int, cap: int) -> dict:
     return {**estimate_key(p, seed, rel, mc), "cap": cap}
 
 
-def _stored(kind: str, cls, key: dict, store: ResultStore | None, compute):
-    """The answer for ``key`` from the store, or computed by ``compute()`` and stored."""
+def load_stored(kind: str, cls, key: dict, store: ResultStore):
+    """The stored answer for ``key`` as a ``cls`` (``from_store`` set), or ``None`` when
+    absent or damaged (even an entry whose checksum holds but whose fields do not fit)."""
     t0 = time.perf_counter()
-    if store is not None:
-        raw = store.get(kind, key)
-        if raw is not None:
-            return cls.from_raw(raw, from_store=True, seconds=time.perf_counter() - t0)
-    res = compute()
-    if store is not None:
+    raw = store.get(kind, key)
+    if raw is None:
+        return None
+    try:
+        return cls.from_raw(raw, from_store=True, seconds=time.perf_counter() - t0)
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return None
+
+
+def _stored(kind: str, cls, key: dict, store: ResultStore | None, compute, bar: Progress):
+    """The answer for ``key`` from the store, or computed by ``compute()`` and stored.
+
+    Identical computations started at the same time in this process run once.
+    """
+    if store is None:
+        return compute()
+    hit = load_stored(kind, cls, key, store)
+    if hit is not None:
+        return hit
+    with store.computing(kind, key, bar.check):
+        hit = load_stored(kind, cls, key, store)   # computed meanwhile by another thread
+        if hit is not None:
+            return hit
+        res = compute()
         store.put(kind, key, res.raw())
-    return res
+        return res
 
 
 def run_estimate(checked: tuple, store: ResultStore | None, bar: Progress):
     """An estimate from the output of :func:`_validate_estimate`, through ``store``."""
     p, seed, rel, mc, jobs = checked
     return _stored("estimate", EstimateResult, estimate_key(p, seed, rel, mc), store,
-                   lambda: estimate_limit(p, seed, rel, mc, jobs, bar))
+                   lambda: estimate_limit(p, seed, rel, mc, jobs, bar), bar)
 
 
 def run_threshold(checked: tuple, store: ResultStore | None, bar: Progress):
     """A threshold from the output of :func:`_validate_threshold`, through ``store``."""
     p, seed, rel, mc, jobs, cap = checked
     return _stored("threshold", ThresholdResult, threshold_key(p, seed, rel, mc, cap), store,
-                   lambda: threshold_search(p, seed, rel, mc, cap, jobs, bar))
+                   lambda: threshold_search(p, seed, rel, mc, cap, jobs, bar), bar)
 
 
 def _affordable(p, n_s: int, rel: float, mc: int) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from ess import config
-from ess.params import check_float, check_int
+from ess.params import ParameterError, check_float, check_int
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,9 @@ class Limits:
                 check_float(f.name, v, lo, hi)
             else:
                 check_int(f.name, v, lo, hi)
+        if self.sync_cells > self.max_grid:
+            raise ParameterError(f"sync_cells must be an integer in [0, max_grid = "
+                                 f"{self.max_grid}], got {self.sync_cells}")
         return self
 
     @property

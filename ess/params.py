@@ -73,7 +73,7 @@ def check_float(name: str, value, low: float, high: float | None = None,
     bad_low = fv <= low if low_open else fv < low
     if not math.isfinite(fv) or bad_low or (high is not None and fv > high):
         raise ParameterError(f"{name} must be {rng}, got {value!r}")
-    return fv
+    return fv + 0.0   # -0.0 becomes 0.0: the same value, one store key
 
 
 def check_choice(name: str, value, choices: tuple[str, ...]) -> str:

@@ -57,13 +57,29 @@ REFERENCE_N = tuple(2**k for k in range(1, 11))
 REFERENCE_PRECISION = 0.01
 
 
-class LimitError(ParameterError):
-    """A request is over one of the server's limits."""
+class FieldError(ParameterError):
+    """A bad request field, located (``where`` is ``body`` or ``query``)."""
 
-    def __init__(self, field: str, limit: str, message: str) -> None:
+    def __init__(self, field: str, message: str, where: str = "body",
+                 kind: str = "value_error") -> None:
         super().__init__(message)
         self.field = field
-        self.limit = limit
+        self.where = where
+        self.kind = kind
+
+
+class LimitError(FieldError):
+    """A request is over one of the server's limits."""
+
+    def __init__(self, field: str, limit: str, message: str, where: str = "body") -> None:
+        super().__init__(field, message, where, kind=f"limit.{limit}")
+
+
+def over_d(d: int, limits: Limits, where: str = "body") -> None:
+    """Refuse a dimension over ``max_d``."""
+    if d > limits.max_d:
+        raise LimitError("d", "max_d", f"d must be at most {limits.max_d} on this server "
+                         f"(limit max_d; allowed range [1, {limits.max_d}]), got {d}", where)
 
 
 class QueueFullError(Exception):
@@ -80,33 +96,44 @@ class ShuttingDownError(Exception):
 
 # -- the computing threads ---------------------------------------------------------------
 class Scheduler:
-    """``workers`` threads, a bounded queue, and one computation per identical key."""
+    """``workers`` threads, a bounded queue, and one computation per identical key.
+
+    The queue's bookkeeping is done when a future completes, whether it ran or
+    was cancelled before it started, so a cancelled job frees its place at once.
+    """
 
     def __init__(self, workers: int, max_queue: int) -> None:
         self.workers = workers
         self.capacity = workers + max_queue
         self.stopping = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ess-serve")
-        self._lock = threading.Lock()
-        self._pending = 0    # queued or running
-        self._running = 0
+        self._lock = threading.RLock()   # a completion callback may run inside submit()
+        self._pending = 0                # queued or running
+        self._started: dict[int, float] = {}   # running computations: start times
         self._inflight: dict[str, Future] = {}
         self._mean_seconds = 1.0
 
     @property
     def running(self) -> int:
         """Computations running now."""
-        return self._running
+        return len(self._started)
 
     @property
     def queued(self) -> int:
         """Computations waiting for a worker."""
-        return self._pending - self._running
+        return self._pending - len(self._started)
 
     def retry_after(self) -> int:
-        """Seconds after which a refused request may find room (a rough estimate)."""
-        waves = (self._pending - self.workers + 1) / self.workers
-        return int(min(60, max(1, math.ceil(self._mean_seconds * max(waves, 1.0)))))
+        """Seconds after which a refused request may find room (a rough estimate).
+
+        A computation is taken to last the longer of the recent mean and the age
+        of the oldest one running; the queue drains ``workers`` at a time.
+        """
+        with self._lock:
+            now = time.perf_counter()
+            age = max((now - t for t in self._started.values()), default=0.0)
+            waves = max(1.0, (self._pending - self.workers + 1) / self.workers)
+            return int(min(300, max(1, math.ceil(max(self._mean_seconds, age) * waves))))
 
     def submit(self, key: str, fn: Callable[[], Any]) -> Future:
         """Run ``fn`` on a worker, or join the identical computation under way.
@@ -127,24 +154,28 @@ class Scheduler:
             if self._pending >= self.capacity:
                 raise QueueFullError(self.retry_after())
             self._pending += 1
-            fut = self._pool.submit(self._run, key, fn)
+            fut = self._pool.submit(self._run, fn)
             self._inflight[key] = fut
+            fut.add_done_callback(lambda f: self._done(key, f))
             return fut
 
-    def _run(self, key: str, fn: Callable[[], Any]) -> Any:
-        with self._lock:   # waits for submit() to have registered the future
-            self._running += 1
-        t0 = time.perf_counter()
+    def _done(self, key: str, fut: Future) -> None:
+        with self._lock:
+            self._pending -= 1
+            if self._inflight.get(key) is fut:
+                del self._inflight[key]
+
+    def _run(self, fn: Callable[[], Any]) -> Any:
+        me = threading.get_ident()
+        with self._lock:
+            self._started[me] = time.perf_counter()
         try:
             if self.stopping.is_set():
                 raise ComputationCancelledError("the server is stopping")
             return fn()
         finally:
-            dt = time.perf_counter() - t0
             with self._lock:
-                self._running -= 1
-                self._pending -= 1
-                self._inflight.pop(key, None)
+                dt = time.perf_counter() - self._started.pop(me)
                 self._mean_seconds = 0.8 * self._mean_seconds + 0.2 * dt
 
     def shutdown(self) -> None:
@@ -405,12 +436,18 @@ def _refusal(loc: list, msg: str, kind: str) -> JSONResponse:
 
 # -- jobs --------------------------------------------------------------------------------
 class Job:
-    """A table computed cell by cell on one worker."""
+    """A table computed cell by cell on one worker.
+
+    Its status moves ``queued -> running -> done | failed | cancelled`` or
+    ``queued -> cancelled``, under a lock: a finished job never changes again.
+    """
+
+    FINAL = ("done", "failed", "cancelled")
 
     def __init__(self, cells: list[tuple], results: list) -> None:
         self.id = uuid.uuid4().hex
         self.cells = cells
-        self.results = results     # stored results, or None for cells to compute
+        self.results = results     # stored rows, or None for cells to compute
         self.status = "queued"
         self.done = sum(r is not None for r in results)
         self.created = time.time()
@@ -419,12 +456,49 @@ class Job:
         self.result: dict | None = None
         self.error: str | None = None
         self.cancel = threading.Event()
+        self.future: Future | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> bool:
+        """``queued -> running``; false (and ``cancelled``) if it was cancelled first."""
+        with self._lock:
+            if self.status != "queued":
+                return False
+            if self.cancel.is_set():
+                self._end("cancelled")
+                return False
+            self.status, self.started = "running", time.time()
+            return True
+
+    def finish(self, status: str, result: dict | None = None, error: str | None = None) -> None:
+        """``running -> status`` (with the table or the error)."""
+        with self._lock:
+            if self.status == "running":
+                self.result, self.error = result, error
+                self._end(status)
+
+    def stop(self) -> None:
+        """Ask the job to stop: a queued job is cancelled at once and frees its place
+        in the queue; a running one stops at its next chunk of chains."""
+        self.cancel.set()
+        with self._lock:
+            if self.status == "queued":
+                self._end("cancelled")
+                if self.future is not None:
+                    self.future.cancel()
+
+    def _end(self, status: str) -> None:
+        self.status = status
+        if self.finished is None:
+            self.finished = time.time()
 
     def view(self) -> dict:
         """The job as ``JobOut``."""
-        return {"id": self.id, "status": self.status, "done": self.done,
-                "total": len(self.cells), "created": self.created, "started": self.started,
-                "finished": self.finished, "result": self.result, "error": self.error}
+        with self._lock:
+            return {"id": self.id, "status": self.status, "done": self.done,
+                    "total": len(self.cells), "created": self.created,
+                    "started": self.started, "finished": self.finished,
+                    "result": self.result, "error": self.error}
 
 
 # -- the service -------------------------------------------------------------------------
@@ -439,29 +513,30 @@ class Service:
         self.started = time.time()
 
     # checks -------------------------------------------------------------------------
-    def _over(self, checked: tuple, n_values: int = 1) -> None:
+    def _over(self, checked: tuple, threshold: bool = False, where: str = "body") -> None:
         """Refuse a checked request over ``max_d``, ``max_chains`` or ``max_work``."""
         p, mc = checked[0], checked[3]
         lim = self.limits
-        if p.d > lim.max_d:
-            raise LimitError("d", "max_d", f"d must be at most {lim.max_d} on this server "
-                             f"(limit max_d; allowed range [1, {lim.max_d}]), got {p.d}")
+        over_d(p.d, lim)
         if mc > lim.max_chains:
             raise LimitError("max_chains", "max_chains",
                              f"max_chains must be at most {lim.max_chains} on this server "
                              f"(limit max_chains; allowed range [1, {lim.max_chains}]), "
                              f"got {mc}")
-        if n_values == 2:   # a threshold: its most expensive evaluation is at the cap
-            p = replace(p, n_s=checked[5])
+        n_values = 1
+        if threshold:   # its most expensive evaluation is at the cap, two configurations
+            p, n_values = replace(p, n_s=checked[5]), 2
         rel = checked[2]
         n_gen = generations_for(p, rel)
         work = chain_budget(p, n_gen, mc, n_values) * chain_cost(p, n_gen, n_values)
         if work > lim.max_work:
-            raise LimitError("max_chains", "max_work",
-                             f"this request may need {work:.3g} work units at its chain "
-                             f"budget, over this server's limit max_work = "
-                             f"{lim.max_work:.3g}; lower max_chains (or n_s, cap, d, "
-                             "or raise rel_precision)")
+            field = "cap" if threshold else "max_chains"
+            raise LimitError(field, "max_work",
+                             f"{field} is too large for this server: the request may need "
+                             f"{work:.3g} work units at its chain budget, over the limit "
+                             f"max_work = {lim.max_work:.3g}; lower max_chains"
+                             f"{', cap' if threshold else ''}, n_s or d, or raise "
+                             "rel_precision")
 
     def check_estimate(self, body: dict) -> tuple:
         """Validate an estimate request as the Python API does, then the limits."""
@@ -472,7 +547,7 @@ class Service:
     def check_threshold(self, body: dict) -> tuple:
         """Validate a threshold request as the Python API does, then the limits."""
         checked = api._validate_threshold(**body, n_jobs=self.limits.threads)
-        self._over(checked, n_values=2)
+        self._over(checked, threshold=True)
         return checked
 
     # answers ------------------------------------------------------------------------
@@ -486,25 +561,22 @@ class Service:
         """The stored answer, or one computed on a worker (and stored)."""
         cls, run, key = _KINDS[kind]
         k = key(checked)
-        t0 = time.perf_counter()
-        raw = await asyncio.to_thread(self.store.get, kind, k)
-        if raw is not None:
-            return cls.from_raw(raw, from_store=True,
-                                seconds=time.perf_counter() - t0).to_dict()
+        hit = await asyncio.to_thread(api.load_stored, kind, cls, k, self.store)
+        if hit is not None:
+            return hit.to_dict()
         fut = self.scheduler.submit(f"{kind}:{key_hash(k)}",
                                     lambda: run(checked, self.store, self._progress()))
         return (await asyncio.wrap_future(fut)).to_dict()
-
-    def _cell(self, checked: tuple, job: Job | None = None) -> dict:
-        return api.run_estimate(checked, self.store, self._progress(job)).to_dict()
 
     def run_cells(self, cells: list[tuple], results: list, job: Job | None = None) -> dict:
         """Compute the missing cells of a table, in order; the ``TableOut`` body."""
         t0 = time.perf_counter()
         rows = list(results)
+        bar = self._progress(job)
         for i, c in enumerate(cells):
             if rows[i] is None:
-                rows[i] = self._cell(c, job)
+                bar.check()
+                rows[i] = api.run_estimate(c, self.store, bar).to_dict()
                 if job is not None:
                     job.done += 1
         p = cells[0][0]
@@ -515,35 +587,27 @@ class Service:
 
     def stored_rows(self, cells: list[tuple]) -> list:
         """Each cell's stored estimate (``EstimateOut`` body), or ``None``."""
-        out = []
-        for c in cells:
-            raw = self.store.get("estimate", api.estimate_key(*c[:4]))
-            out.append(None if raw is None else
-                       EstimateResult.from_raw(raw, from_store=True, seconds=0.0).to_dict())
-        return out
+        hits = [api.load_stored("estimate", EstimateResult, api.estimate_key(*c[:4]),
+                                self.store) for c in cells]
+        return [None if h is None else h.to_dict() for h in hits]
 
     def run_job(self, job: Job) -> None:
         """Body of a job's worker: compute, then record the outcome."""
-        if job.cancel.is_set():
-            job.status, job.finished = "cancelled", time.time()
+        if not job.start():
             return
-        job.status, job.started = "running", time.time()
         try:
-            job.result = self.run_cells(job.cells, job.results, job)
-            job.status = "done"
+            job.finish("done", result=self.run_cells(job.cells, job.results, job))
         except ComputationCancelledError:
-            job.status = "cancelled"
+            job.finish("cancelled")
         except Exception as e:   # recorded for GET /v1/jobs/{id}; the server goes on
-            job.status, job.error = "failed", f"{type(e).__name__}: {e}"
-        finally:
-            job.finished = time.time()
+            job.finish("failed", error=f"{type(e).__name__}: {e}")
 
     def add_job(self, job: Job) -> None:
         """Queue ``job`` (``QueueFullError`` if there is no room) and forget the oldest
         finished jobs beyond ``job_history``."""
-        self.scheduler.submit(f"job:{job.id}", lambda: self.run_job(job))
+        job.future = self.scheduler.submit(f"job:{job.id}", lambda: self.run_job(job))
         self.jobs[job.id] = job
-        finished = [j for j in self.jobs.values() if j.finished is not None]
+        finished = [j for j in self.jobs.values() if j.status in Job.FINAL]
         for j in finished[:max(0, len(self.jobs) - self.limits.job_history)]:
             self.jobs.pop(j.id, None)
 
@@ -565,18 +629,27 @@ class Service:
                 for n, v in sorted(curve.points.items())]
 
     def shutdown(self) -> None:
-        """Cancel running and queued work, wait for the threads, mark the jobs."""
-        for job in self.jobs.values():
-            job.cancel.set()
+        """Cancel running and queued work and wait for the threads."""
+        for job in list(self.jobs.values()):
+            job.stop()
         self.scheduler.shutdown()
-        for job in self.jobs.values():
-            if job.finished is None:
-                job.status, job.finished = "cancelled", time.time()
 
 
 _KINDS = {"estimate": (EstimateResult, api.run_estimate, lambda c: api.estimate_key(*c[:4])),
           "threshold": (ThresholdResult, api.run_threshold,
                         lambda c: api.threshold_key(*c[:4], c[5]))}
+
+
+def _only_known_query(request: Request, names: tuple[str, ...]) -> None:
+    """Refuse unknown or repeated query parameters (a typo is not silently ignored)."""
+    keys = [k for k, _ in request.query_params.multi_items()]
+    for k in keys:
+        if k not in names:
+            raise FieldError(k, f"{k} is not a parameter of this endpoint (known: "
+                             f"{', '.join(names)})", where="query")
+        if keys.count(k) > 1:
+            raise FieldError(k, f"{k} must be given once, got {keys.count(k)} values",
+                             where="query")
 
 
 class _JsonBodies:
@@ -650,9 +723,9 @@ def create_app(store: ResultStore, limits: Limits | None = None) -> FastAPI:
             items.append({"loc": loc, "msg": msg, "type": str(e.get("type", "value_error"))})
         return JSONResponse(status_code=422, content={"detail": items})
 
-    @app.exception_handler(LimitError)
-    async def _limit(request: Request, exc: LimitError) -> JSONResponse:
-        return _refusal(["body", exc.field], str(exc), f"limit.{exc.limit}")
+    @app.exception_handler(FieldError)
+    async def _located(request: Request, exc: FieldError) -> JSONResponse:
+        return _refusal([exc.where, exc.field], str(exc), exc.kind)
 
     @app.exception_handler(ParameterError)
     async def _param(request: Request, exc: ParameterError) -> JSONResponse:
@@ -708,13 +781,18 @@ def create_app(store: ResultStore, limits: Limits | None = None) -> FastAPI:
                 raise ParameterError("give either lam or guidance, not both")
         else:
             lam = kw.pop("lam", [1.0, 0.9, 0.7])
-        cells = api.table_cells(axes["d"], axes["n_r"], axes["n_s"], lam, **kw)
-        if len(cells) > limits.max_grid:
-            raise LimitError("n_r", "max_grid", f"the grid must have at most "
+        size = len(axes["n_r"]) * len(axes["n_s"]) * len(lam)
+        if size > limits.max_grid:   # before building any cell
+            raise LimitError("n_r", "max_grid", f"n_r, n_s and lam must span at most "
                              f"{limits.max_grid} cells on this server (limit max_grid), "
-                             f"got {len(cells)} = len(n_r) x len(n_s) x len(lam)")
-        checked = [svc.check_estimate(c) for c in cells]
-        stored = await asyncio.to_thread(svc.stored_rows, checked)
+                             f"got {size} = len(n_r) x len(n_s) x len(lam)")
+
+        def check() -> tuple[list, list]:
+            cells = api.table_cells(axes["d"], axes["n_r"], axes["n_s"], lam, **kw)
+            checked = [svc.check_estimate(c) for c in cells]
+            return checked, svc.stored_rows(checked)
+
+        checked, stored = await asyncio.to_thread(check)
         missing = sum(r is None for r in stored)
         if missing <= limits.sync_cells:
             if missing == 0:
@@ -736,12 +814,9 @@ def create_app(store: ResultStore, limits: Limits | None = None) -> FastAPI:
                 summary="cancel a table job (cells already computed stay in the store)")
     async def delete_job(job_id: str) -> dict:
         job = _job(job_id)
-        job.cancel.set()
+        job.stop()
         for _ in range(500):   # a running job stops at its next chunk of chains
-            if job.status in ("done", "failed", "cancelled"):
-                break
-            if job.status == "queued":
-                job.status, job.finished = "cancelled", time.time()
+            if job.status in Job.FINAL:
                 break
             await asyncio.sleep(0.02)
         return job.view()
@@ -757,13 +832,13 @@ def create_app(store: ResultStore, limits: Limits | None = None) -> FastAPI:
              summary="the reference curve f(n) (model fit on n real samples), at the tier "
                      "of the default rel_precision")
     async def reference(
+            request: Request,
             d: Annotated[int, Query(ge=1, le=config.MAX_D, description="dimension")] = 1,
             metric: Annotated[Literal["w2sq", "w2"], Query()] = "w2sq",
             cov_estimator: Annotated[Literal["unbiased", "mle"], Query()] = "unbiased",
     ) -> dict:
-        if d > limits.max_d:
-            raise LimitError("d", "max_d", f"d must be at most {limits.max_d} on this server "
-                             f"(limit max_d; allowed range [1, {limits.max_d}]), got {d}")
+        _only_known_query(request, ("d", "metric", "cov_estimator"))
+        over_d(d, limits, where="query")
         t0 = time.perf_counter()
         rel_precision = REFERENCE_PRECISION
         args = (d, metric, cov_estimator, rel_precision)

@@ -80,9 +80,9 @@ def chain_budget(p: LoopParams, n_gen: int, max_chains: int, n_values: int = 1) 
     by_work = int(config.MAX_WORK // chain_cost(p, n_gen, n_values))
     if by_work < pilot:
         raise ParameterError(
-            f"this configuration is too expensive: {pilot} chains of {n_gen} generations "
-            f"(d = {p.d}, n_s = {p.n_s}, memory = {p.memory}) exceed the work budget "
-            f"(config.MAX_WORK = {config.MAX_WORK:g}); reduce n_s, memory or d")
+            f"n_s = {p.n_s} is too expensive for d = {p.d} and memory = {p.memory}: the "
+            f"first round, {pilot} chains of {n_gen} generations, exceeds the work budget "
+            f"of one computation ({config.MAX_WORK:g} units); reduce n_s, memory or d")
     return (min(max_chains, by_work) // cs) * cs
 
 

@@ -12,11 +12,14 @@ recomputed and replaced, never served.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
+import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ess import __version__, config
@@ -115,7 +118,7 @@ class ResultStore:
         try:
             with open(self.path(kind, key), encoding="utf-8") as fh:
                 entry = json.load(fh)
-        except (OSError, ValueError, UnicodeDecodeError):
+        except (OSError, ValueError, RecursionError):   # unreadable, not JSON, absurdly nested
             return None
         full = json.loads(_canonical(self.full_key(kind, key)))
         if not (isinstance(entry, dict) and entry.get("format") == FORMAT
@@ -130,6 +133,31 @@ class ResultStore:
         entry = {"format": FORMAT, "key": full, "result": result,
                  "sha256": _digest(full, result)}
         return save_json(self.path(kind, key), entry, durable=True)
+
+    @contextlib.contextmanager
+    def computing(self, kind: str, key: dict,
+                  check: Callable[[], None] = lambda: None) -> Iterator[None]:
+        """Hold the lock of ``key`` in this process, so that identical computations
+        started at the same time run once (the later ones then find the entry).
+
+        ``check`` is called while waiting and may raise to give up.
+        """
+        name = str(self.path(kind, key))
+        with _GUARD:
+            entry = _KEY_LOCKS.setdefault(name, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            while not entry[0].acquire(timeout=0.1):
+                check()
+            try:
+                yield
+            finally:
+                entry[0].release()
+        finally:
+            with _GUARD:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del _KEY_LOCKS[name]
 
     def entries(self) -> list[Path]:
         """Every entry file (not the temporary files of unfinished writes)."""
@@ -148,6 +176,11 @@ class ResultStore:
             except OSError:
                 pass
         return n
+
+
+#: Locks of the keys being computed in this process, with their number of holders.
+_KEY_LOCKS: dict[str, list] = {}
+_GUARD = threading.Lock()
 
 
 def _digest(key: dict, result: dict) -> str:

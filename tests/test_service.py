@@ -223,11 +223,23 @@ def test_malformed_json_is_422(http, raw):
 @pytest.mark.parametrize("params,field", [({"d": "x"}, "d"), ({"d": 0}, "d"),
                                           ({"d": 150}, "max_d"), ({"metric": "w1"}, "metric"),
                                           ({"d": 2.5}, "d"),
-                                          ({"cov_estimator": ""}, "cov_estimator")])
+                                          ({"cov_estimator": ""}, "cov_estimator"),
+                                          ({"dim": 2}, "dim"), ({"d": [1, 2]}, "d")])
 def test_bad_reference_query_is_422(http, params, field):
     r = http.get("/v1/reference", params=params)
     assert r.status_code == 422, r.text
-    assert any(field in item["msg"] for item in r.json()["detail"])
+    detail = r.json()["detail"]
+    assert any(field in item["msg"] for item in detail)
+    assert all(item["loc"][0] == "query" for item in detail), detail
+
+
+def test_huge_grid_is_refused_before_any_work(http):
+    """A 9-million-cell grid is refused at once, not built cell by cell."""
+    body = {"n_r": list(range(2, 3002)), "n_s": list(range(3000)), "lam": [1.0]}
+    t0 = time.perf_counter()
+    r = http.post("/v1/table", json=body)
+    assert r.status_code == 422 and r.json()["detail"][0]["type"] == "limit.max_grid"
+    assert time.perf_counter() - t0 < 5.0
 
 
 @pytest.mark.parametrize("ctype", [None, "application/x-www-form-urlencoded", "text/plain"])
@@ -275,9 +287,10 @@ def test_queue_full_is_429_and_health_stays_responsive(tmp_path):
             time.sleep(0.02)
         joined = threading.Thread(target=slow, args=("b",))   # identical: joins, no 429
         joined.start()
+        time.sleep(1.5)
         busy = c.post("/v1/estimate", json={"seed": 99, "rel_precision": 0.05})
         assert busy.status_code == 429, busy.text
-        assert int(busy.headers["retry-after"]) >= 1
+        assert int(busy.headers["retry-after"]) >= 2     # at least the running one's age
         assert "max_queue" in busy.json()["detail"]
         waits = []
         while t.is_alive():
@@ -318,6 +331,48 @@ def test_cancelling_a_job(tmp_path):
         assert h["running"] == 0 and h["queued"] == 0, h
         st = ResultStore(srv.store)
         assert all(st.get("estimate", _key_of(p)) is not None for p in st.entries())
+
+
+def test_deleting_a_queued_job_frees_its_place(tmp_path):
+    with Server(tmp_path / "store", "--workers", "1", "--max-queue", "1") as srv, \
+            srv.client() as c:
+        _compiled(c)
+        out = {}
+        t = threading.Thread(target=lambda: out.update(r=c.post(
+            "/v1/estimate", json=SLOW | {"seed": 8})))
+        t.start()
+        for _ in range(200):
+            if c.get("/v1/health").json()["running"] == 1:
+                break
+            time.sleep(0.02)
+        queued = c.post("/v1/table", json={"n_r": [50, 100], "n_s": [0, 50, 100],
+                                           "seed": 8, "rel_precision": 0.05})
+        assert queued.status_code == 202
+        job_id = queued.json()["id"]
+        assert c.post("/v1/estimate", json={"seed": 9}).status_code == 429
+        gone = c.delete(f"/v1/jobs/{job_id}").json()
+        assert gone["status"] == "cancelled" and gone["started"] is None
+        assert c.get("/v1/health").json()["queued"] == 0
+        with srv.client() as c2:   # the freed place takes a new request (it waits, no 429)
+            after = c2.post("/v1/estimate", json={"seed": 9, "rel_precision": 0.05})
+        assert after.status_code == 200, after.text
+        t.join()
+        assert out["r"].status_code == 200
+        final = c.get(f"/v1/jobs/{job_id}").json()
+        assert final["status"] == "cancelled" and final["finished"] == gone["finished"]
+
+
+def test_identical_tables_at_once_compute_each_cell_once(tmp_path):
+    with Server(tmp_path / "store", "--workers", "2") as srv, srv.client() as c:
+        body = {"d": 3, "n_r": [50, 100], "n_s": [0, 100, 200], "lam": [0.9], "seed": 14,
+                "rel_precision": 0.02}
+        ids = [c.post("/v1/table", json=body).json()["id"] for _ in range(2)]
+        jobs = [_wait_job(c, i) for i in ids]
+        assert [j["status"] for j in jobs] == ["done", "done"]
+        a, b = (j["result"]["rows"] for j in jobs)
+        assert [_numbers(x) for x in a] == [_numbers(x) for x in b]
+        computed = [int(not x["from_store"]) + int(not y["from_store"]) for x, y in zip(a, b)]
+        assert computed == [1] * 6, computed
 
 
 def _key_of(path):
@@ -456,7 +511,9 @@ def test_load_of_twenty_clients(server, tmp_path):
                                         (["--max-d", "500"], "max_d"),
                                         (["--max-queue", "-1"], "max_queue"),
                                         (["--max-work", "nan"], "max_work"),
-                                        (["--host", "256.1.1.1"], "host")])
+                                        (["--host", "256.1.1.1"], "host"),
+                                        (["--max-grid", "10", "--sync-cells", "20"],
+                                         "sync_cells")])
 def test_serve_bad_flags_are_one_line(tmp_path, capsys, flags, name):
     from ess.cli import main
 

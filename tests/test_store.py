@@ -54,6 +54,13 @@ def _damage(path, how: str) -> None:
         entry = json.loads(text)
         entry["result"]["wd"] *= 1.0 + 1e-12
         path.write_text(json.dumps(entry))
+    elif how == "deeply nested":
+        path.write_text("[" * 100_000 + "]" * 100_000)
+    elif how == "field missing":  # checksum made to hold: only rebuilding the result tells
+        entry = json.loads(text)
+        del entry["result"]["wd"]
+        entry["sha256"] = ess.store._digest(entry["key"], entry["result"])
+        path.write_text(json.dumps(entry))
     elif how == "other key":        # a valid entry of another question, moved here
         entry = json.loads(text)
         entry["key"]["seed"] += 1
@@ -63,7 +70,7 @@ def _damage(path, how: str) -> None:
 
 
 @pytest.mark.parametrize("how", ["truncated", "empty", "garbage", "number changed",
-                                 "other key"])
+                                 "deeply nested", "field missing", "other key"])
 def test_damaged_entry_is_recomputed_and_replaced(tmp_path, how):
     first = ess.estimate(**QUICK, seed=1, store=tmp_path)
     assert not first.from_store
@@ -118,6 +125,24 @@ def test_every_parameter_that_matters_is_in_the_key(tmp_path):
         assert not res.from_store, change
     assert ess.estimate(**QUICK, seed=3, n_jobs=1, store=tmp_path).from_store   # not n_jobs
     assert _numbers(ess.estimate(**QUICK, seed=3, store=tmp_path)) == _numbers(base)
+
+
+def test_negative_zero_is_zero(tmp_path):
+    ess.estimate(**(QUICK | {"lam": 0.0}), seed=3, store=tmp_path)
+    res = ess.estimate(**(QUICK | {"lam": -0.0}), seed=3, store=tmp_path)
+    assert res.from_store and math.copysign(1.0, res.lam) == 1.0
+
+
+def test_identical_computations_at_once_run_once(tmp_path):
+    out = []
+    threads = [threading.Thread(target=lambda: out.append(
+        ess.estimate(**QUICK, seed=12, n_jobs=1, store=tmp_path))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.from_store for r in out) == [False, True, True, True]
+    assert len({json.dumps(_numbers(r)) for r in out}) == 1
 
 
 def test_store_false_and_env(tmp_path, monkeypatch):
