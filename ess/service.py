@@ -5,9 +5,8 @@ One process answers every request. Answers come from the result store
 number of worker threads (``workers``), since the Numba kernels release the GIL
 while they run, so the event loop, and ``/v1/health``, stay responsive. Requests
 beyond the workers wait in a bounded queue; when it is full the answer is
-``429`` with ``Retry-After``. Identical requests computed at the same time share
-one computation. Tables too long to answer at once run as jobs (``202`` and a
-job id).
+``429`` with ``Retry-After``. Identical computations asked for at the same time
+run once. Tables too long to answer at once run as jobs (``202`` and a job id).
 
 Every request field is checked twice: by its JSON schema (types and the
 package's ranges, published at ``/openapi.json`` and ``/docs``) and by the same
@@ -566,7 +565,7 @@ class Service:
             return hit.to_dict()
         fut = self.scheduler.submit(f"{kind}:{key_hash(k)}",
                                     lambda: run(checked, self.store, self._progress()))
-        return (await asyncio.wrap_future(fut)).to_dict()
+        return (await _wait(fut)).to_dict()
 
     def run_cells(self, cells: list[tuple], results: list, job: Job | None = None) -> dict:
         """Compute the missing cells of a table, in order; the ``TableOut`` body."""
@@ -667,6 +666,12 @@ class _JsonBodies:
             headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-type"]
             scope = dict(scope, headers=[*headers, (b"content-type", b"application/json")])
         await self.app(scope, receive, send)
+
+
+async def _wait(fut: Future) -> Any:
+    """The result of a computation, without letting a cancelled request cancel it:
+    other identical requests may be waiting for the same future."""
+    return await asyncio.shield(asyncio.wrap_future(fut))
 
 
 def _body(model: BaseModel) -> dict:
@@ -799,7 +804,7 @@ def create_app(store: ResultStore, limits: Limits | None = None) -> FastAPI:
                 return svc.run_cells(checked, stored)
             fut = svc.scheduler.submit(f"table:{uuid.uuid4().hex}",
                                        lambda: svc.run_cells(checked, stored))
-            return await asyncio.wrap_future(fut)
+            return await _wait(fut)
         job = Job(checked, stored)
         svc.add_job(job)
         return JSONResponse(status_code=202, content=job.view(),
@@ -846,8 +851,7 @@ def create_app(store: ResultStore, limits: Limits | None = None) -> FastAPI:
         cached = points is not None
         if not cached:
             key = f"reference:{d}:{metric}:{cov_estimator}:{tier_for(rel_precision)}"
-            points = await asyncio.wrap_future(
-                svc.scheduler.submit(key, lambda: svc.reference(*args)))
+            points = await _wait(svc.scheduler.submit(key, lambda: svc.reference(*args)))
         return {"d": d, "metric": metric, "cov_estimator": cov_estimator,
                 "rel_precision": rel_precision, "tier": tier_for(rel_precision),
                 "points": points, "from_store": cached, "seconds": time.perf_counter() - t0}
