@@ -150,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--port", default="8000", help="TCP port (default 8000; 0 picks a free one)")
     sp.add_argument("--workers", default=str(lim.workers),
                     help=f"computations run side by side, in threads of this one process "
-                         f"(default {lim.workers}); each uses cores/workers threads")
+                         f"(default {lim.workers}); each gets the cores shared among those "
+                         f"running when it starts")
     sp.add_argument("--store", default=None,
                     help="result store folder (default $ESS_STORE, else results/ in the "
                          "cache folder)")

@@ -26,8 +26,8 @@ class Limits:
         Monte Carlo run of a request may need at its chain budget (an estimate,
         a table cell, or one threshold evaluation at the cap).
     workers : int
-        Computations run side by side (threads; each uses ``cores / workers``
-        threads for its chains).
+        Computations run side by side (threads of one process); each starts with
+        the cores shared among those running at that moment.
     max_queue : int
         Computations waiting for a worker; beyond, ``429``.
     sync_cells : int
@@ -71,8 +71,3 @@ class Limits:
             raise ParameterError(f"sync_cells must be an integer in [0, max_grid = "
                                  f"{self.max_grid}], got {self.sync_cells}")
         return self
-
-    @property
-    def threads(self) -> int:
-        """Threads of one computation."""
-        return max(1, config.default_jobs() // self.workers)

@@ -539,17 +539,26 @@ class Service:
 
     def check_estimate(self, body: dict) -> tuple:
         """Validate an estimate request as the Python API does, then the limits."""
-        checked = api._validate_estimate(**body, n_jobs=self.limits.threads)
+        checked = api._validate_estimate(**body, n_jobs=1)
         self._over(checked)
         return checked
 
     def check_threshold(self, body: dict) -> tuple:
         """Validate a threshold request as the Python API does, then the limits."""
-        checked = api._validate_threshold(**body, n_jobs=self.limits.threads)
+        checked = api._validate_threshold(**body, n_jobs=1)
         self._over(checked, threshold=True)
         return checked
 
     # answers ------------------------------------------------------------------------
+    def threads(self) -> int:
+        """Threads for a computation starting now: the cores shared by those running
+        (numbers never depend on it)."""
+        return max(1, config.default_jobs() // max(1, self.scheduler.running))
+
+    def _now(self, checked: tuple) -> tuple:
+        """``checked`` with the thread count (its fifth item) chosen at start."""
+        return (*checked[:4], self.threads(), *checked[5:])
+
     def _progress(self, job: Job | None = None) -> Progress:
         stop = self.scheduler.stopping
         if job is None:
@@ -564,7 +573,8 @@ class Service:
         if hit is not None:
             return hit.to_dict()
         fut = self.scheduler.submit(f"{kind}:{key_hash(k)}",
-                                    lambda: run(checked, self.store, self._progress()))
+                                    lambda: run(self._now(checked), self.store,
+                                                self._progress()))
         return (await _wait(fut)).to_dict()
 
     def run_cells(self, cells: list[tuple], results: list, job: Job | None = None) -> dict:
@@ -575,7 +585,7 @@ class Service:
         for i, c in enumerate(cells):
             if rows[i] is None:
                 bar.check()
-                rows[i] = api.run_estimate(c, self.store, bar).to_dict()
+                rows[i] = api.run_estimate(self._now(c), self.store, bar).to_dict()
                 if job is not None:
                     job.done += 1
         p = cells[0][0]
@@ -618,7 +628,7 @@ class Service:
         :data:`REFERENCE_N` is cached already.
         """
         p = loop_params(d, 2, 0, 1.0, 2, "fresh", 1, metric, cov_estimator)
-        curve = reference_for(p, rel_precision, self.limits.threads, self._progress())
+        curve = reference_for(p, rel_precision, self.threads(), self._progress())
         if not compute and not all(n in curve.points for n in REFERENCE_N):
             return None
         for n in REFERENCE_N:
