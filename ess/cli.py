@@ -163,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"largest chain budget of one request (default {lim.max_chains})")
     sp.add_argument("--max-work", default=f"{lim.max_work:g}",
                     help=f"largest work of one estimate or threshold evaluation at its chain "
-                         f"budget (default {lim.max_work:g}, about a minute on two cores)")
+                         f"budget (default {lim.max_work:g}: about a minute on two cores with "
+                         f"memory 1)")
     sp.add_argument("--max-queue", default=str(lim.max_queue),
                     help=f"computations waiting for a worker before requests get 429 "
                          f"(default {lim.max_queue})")
@@ -462,16 +463,9 @@ def _cmd_serve(args) -> int:
     from ess.params import check_float, check_int
     from ess.service import serve
 
-    limits = Limits(max_d=check_int("max_d", args.max_d, *Limits.RANGES["max_d"]),
-                    max_grid=check_int("max_grid", args.max_grid, *Limits.RANGES["max_grid"]),
-                    max_chains=check_int("max_chains", args.max_chains,
-                                         *Limits.RANGES["max_chains"]),
-                    max_work=check_float("max_work", args.max_work, *Limits.RANGES["max_work"]),
-                    workers=check_int("workers", args.workers, *Limits.RANGES["workers"]),
-                    max_queue=check_int("max_queue", args.max_queue,
-                                        *Limits.RANGES["max_queue"]),
-                    sync_cells=check_int("sync_cells", args.sync_cells,
-                                         *Limits.RANGES["sync_cells"]))
+    names = ("max_d", "max_grid", "max_chains", "max_work", "workers", "max_queue", "sync_cells")
+    limits = Limits(**{n: (check_float if n == "max_work" else check_int)(
+        n, getattr(args, n), *Limits.RANGES[n]) for n in names})
     port = check_int("port", args.port, 0, 65535)
     return serve(host=args.host, port=port, store=args.store, limits=limits)
 
