@@ -26,7 +26,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _model_flags(sp: argparse.ArgumentParser, lists: bool = False, n_s: bool = True,
-                 loop: bool = True) -> None:
+                 loop: bool = True, collapsing: bool = False) -> None:
     many = " (comma-separated list)" if lists else ""
     sp.add_argument("--d", default="1", help="dimension (default 1)")
     sp.add_argument("--n-r", default=None, help=f"real samples per generation{many}")
@@ -38,8 +38,9 @@ def _model_flags(sp: argparse.ArgumentParser, lists: bool = False, n_s: bool = T
                    help=f"classifier-free guidance w >= 0, lam = 1/(1+w){many}")
     sp.add_argument("--n-ini", default=None, help="size of the first real set (default n_r)")
     if loop:
-        sp.add_argument("--loop", default="fresh",
-                        help="fresh | augmentation | fully-synthetic (default fresh)")
+        kinds = "fresh | augmentation | fully-synthetic" if collapsing else (
+            "fresh | augmentation (the fully synthetic loop has no limit: use simulate)")
+        sp.add_argument("--loop", default="fresh", help=f"{kinds} (default fresh)")
     sp.add_argument("--memory", default="1", help="past models feeding synthetic data: K or all")
     sp.add_argument("--metric", default="w2sq", help="w2sq (default) | w2")
     sp.add_argument("--cov-estimator", default="unbiased", help="unbiased (default) | mle")
@@ -118,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default ess-results/threshold_heatmap.png or ne_heatmap.png)")
 
     sp = sub.add_parser("simulate", help="trajectories of any loop kind")
-    _model_flags(sp)
+    _model_flags(sp, collapsing=True)
     sp.add_argument("--chains", default="200", help="chains (default 200)")
     sp.add_argument("--generations", default="50", help="generations (default 50)")
     sp.add_argument("--out", default=str(DEFAULT_DIR / "simulate.csv"),

@@ -36,7 +36,7 @@ import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ess import __version__, api, config
@@ -246,11 +246,36 @@ class ThresholdIn(_In):
 class TableIn(_In):
     """``POST /v1/table``: every ``(n_r, n_s, lam)`` of a grid."""
 
-    n_r: list[RealCount] = Field([50, 100, 200], min_length=1, max_length=config.MAX_GRID)
-    n_s: list[Count] = Field([0, 50, 100, 200, 400], min_length=1, max_length=config.MAX_GRID)
+    n_r: list[RealCount] = Field([50, 100, 200], min_length=1, max_length=config.MAX_GRID,
+                                 description="real samples per generation: the grid's values")
+    n_s: list[Count] = Field([0, 50, 100, 200, 400], min_length=1, max_length=config.MAX_GRID,
+                             description="synthetic samples per generation: the grid's values")
     lam: list[Lam] | None = Field(None, min_length=1, max_length=config.MAX_GRID,
-                                  description="default [1, 0.9, 0.7]")
-    guidance: list[Guidance] | None = Field(None, min_length=1, max_length=config.MAX_GRID)
+                                  description="sampling biases: the grid's values "
+                                              "(default [1, 0.9, 0.7])")
+    guidance: list[Guidance] | None = Field(None, min_length=1, max_length=config.MAX_GRID,
+                                            description="or guidance values w: lam = 1/(1+w)")
+
+
+#: Request fields bounded by a server limit, and the limit.
+_LIMITED = {"d": "max_d", "max_chains": "max_chains"}
+
+
+def _bounded(model: type[BaseModel], limits: Limits) -> type[BaseModel]:
+    """``model`` with ``d`` and ``max_chains`` bounded by this server's limits, so that
+    its schema (``/docs``) and its messages state the ranges this server accepts.
+
+    ``max_chains`` defaults to the package default or the server's limit if smaller.
+    """
+    d = model.model_fields["d"]
+    mc = model.model_fields["max_chains"]
+    top = min(config.DEFAULT_MAX_CHAINS, limits.max_chains)
+    return create_model(
+        model.__name__, __base__=model, __doc__=model.__doc__,
+        d=(int, _int(1, 1, limits.max_d, f"{d.description} (this server: at most "
+                     f"max_d = {limits.max_d})")),
+        max_chains=(int, _int(top, 1, limits.max_chains, f"{mc.description} (this server: "
+                              f"at most max_chains = {limits.max_chains})")))
 
 
 Num = float | None   # a number, or null where it is not finite
@@ -735,6 +760,8 @@ def create_app(store: ResultStore, limits: Limits | None = None) -> FastAPI:
                 names = [x for x in loc[1:] if isinstance(x, str)]
                 where = names[0] if names else (loc[0] if loc else "body")
                 msg = f"{where}: {e.get('msg', 'invalid value')}"
+                if e.get("type") == "less_than_equal" and len(loc) == 2 and where in _LIMITED:
+                    msg += f" (this server's limit {_LIMITED[where]})"
             items.append({"loc": loc, "msg": msg, "type": str(e.get("type", "value_error"))})
         return JSONResponse(status_code=422, content={"detail": items})
 
@@ -769,23 +796,33 @@ def create_app(store: ResultStore, limits: Limits | None = None) -> FastAPI:
                             content={"detail": str(exc.detail)})
 
     # -- computing endpoints ----------------------------------------------------------
-    @app.post("/v1/estimate", response_model=EstimateOut, responses={**_REFUSED, **_BUSY},
-              summary="limit WD(n_r, n_s, lam) and the effective sample size n_e")
-    async def estimate(body: EstimateIn) -> dict:
+    # The request models carry this server's limits; FastAPI reads a body's model from
+    # the endpoint's annotation, so each endpoint is given its model before routing.
+    def post(path: str, model: type[BaseModel], **kw):
+        def route(fn):
+            fn.__annotations__["body"] = _bounded(model, limits)
+            return app.post(path, **kw)(fn)
+        return route
+
+    @post("/v1/estimate", EstimateIn, response_model=EstimateOut,
+          responses={**_REFUSED, **_BUSY}, response_description="the estimate",
+          summary="limit WD(n_r, n_s, lam) and the effective sample size n_e")
+    async def estimate(body) -> dict:
         return await svc.answer("estimate", svc.check_estimate(_body(body)))
 
-    @app.post("/v1/threshold", response_model=ThresholdOut, responses={**_REFUSED, **_BUSY},
-              summary="admissible threshold n_s*(n_r, lam)")
-    async def threshold(body: ThresholdIn) -> dict:
+    @post("/v1/threshold", ThresholdIn, response_model=ThresholdOut,
+          responses={**_REFUSED, **_BUSY}, response_description="the threshold",
+          summary="admissible threshold n_s*(n_r, lam)")
+    async def threshold(body) -> dict:
         return await svc.answer("threshold", svc.check_threshold(_body(body)))
 
-    @app.post("/v1/table", response_model=TableOut | JobOut,
-              responses={200: {"model": TableOut, "description": "every cell answered"},
-                         202: {"model": JobOut, "description": "a job computes the table; "
-                               "follow Location (GET /v1/jobs/{id})"},
-                         **_REFUSED, **_BUSY},
-              summary="n_e over a grid of (n_r, n_s, lam); long grids run as a job")
-    async def table(body: TableIn) -> Any:
+    @post("/v1/table", TableIn, response_model=TableOut | JobOut,
+          responses={200: {"model": TableOut, "description": "every cell answered"},
+                     202: {"model": JobOut, "description": "a job computes the table; "
+                           "follow Location (GET /v1/jobs/{id})"},
+                     **_REFUSED, **_BUSY},
+          summary="n_e over a grid of (n_r, n_s, lam); long grids run as a job")
+    async def table(body) -> Any:
         kw = _body(body)
         axes = {k: kw.pop(k) for k in ("d", "n_r", "n_s")}
         if "guidance" in kw:
@@ -848,7 +885,9 @@ def create_app(store: ResultStore, limits: Limits | None = None) -> FastAPI:
                      "of the default rel_precision")
     async def reference(
             request: Request,
-            d: Annotated[int, Query(ge=1, le=config.MAX_D, description="dimension")] = 1,
+            d: int = Query(1, ge=1, le=limits.max_d,
+                           description=f"dimension (this server: at most max_d = "
+                                       f"{limits.max_d})"),
             metric: Annotated[Literal["w2sq", "w2"], Query()] = "w2sq",
             cov_estimator: Annotated[Literal["unbiased", "mle"], Query()] = "unbiased",
     ) -> dict:

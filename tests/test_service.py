@@ -16,6 +16,7 @@ import pytest
 
 import ess
 from benchmarks.service_load import Server, run_load, write_results
+from ess.limits import Limits
 from ess.service import REFERENCE_N
 from ess.store import ResultStore
 
@@ -63,9 +64,13 @@ def test_health_and_version(http):
     assert v["ess"] == ess.__version__ and v["api"] == "v1"
     docs = http.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
-    paths = http.get("/openapi.json").json()["paths"]
+    spec = http.get("/openapi.json").json()
     assert {"/v1/estimate", "/v1/threshold", "/v1/table", "/v1/jobs/{job_id}",
-            "/v1/reference", "/v1/health", "/v1/version"} <= set(paths)
+            "/v1/reference", "/v1/health", "/v1/version"} <= set(spec["paths"])
+    for model in ("EstimateIn", "ThresholdIn", "TableIn"):   # the server's limits, stated
+        props = spec["components"]["schemas"][model]["properties"]
+        assert props["d"]["maximum"] == Limits().max_d
+        assert props["max_chains"]["maximum"] == Limits().max_chains
 
 
 def test_estimate_matches_python_and_repeats_from_the_store(server, http):
