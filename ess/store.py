@@ -4,8 +4,8 @@ The result store keeps every estimate and threshold ever computed, keyed by
 every parameter that changes the answer plus the package version and a hash of
 the computing code. It is shared by the Python API, the command line and the
 service (``ess serve``): a repeated question is answered from disk without
-recomputation. Entries are written atomically (temporary file, ``fsync``,
-rename) and carry a checksum; an entry that is unreadable, truncated, stored
+recomputation. Entries are written atomically (temporary file, then rename)
+and carry a checksum; an entry that is unreadable, truncated, stored
 under another key or fails its checksum is treated as missing, so it is
 recomputed and replaced, never served.
 """
@@ -65,7 +65,7 @@ def save_json(path: Path, data: dict, durable: bool = False) -> bool:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh)
+            fh.write(json.dumps(data))   # json.dumps uses the C encoder; json.dump does not
             if durable:
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -132,7 +132,9 @@ class ResultStore:
         full = json.loads(_canonical(self.full_key(kind, key)))
         entry = {"format": FORMAT, "key": full, "result": result,
                  "sha256": _digest(full, result)}
-        return save_json(self.path(kind, key), entry, durable=True)
+        # Not fsynced: the rename is atomic for a killed process, and after an operating
+        # system crash a torn entry fails its checksum and is recomputed.
+        return save_json(self.path(kind, key), entry)
 
     @contextlib.contextmanager
     def computing(self, kind: str, key: dict,
