@@ -217,7 +217,15 @@ def estimate_limit(p: LoopParams, seed: int, rel_precision: float, max_chains: i
     def run(a: int, b: int) -> np.ndarray:
         return limit_chunks(plan, a, b, n_jobs, progress)
 
+    last: list = [None, None]   # the data last measured, and its measurement
+
     def rel_halfwidth(data: np.ndarray) -> tuple[float, float, float, float, Inversion]:
+        if data is last[0]:     # the final round, measured already by ``excess``
+            return last[1]
+        last[0], last[1] = data, _measure(data)
+        return last[1]
+
+    def _measure(data: np.ndarray) -> tuple[float, float, float, float, Inversion]:
         wd, se, dof = _limit_stats(data, 0, known)
         abs_hw = t975(dof) * se
         inv = curve.invert(wd, n_guess=guess[0])
