@@ -191,13 +191,20 @@ def _throughput(results: dict, fig: str) -> list[str]:
     ]
 
 
+def _span(values: list[int]) -> str:
+    """``"37-62"`` for a range of values, or the one value."""
+    lo, hi = min(values), max(values)
+    return str(lo) if lo == hi else f"{lo}-{hi}"
+
+
 def _time_to_ne(results: dict, fig: str) -> list[str]:
     """Section 3: time to an ``n_e`` within 1%, measured and extrapolated."""
     rows = []
     for t in results["time_to_ne"]:
         rows.append([
             _setting(t), f"{t['n_e']:.4g} ± {100 * t['n_e_rel_halfwidth']:.2f}%",
-            f"{t['chains']} x {t['generations']}", _seconds(t["ess_seconds"]),
+            f"{_span(t.get('chains_by_seed', [t['chains']]))} x {t['generations']}",
+            _seconds(t["ess_seconds"]),
             _seconds(t["ess_seconds_1thread"]), str(t["burn_in"]),
             f"{_g(t['pilot_sd'])} ({t['pilot_chains']})", _g(t["wd_halfwidth_target"]),
             f"{t['baseline_chains']:,}", _seconds(t["persample_seconds"]),
@@ -210,7 +217,8 @@ def _time_to_ne(results: dict, fig: str) -> list[str]:
     return [
         "## 3. Time to an n_e with a 1% relative 95% half-width",
         "",
-        *_table(["(d, n_r, n_s, lam)", "ess n_e ± 95%", "ess chains x generations",
+        *_table(["(d, n_r, n_s, lam)", "ess n_e ± 95% (seed 0)",
+                 "ess chains x generations (over the seeds)",
                  f"ess, {cores} threads", "ess, 1 thread", "burn-in",
                  "last-generation sd (pilot chains)", "WD half-width wanted",
                  "baseline chains N", "(a) per-sample*", "(b) vectorised*",
@@ -226,9 +234,11 @@ def _time_to_ne(results: dict, fig: str) -> list[str]:
         "on n_e through the reference curve's local slope at n_e. Time = `N (burn_in + 1)` "
         "generation-steps / the baseline's throughput measured at that setting on one core. "
         "The baselines get the reference curve for free (and exact); `ess`'s time is "
-        "measured (median of "
+        f"measured: the mean over {results['plan'].get('seeds', 1)} seeds (whose chains "
+        "are in the third column: the chains an estimate needs vary with the seed, while the "
+        "baselines' `N` is an expected value) of each seed's median over "
         f"{results['plan']['repeats']} calls of `ess.estimate` in one process, compiled code "
-        "and reference curve cached after a warm-up call with another seed) and also pays "
+        "and reference curve cached after a warm-up call with another seed. It also pays "
         "for the curve's own error in its 1%. Its precision can be better than 1% when its "
         "first round of chains (at least 16, `ess.solve.PILOT_CHAINS`) already suffices.",
         "",

@@ -63,8 +63,8 @@ SETTINGS: tuple[tuple[int, int, int, float], ...] = (
 TABLE_DIMS = (1, 2, 10, 50)
 #: Relative 95% half-width wanted on ``n_e``.
 REL = 0.01
-#: Seeds of the timed ``ess.estimate`` calls and of their warm-up call.
-SEED, WARMUP_SEED = 0, 1
+#: Seed of the warm-up ``ess.estimate`` call (the timed calls use seeds 0, 1, ...).
+WARMUP_SEED = 1000
 #: Environment variables that pin BLAS to one thread in a child process.
 ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 #: Implementations timed in a child process with BLAS pinned to one thread.
@@ -81,8 +81,11 @@ class Plan:
     scaling_seconds: float
     #: Settings of the time-to-n_e and start-up figures.
     settings: tuple[tuple[int, int, int, float], ...]
-    #: Timed repeats of ``ess.estimate`` per setting (the median is reported).
+    #: Timed repeats of ``ess.estimate`` per setting and seed (the median is taken).
     repeats: int
+    #: Seeds timed per setting (the mean of their medians is reported): the chains an
+    #: estimate needs vary from seed to seed, and the baselines' chains are expected values.
+    seeds: int
     #: Rough duration (s) of a baseline's pilot run.
     pilot_seconds: float
     #: Time the first-ever call, with empty caches (Numba compiles).
@@ -105,12 +108,13 @@ class Plan:
 
 
 FULL = Plan(quick=False, seconds=1.0, scaling_seconds=0.5, settings=SETTINGS, repeats=3,
-            pilot_seconds=6.0, first_call=True, cold_runs=(3, 5),
+            seeds=5, pilot_seconds=6.0, first_call=True, cold_runs=(3, 5),
             n_s_grid=(10, 100, 1000, 10_000, 100_000), n_s_dims=(1, 10),
             d_grid=(1, 2, 5, 10, 20, 50, 100), persample_d_max=100, core_dims=(1, 10, 50))
 QUICK = Plan(quick=True, seconds=0.2, scaling_seconds=0.1, settings=SETTINGS[:2], repeats=3,
-             pilot_seconds=0.5, first_call=False, cold_runs=(3, 3), n_s_grid=(10, 1000, 100_000),
-             n_s_dims=(1,), d_grid=TABLE_DIMS, persample_d_max=50, core_dims=(10,))
+             seeds=2, pilot_seconds=0.5, first_call=False, cold_runs=(3, 3),
+             n_s_grid=(10, 1000, 100_000), n_s_dims=(1,), d_grid=TABLE_DIMS,
+             persample_d_max=50, core_dims=(10,))
 
 
 @dataclass(frozen=True)
@@ -299,13 +303,14 @@ def time_to_ne(plan: Plan, rates: dict[Case, float],
                log: Callable[[str], None] = print) -> list[dict]:
     """Time to an ``n_e`` with a relative 95% half-width of :data:`REL`, per setting.
 
-    `ess`: the median wall time of ``ess.estimate(seed=0)`` in this process, on every
-    core and on one thread, after a warm-up call with another seed (compiled code and the
-    reference curve cached). Baselines: the half-width wanted on ``WD`` is ``REL *
-    |d log f / d log n| * WD`` (the reference curve's local slope at ``n_e``, the curve
-    itself given for free); a pilot of the vectorised baseline gives the standard deviation
-    ``sd`` of the distance at generation ``burn_in + 1`` (the burn-in `ess` used), so
-    :func:`chains_needed` chains of ``burn_in + 1`` generation-steps are needed;
+    `ess`: the wall time of ``ess.estimate`` in this process, on every core and on one
+    thread, the mean over seeds ``0 .. plan.seeds - 1`` of each seed's median time, after a
+    warm-up call with another seed (compiled code and the reference curve cached).
+    Baselines: the half-width wanted on ``WD`` is ``REL * |d log f / d log n| * WD`` (the
+    reference curve's local slope at ``n_e``, the curve itself given for free); a pilot of
+    the vectorised baseline gives the standard deviation ``sd`` of the distance at
+    generation ``burn_in + 1`` (the burn-in `ess` used), so :func:`chains_needed` chains of
+    ``burn_in + 1`` generation-steps are needed;
     time = steps / measured throughput.
 
     Returns
@@ -319,11 +324,18 @@ def time_to_ne(plan: Plan, rates: dict[Case, float],
               "store": False}
         log(f"  time to a 1% n_e at d={d} n_r={n_r} n_s={n_s} lam={lam}")
         ess.estimate(**kw, seed=WARMUP_SEED)
-        res, t_all = _median_time(lambda kw=kw: ess.estimate(**kw, seed=SEED), plan.repeats)
-        _, t_one = _median_time(lambda kw=kw: ess.estimate(**kw, seed=SEED, n_jobs=1),
-                                plan.repeats)
-        if res.from_store:
-            raise RuntimeError("a timed estimate came from the result store")
+        by_seed = []   # (result, time on every core, time on one thread) per seed
+        for seed in range(plan.seeds):
+            r, t_a = _median_time(lambda kw=kw, s=seed: ess.estimate(**kw, seed=s),
+                                  plan.repeats)
+            _, t_o = _median_time(lambda kw=kw, s=seed: ess.estimate(**kw, seed=s, n_jobs=1),
+                                  plan.repeats)
+            if r.from_store:
+                raise RuntimeError("a timed estimate came from the result store")
+            by_seed.append((r, t_a, t_o))
+        res = by_seed[0][0]
+        t_all = statistics.mean(t for _, t, _ in by_seed)
+        t_one = statistics.mean(t for _, _, t in by_seed)
         if res.n_e is None:
             raise RuntimeError(f"n_e < 2 at {kw}: no time to an n_e to report")
         slope = _log_slope(d, res.n_e)
@@ -345,6 +357,8 @@ def time_to_ne(plan: Plan, rates: dict[Case, float],
             "wd_halfwidth": (res.wd_ci[1] - res.wd_ci[0]) / 2, "chains": res.chains,
             "generations": res.generations, "burn_in": res.burn_in,
             "ess_seconds": t_all, "ess_seconds_1thread": t_one, "log_slope": slope,
+            "ess_seconds_by_seed": [t for _, t, _ in by_seed],
+            "chains_by_seed": [r.chains for r, _, _ in by_seed],
             "wd_halfwidth_target": target, "pilot_chains": pilot["chains"],
             "pilot_mean": pilot["mean"], "pilot_sd": pilot["sd"],
             "pilot_seconds": pilot["seconds"], "baseline_chains": need,
