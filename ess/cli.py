@@ -169,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--max-queue", default=str(lim.max_queue),
                     help=f"computations waiting for a worker before requests get 429 "
                          f"(default {lim.max_queue})")
+    sp.add_argument("--log-level", default="warning",
+                    help="warning (default: problems only) | info (also one line per "
+                         "request) | debug")
     sp.add_argument("--sync-cells", default=str(lim.sync_cells),
                     help=f"tables with more cells to compute run as jobs "
                          f"(default {lim.sync_cells})")
@@ -468,7 +471,8 @@ def _cmd_serve(args) -> int:
     limits = Limits(**{n: (check_float if n == "max_work" else check_int)(
         n, getattr(args, n), *Limits.RANGES[n]) for n in names})
     port = check_int("port", args.port, 0, 65535)
-    return serve(host=args.host, port=port, store=args.store, limits=limits)
+    level = check_choice("log_level", args.log_level, ("warning", "info", "debug"))
+    return serve(host=args.host, port=port, store=args.store, limits=limits, log_level=level)
 
 
 _COMMANDS = {"estimate": _cmd_estimate, "threshold": _cmd_threshold, "table": _cmd_table,

@@ -923,12 +923,13 @@ def create_app(store: ResultStore, limits: Limits | None = None) -> FastAPI:
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, store: str | os.PathLike | None = None,
-          limits: Limits | None = None) -> int:
+          limits: Limits | None = None, log_level: str = "warning") -> int:
     """Run the server until interrupted (``ess serve``); returns the exit status.
 
     Binds the socket before starting, so that a busy port is one clear error;
     ``port = 0`` picks a free port. The first line on standard output is
-    ``ess serve: listening on http://HOST:PORT``.
+    ``ess serve: listening on http://HOST:PORT``. ``log_level`` is uvicorn's
+    (``"info"`` adds a line per request on standard error).
     """
     import socket
     import sys
@@ -976,8 +977,12 @@ def serve(host: str = "127.0.0.1", port: int = 8000, store: str | os.PathLike | 
             # a graceful stop is a normal end (exit status 0): do not re-raise the signal
             self._captured_signals.clear()
 
-    cfg = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=30,
-                         lifespan="on")
+    import copy
+
+    logs = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)   # every log line on stderr:
+    logs["handlers"]["access"]["stream"] = "ext://sys.stderr"   # stdout has the banner only
+    cfg = uvicorn.Config(app, log_level=log_level, log_config=logs,
+                         timeout_graceful_shutdown=30, lifespan="on")
     server = _Server(cfg)
     try:
         server.run(sockets=[sock])

@@ -522,13 +522,24 @@ def test_load_of_twenty_clients(server, tmp_path):
                                         (["--max-work", "nan"], "max_work"),
                                         (["--host", "256.1.1.1"], "host"),
                                         (["--max-grid", "10", "--sync-cells", "20"],
-                                         "sync_cells")])
+                                         "sync_cells"),
+                                        (["--log-level", "loud"], "log_level")])
 def test_serve_bad_flags_are_one_line(tmp_path, capsys, flags, name):
     from ess.cli import main
 
     assert main(["serve", "--store", str(tmp_path), "--port", "0", *flags]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and name in err and "Traceback" not in err, err
+
+
+def test_serve_info_log_has_a_line_per_request(tmp_path):
+    with Server(tmp_path / "store", "--log-level", "info") as srv, srv.client() as c:
+        assert c.get("/v1/health").status_code == 200
+        for _ in range(100):
+            if "GET /v1/health" in srv.stderr():
+                break
+            time.sleep(0.02)
+        assert "GET /v1/health" in srv.stderr() and "200" in srv.stderr()
 
 
 def test_serve_busy_port_is_one_line(server, tmp_path, capsys):
