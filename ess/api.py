@@ -98,14 +98,16 @@ def _validate_threshold(d=1, n_r=100, lam=None, n_ini=None, memory=1, metric="w2
     return p, check_seed(seed), rel, mc, check_jobs(n_jobs), cap
 
 
-def estimate_key(p, seed: int, rel: float, mc: int) -> dict:
-    """Everything that changes an estimate (not ``n_jobs``: results do not depend on it)."""
+def estimate_key(checked: tuple) -> dict:
+    """Everything that changes an estimate, from the output of :func:`_validate_estimate`
+    (not ``n_jobs``: results do not depend on it)."""
+    p, seed, rel, mc = checked[:4]
     return {**p.key(), "seed": seed, "rel_precision": rel, "max_chains": mc}
 
 
-def threshold_key(p, seed: int, rel: float, mc: int, cap: int) -> dict:
-    """Everything that changes a threshold."""
-    return {**estimate_key(p, seed, rel, mc), "cap": cap}
+def threshold_key(checked: tuple) -> dict:
+    """Everything that changes a threshold, from the output of :func:`_validate_threshold`."""
+    return {**estimate_key(checked), "cap": checked[5]}
 
 
 def load_stored(kind: str, cls, key: dict, store: ResultStore):
@@ -143,14 +145,14 @@ def _stored(kind: str, cls, key: dict, store: ResultStore | None, compute, bar: 
 def run_estimate(checked: tuple, store: ResultStore | None, bar: Progress):
     """An estimate from the output of :func:`_validate_estimate`, through ``store``."""
     p, seed, rel, mc, jobs = checked
-    return _stored("estimate", EstimateResult, estimate_key(p, seed, rel, mc), store,
+    return _stored("estimate", EstimateResult, estimate_key(checked), store,
                    lambda: estimate_limit(p, seed, rel, mc, jobs, bar), bar)
 
 
 def run_threshold(checked: tuple, store: ResultStore | None, bar: Progress):
     """A threshold from the output of :func:`_validate_threshold`, through ``store``."""
     p, seed, rel, mc, jobs, cap = checked
-    return _stored("threshold", ThresholdResult, threshold_key(p, seed, rel, mc, cap), store,
+    return _stored("threshold", ThresholdResult, threshold_key(checked), store,
                    lambda: threshold_search(p, seed, rel, mc, cap, jobs, bar), bar)
 
 

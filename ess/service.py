@@ -70,15 +70,8 @@ class FieldError(ParameterError):
 class LimitError(FieldError):
     """A request is over one of the server's limits."""
 
-    def __init__(self, field: str, limit: str, message: str, where: str = "body") -> None:
-        super().__init__(field, message, where, kind=f"limit.{limit}")
-
-
-def over_d(d: int, limits: Limits, where: str = "body") -> None:
-    """Refuse a dimension over ``max_d``."""
-    if d > limits.max_d:
-        raise LimitError("d", "max_d", f"d must be at most {limits.max_d} on this server "
-                         f"(limit max_d; allowed range [1, {limits.max_d}]), got {d}", where)
+    def __init__(self, field: str, limit: str, message: str) -> None:
+        super().__init__(field, message, "body", kind=f"limit.{limit}")
 
 
 class QueueFullError(Exception):
@@ -538,10 +531,10 @@ class Service:
 
     # checks -------------------------------------------------------------------------
     def _over(self, checked: tuple, threshold: bool = False, where: str = "body") -> None:
-        """Refuse a checked request over ``max_d``, ``max_chains`` or ``max_work``."""
+        """Refuse a checked request over ``max_chains`` or ``max_work`` (``max_d`` is in
+        the request schemas, :func:`_bounded`)."""
         p, mc = checked[0], checked[3]
         lim = self.limits
-        over_d(p.d, lim)
         if mc > lim.max_chains:
             raise LimitError("max_chains", "max_chains",
                              f"max_chains must be at most {lim.max_chains} on this server "
@@ -621,7 +614,7 @@ class Service:
 
     def stored_rows(self, cells: list[tuple]) -> list:
         """Each cell's stored estimate (``EstimateOut`` body), or ``None``."""
-        hits = [api.load_stored("estimate", EstimateResult, api.estimate_key(*c[:4]),
+        hits = [api.load_stored("estimate", EstimateResult, api.estimate_key(c),
                                 self.store) for c in cells]
         return [None if h is None else h.to_dict() for h in hits]
 
@@ -669,9 +662,8 @@ class Service:
         self.scheduler.shutdown()
 
 
-_KINDS = {"estimate": (EstimateResult, api.run_estimate, lambda c: api.estimate_key(*c[:4])),
-          "threshold": (ThresholdResult, api.run_threshold,
-                        lambda c: api.threshold_key(*c[:4], c[5]))}
+_KINDS = {"estimate": (EstimateResult, api.run_estimate, api.estimate_key),
+          "threshold": (ThresholdResult, api.run_threshold, api.threshold_key)}
 
 
 def _only_known_query(request: Request, names: tuple[str, ...]) -> None:
@@ -892,7 +884,6 @@ def create_app(store: ResultStore, limits: Limits | None = None) -> FastAPI:
             cov_estimator: Annotated[Literal["unbiased", "mle"], Query()] = "unbiased",
     ) -> dict:
         _only_known_query(request, ("d", "metric", "cov_estimator"))
-        over_d(d, limits, where="query")
         t0 = time.perf_counter()
         rel_precision = REFERENCE_PRECISION
         args = (d, metric, cov_estimator, rel_precision)
