@@ -464,12 +464,11 @@ def _cmd_bench(args) -> int:
 
 def _cmd_serve(args) -> int:
     from ess.limits import Limits
-    from ess.params import check_float, check_int
+    from ess.params import check_int
     from ess.service import serve
 
     names = ("max_d", "max_grid", "max_chains", "max_work", "workers", "max_queue", "sync_cells")
-    limits = Limits(**{n: (check_float if n == "max_work" else check_int)(
-        n, getattr(args, n), *Limits.RANGES[n]) for n in names})
+    limits = Limits(**{n: getattr(args, n) for n in names}).checked()
     port = check_int("port", args.port, 0, 65535)
     level = check_choice("log_level", args.log_level, ("warning", "info", "debug"))
     return serve(host=args.host, port=port, store=args.store, limits=limits, log_level=level)

@@ -3,7 +3,7 @@ the command line can show the defaults without importing the web framework)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from ess import config
 from ess.params import ParameterError, check_float, check_int
@@ -53,21 +53,20 @@ class Limits:
               "job_history": (1, 100_000)}
 
     def checked(self) -> Limits:
-        """This object, after checking every limit against its allowed range.
+        """These limits with every value checked against its allowed range and
+        converted (so text from the command line is accepted).
 
         Raises
         ------
         ParameterError
             Naming the first limit outside its range.
         """
+        values = {}
         for f in fields(self):
             lo, hi = self.RANGES[f.name]
-            v = getattr(self, f.name)
-            if isinstance(lo, float):
-                check_float(f.name, v, lo, hi)
-            else:
-                check_int(f.name, v, lo, hi)
-        if self.sync_cells > self.max_grid:
+            check = check_float if isinstance(lo, float) else check_int
+            values[f.name] = check(f.name, getattr(self, f.name), lo, hi)
+        if values["sync_cells"] > values["max_grid"]:
             raise ParameterError(f"sync_cells must be an integer in [0, max_grid = "
-                                 f"{self.max_grid}], got {self.sync_cells}")
-        return self
+                                 f"{values['max_grid']}], got {values['sync_cells']}")
+        return replace(self, **values)
