@@ -155,6 +155,19 @@ def test_unknown_job_is_404(http):
         assert r.status_code == 404 and "no job with id" in r.json()["detail"]
 
 
+def test_response_models_carry_every_result_field():
+    """The response models restate the result dataclasses with JSON types (null where a
+    number is not finite); FastAPI drops keys a model lacks, so they must not drift."""
+    from dataclasses import fields
+
+    from ess.service import EstimateOut, ScanRow, ThresholdOut
+
+    for out, cls in ((EstimateOut, ess.EstimateResult), (ThresholdOut, ess.ThresholdResult)):
+        assert list(out.model_fields) == [f.name for f in fields(cls)]
+    scan = ess.threshold(n_r=50, lam=0.8, rel_precision=0.1, store=False).to_dict()["scan"]
+    assert list(ScanRow.model_fields) == list(scan[0])
+
+
 # -- refusals ----------------------------------------------------------------------------
 BAD = [
     ("/v1/estimate", {"d": "3"}, "d"),
