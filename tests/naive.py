@@ -23,6 +23,25 @@ def w2sq(mu, Sigma, mu_r, Sigma_r) -> float:
     return float(max(val, 0.0))
 
 
+def cholesky_lower(A: np.ndarray) -> np.ndarray:
+    """The textbook Cholesky factor, entry by entry in plain Python floats:
+    ``L[i, j] = (A[i, j] - sum_k L[i, k] L[j, k]) / L[j, j]``, the sum taken
+    left to right (positive definite ``A``; reads the lower triangle)."""
+    d = A.shape[0]
+    L = [[0.0] * d for _ in range(d)]
+    for j in range(d):
+        s = float(A[j, j])
+        for k in range(j):
+            s -= L[j][k] * L[j][k]
+        L[j][j] = s**0.5
+        for i in range(j + 1, d):
+            t = float(A[i, j])
+            for k in range(j):
+                t -= L[i][k] * L[j][k]
+            L[i][j] = t / L[j][j]
+    return np.array(L)
+
+
 def fit(x: np.ndarray, mle: bool) -> tuple[np.ndarray, np.ndarray]:
     """Sample mean and covariance (divisor n - 1, or n for the MLE) of rows of ``x``."""
     mu = x.mean(axis=0)

@@ -6,7 +6,7 @@ import pytest
 from ess.chains import chunk_rngs
 from ess.kernels.distance import METRIC_W2, METRIC_W2SQ, _distance_terms, _tr_sqrt_psd
 from ess.kernels.random import seed_state
-from ess.kernels.sampling import _chol_psd, _draw_group, _pool_into
+from ess.kernels.sampling import _chol_upper, _draw_group, _pool_into
 from tests import naive
 
 
@@ -17,21 +17,33 @@ def _random_spd(rng, d, rank=None):
 
 
 @pytest.mark.parametrize("d,rank", [(1, 1), (2, 2), (3, 1), (5, 5), (6, 3), (4, 0)])
-def test_chol_psd_reconstructs_semidefinite_matrices(d, rank):
+def test_chol_upper_reconstructs_semidefinite_matrices(d, rank):
     rng = np.random.default_rng(d * 10 + rank)
     A = _random_spd(rng, d, rank) if rank else np.zeros((d, d))
-    L = np.empty((d, d))
-    _chol_psd(A, L)
-    assert np.all(np.triu(L, 1) == 0.0)
-    assert np.all(np.isfinite(L))
-    np.testing.assert_allclose(L @ L.T, A, atol=1e-10 * max(1.0, np.abs(A).max()))
+    U = np.full((d, d), np.nan)
+    _chol_upper(A, U)
+    assert np.all(np.tril(U, -1) == 0.0)
+    assert np.all(np.isfinite(U))
+    np.testing.assert_allclose(U.T @ U, A, atol=1e-10 * max(1.0, np.abs(A).max()))
 
 
-def test_chol_psd_of_tiny_collapsed_covariance():
+def test_chol_upper_is_the_textbook_factor_bit_for_bit():
+    """The row-oriented factor equals the transpose of the column-by-column
+    (Cholesky-Banachiewicz) factor of the slow twin exactly, and reads only the
+    lower triangle."""
+    rng = np.random.default_rng(5)
+    for d in (2, 3, 7, 30):
+        A = _random_spd(rng, d) / d
+        U = np.empty((d, d))
+        _chol_upper(np.tril(A) + np.triu(np.full((d, d), np.nan), 1), U)
+        assert np.array_equal(U, naive.cholesky_lower(A).T)
+
+
+def test_chol_upper_of_tiny_collapsed_covariance():
     A = 1e-300 * np.array([[2.0, 1.0], [1.0, 1.0]])
-    L = np.empty((2, 2))
-    _chol_psd(A, L)
-    np.testing.assert_allclose(L @ L.T, A, rtol=1e-10)
+    U = np.empty((2, 2))
+    _chol_upper(A, U)
+    np.testing.assert_allclose(U.T @ U, A, rtol=1e-10)
 
 
 @pytest.mark.parametrize("d", [1, 2, 3, 6])
@@ -87,7 +99,7 @@ def test_draw_group_moments(d, k):
     Var S_ij = (k-1)(Sigma_ij^2 + Sigma_ii Sigma_jj) (Wishart), within 5 standard errors."""
     rng = np.random.default_rng(100 + 10 * d + k)
     Sigma = _random_spd(rng, d) / d
-    L = np.linalg.cholesky(Sigma)
+    U = np.linalg.cholesky(Sigma).T.copy()
     m = rng.standard_normal(d)
     R = 40000
     means = np.empty((R, d))
@@ -95,7 +107,7 @@ def test_draw_group_moments(d, k):
     A, B = np.empty((d, d)), np.empty((d, d))
     g = seed_state(np.random.SeedSequence(1))
     for r in range(R):
-        _draw_group(g, m, L, k, means[r], scat[r], A, B)
+        _draw_group(g, m, U, k, means[r], scat[r], A, B)
     se_m = np.sqrt(np.diag(Sigma) / k / R)
     assert np.all(np.abs(means.mean(0) - m) < 5 * se_m)
     np.testing.assert_allclose(np.cov(means, rowvar=False).reshape(d, d), Sigma / k,
@@ -112,14 +124,21 @@ def test_symmetric_eigenvalues_match_lapack(d):
     from ess.kernels.distance import _sym_eigvals
 
     rng = np.random.default_rng(d)
+    Q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    graded = (Q * np.logspace(-10, 0, d)) @ Q.T
+    block = np.zeros((d, d))
+    block[:2, :2] = [[2.0, 1.0], [1.0, 2.0]]
+    block[2:, 2:] = _random_spd(rng, d - 2)
     mats = [_random_spd(rng, d), _random_spd(rng, d, d // 2), np.zeros((d, d)),
-            _random_spd(rng, d) - 2.0 * np.eye(d), np.diag(np.arange(d, dtype=float))]
+            _random_spd(rng, d) - 2.0 * np.eye(d), np.diag(np.arange(d, dtype=float)),
+            (graded + graded.T) / 2, np.ones((d, d)), block, np.eye(d) + 1e-9 * graded,
+            1e-280 * _random_spd(rng, d), 1e250 * _random_spd(rng, d)]
     for A in mats:
-        ev, e = np.empty(d), np.empty(d)
-        _sym_eigvals(A.copy(), ev, e)
+        w = np.empty((2, d))
+        _sym_eigvals(A.copy(), w)
         ref = np.linalg.eigvalsh(A)
-        scale = max(1.0, np.abs(ref).max())
-        np.testing.assert_allclose(np.sort(ev), ref, atol=1e-12 * scale * d)
+        np.testing.assert_allclose(np.sort(w[0]), ref, rtol=0,
+                                   atol=1e-13 * d * np.abs(ref).max())
 
 
 CHAIN_CASES = [

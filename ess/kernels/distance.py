@@ -6,31 +6,157 @@ import numpy as np
 from numba import njit
 
 from ess.config import JIT
+from ess.kernels.sampling import _axpy
 
 METRIC_W2SQ = 0
 METRIC_W2 = 1
 
 
 @njit(**JIT)
-def _sym_eigvals(a, dd, e):
-    """Eigenvalues of a symmetric matrix, without LAPACK.
+def _tridiagonalize(a, w):
+    """Householder reduction of a symmetric matrix to tridiagonal form.
 
-    Householder reduction to tridiagonal form followed by the implicit QL
-    algorithm with Wilkinson shifts (``tred2``/``tqli`` of Numerical Recipes,
-    eigenvalues only). Written here so that the result does not depend on the
-    BLAS library or its thread count, and so that small matrices avoid the
-    LAPACK call overhead. The matrix is first scaled to a largest entry of 1,
-    so the plane rotations can use ``sqrt(f^2 + g^2)`` without over- or
-    underflow instead of the much slower ``hypot``.
+    At step ``k`` the reflector ``H = I - tau v v^T`` that zeroes row ``k`` past
+    ``k + 1`` is applied to the trailing block as ``A <- A - v q^T - q v^T``
+    with ``p = tau A v`` and ``q = p - (tau / 2)(p . v) v``. The whole
+    symmetric matrix is kept, so the product and the update both run along
+    contiguous rows (vectorised by the compiler).
 
     Parameters
     ----------
     a : ndarray, shape (n, n)
-        Symmetric matrix; destroyed.
+        Symmetric matrix, both triangles; destroyed.
+    w : ndarray, shape (2, n)
+        Output: ``w[0]`` the diagonal, ``w[1, i]`` the off-diagonal between
+        ``i`` and ``i + 1`` (``w[1, n - 1] = 0``). Until step ``k`` has written
+        its entries, the tails ``w[0, k + 1:]`` and ``w[1, k + 1:]`` hold ``q``
+        (first ``p``) and ``v``.
+    """
+    n = a.shape[0]
+    for k in range(n - 2):
+        w[0, k] = a[k, k]
+        alpha = a[k, k + 1]
+        xnorm2 = 0.0
+        for j in range(k + 2, n):
+            xnorm2 += a[k, j] * a[k, j]
+        if xnorm2 == 0.0:
+            w[1, k] = alpha
+            continue
+        beta = np.sqrt(alpha * alpha + xnorm2)
+        if alpha > 0.0:
+            beta = -beta
+        tau = (beta - alpha) / beta
+        scal = 1.0 / (alpha - beta)
+        w[1, k] = beta
+        lo = k + 1
+        w[1, lo] = 1.0                       # v, with v[0] = 1
+        for j in range(lo + 1, n):
+            w[1, j] = a[k, j] * scal
+        for j in range(lo, n):
+            w[0, j] = 0.0
+        for j in range(lo, n):               # p = tau A v, row by row
+            _axpy(tau * w[1, j], a, j, w, 0, lo, n)
+        pv = 0.0
+        for j in range(lo, n):
+            pv += w[0, j] * w[1, j]
+        _axpy(-0.5 * tau * pv, w, 1, w, 0, lo, n)   # q = p - (tau/2)(p.v) v
+        for i in range(lo, n):               # A -= v q^T + q v^T
+            _axpy(-w[1, i], w, 0, a, i, lo, n)
+            _axpy(-w[0, i], w, 1, a, i, lo, n)
+    if n >= 2:
+        w[0, n - 2] = a[n - 2, n - 2]
+        w[1, n - 2] = a[n - 2, n - 1]
+    w[0, n - 1] = a[n - 1, n - 1]
+    w[1, n - 1] = 0.0
+
+
+@njit(**JIT)
+def _tridiagonal_eigvals(dd, e2):
+    """Eigenvalues of a symmetric tridiagonal matrix by the rational QL algorithm.
+
+    The Pal-Walker-Kahan variant of QL with implicit shifts, as in EISPACK's
+    ``tqlrat``: it works on the squared off-diagonal and needs no square root
+    per rotation. Accurate to a few units of rounding relative to the matrix's
+    norm, which is what a trace of square roots needs.
+
+    Parameters
+    ----------
     dd : ndarray, shape (n,)
-        Output: the eigenvalues (unsorted).
-    e : ndarray, shape (n,)
-        Work space.
+        The diagonal; overwritten with the eigenvalues (unsorted).
+    e2 : ndarray, shape (n,)
+        Squares of the off-diagonal, ``e2[i]`` between ``i`` and ``i + 1``, and
+        ``e2[n - 1] = 0``; destroyed.
+    """
+    n = dd.shape[0]
+    eps = 2.220446049250313e-16
+    f = 0.0
+    t = 0.0
+    b = 0.0
+    c = 0.0
+    for lo in range(n):
+        h = abs(dd[lo]) + np.sqrt(e2[lo])
+        if t < h:
+            t = h
+            b = eps * t
+            c = b * b
+        for _ in range(60):
+            m = lo
+            while e2[m] > c:      # e2[n - 1] = 0 ends the search
+                m += 1
+            if m == lo:
+                break
+            # the shift, from the leading 2 x 2 block
+            s = np.sqrt(e2[lo])
+            g = dd[lo]
+            p = (dd[lo + 1] - g) / (2.0 * s)
+            r = abs(p) * np.sqrt(1.0 + 1.0 / (p * p)) if abs(p) > 1.0 else np.sqrt(1.0 + p * p)
+            dd[lo] = s / (p + (r if p >= 0.0 else -r))
+            h = g - dd[lo]
+            for i in range(lo + 1, n):
+                dd[i] -= h
+            f += h
+            # the rational QL sweep from m up to lo
+            g = dd[m]
+            if g == 0.0:
+                g = b
+            h = g
+            s = 0.0
+            for i in range(m - 1, lo - 1, -1):
+                p = g * h
+                r = p + e2[i]
+                e2[i + 1] = s * r
+                s = e2[i] / r
+                dd[i + 1] = h + s * (h + dd[i])
+                g = dd[i] - e2[i] / g
+                if g == 0.0:
+                    g = b
+                h = g * p / r
+            e2[lo] = s * g
+            dd[lo] = h
+            if h == 0.0 or abs(e2[lo]) <= abs(c / h):
+                break
+            e2[lo] *= h
+            if e2[lo] == 0.0:
+                break
+        dd[lo] += f
+
+
+@njit(**JIT)
+def _sym_eigvals(a, w):
+    """Eigenvalues of a symmetric matrix, without LAPACK.
+
+    Householder tridiagonalisation (:func:`_tridiagonalize`) then rational QL
+    (:func:`_tridiagonal_eigvals`). Written here so that the result does not
+    depend on the BLAS library or its thread count, and so that small matrices
+    avoid the LAPACK call overhead. The matrix is first scaled to a largest
+    entry of 1, so no square or square root can over- or underflow.
+
+    Parameters
+    ----------
+    a : ndarray, shape (n, n)
+        Symmetric matrix, both triangles; destroyed.
+    w : ndarray, shape (2, n)
+        Work space; on return ``w[0]`` holds the eigenvalues (unsorted).
     """
     n = a.shape[0]
     amax = 0.0
@@ -39,131 +165,48 @@ def _sym_eigvals(a, dd, e):
             if abs(a[i, j]) > amax:
                 amax = abs(a[i, j])
     if amax == 0.0:
-        dd[:] = 0.0
+        w[0, :] = 0.0
         return
     inv = 1.0 / amax
     for i in range(n):
         for j in range(n):
             a[i, j] *= inv
-    for i in range(n - 1, 0, -1):
-        lo = i - 1
-        h = 0.0
-        if lo > 0:
-            scale = 0.0
-            for k in range(lo + 1):
-                scale += abs(a[i, k])
-            if scale == 0.0:
-                e[i] = a[i, lo]
-            else:
-                for k in range(lo + 1):
-                    a[i, k] /= scale
-                    h += a[i, k] * a[i, k]
-                f = a[i, lo]
-                g = -np.sqrt(h) if f >= 0.0 else np.sqrt(h)
-                e[i] = scale * g
-                h -= f * g
-                a[i, lo] = f - g
-                f = 0.0
-                for j in range(lo + 1):
-                    g = 0.0
-                    for k in range(j + 1):
-                        g += a[j, k] * a[i, k]
-                    for k in range(j + 1, lo + 1):
-                        g += a[k, j] * a[i, k]
-                    e[j] = g / h
-                    f += e[j] * a[i, j]
-                hh = f / (h + h)
-                for j in range(lo + 1):
-                    f = a[i, j]
-                    g = e[j] - hh * f
-                    e[j] = g
-                    for k in range(j + 1):
-                        a[j, k] -= f * e[k] + g * a[i, k]
-        else:
-            e[i] = a[i, lo]
+    _tridiagonalize(a, w)
     for i in range(n):
-        dd[i] = a[i, i]
-    # QL with implicit shifts on the tridiagonal (dd, e).
-    for i in range(1, n):
-        e[i - 1] = e[i]
-    e[n - 1] = 0.0
-    eps = 2.220446049250313e-16
-    for lo in range(n):
-        it = 0
-        while True:
-            m = lo
-            while m < n - 1:
-                s = abs(dd[m]) + abs(dd[m + 1])
-                if abs(e[m]) <= eps * s:
-                    break
-                m += 1
-            if m == lo:
-                break
-            it += 1
-            if it > 60:
-                break
-            g = (dd[lo + 1] - dd[lo]) / (2.0 * e[lo])
-            if abs(g) > 1.0:
-                r = abs(g) * np.sqrt(1.0 + (1.0 / g) * (1.0 / g))
-            else:
-                r = np.sqrt(1.0 + g * g)
-            g = dd[m] - dd[lo] + e[lo] / (g + (r if g >= 0.0 else -r))
-            s = 1.0
-            c = 1.0
-            p = 0.0
-            underflow = False
-            i = m - 1
-            while i >= lo:
-                f = s * e[i]
-                b = c * e[i]
-                r = np.sqrt(f * f + g * g)
-                e[i + 1] = r
-                if r == 0.0:
-                    dd[i + 1] -= p
-                    e[m] = 0.0
-                    underflow = True
-                    break
-                s = f / r
-                c = g / r
-                g = dd[i + 1] - p
-                r = (dd[i] - g) * s + 2.0 * c * b
-                p = s * r
-                dd[i + 1] = g + p
-                g = c * r - b
-                i -= 1
-            if underflow:
-                continue
-            dd[lo] -= p
-            e[lo] = g
-            e[m] = 0.0
+        w[1, i] *= w[1, i]
+    _tridiagonal_eigvals(w[0], w[1])
     for i in range(n):
-        dd[i] *= amax
+        w[0, i] *= amax
 
 
 @njit(**JIT)
-def _tr_sqrt_psd(M):
-    """Trace of the square root of a symmetric positive semi-definite matrix.
+def _tr_sqrt_sym(a, w):
+    """Trace of the square root of a symmetric positive semi-definite matrix
+    ``a`` (both triangles; destroyed), with ``w`` of shape ``(2, n)`` as work space.
 
     Closed forms for ``d = 1`` and ``d = 2`` (``tr sqrt(M) = sqrt(tr M +
     2 sqrt(det M))``), eigenvalues otherwise; eigenvalues that rounding makes
     slightly negative count as zero.
     """
-    d = M.shape[0]
+    d = a.shape[0]
     if d == 1:
-        return np.sqrt(max(M[0, 0], 0.0))
+        return np.sqrt(max(a[0, 0], 0.0))
     if d == 2:
-        det = M[0, 0] * M[1, 1] - M[0, 1] * M[1, 0]
-        tr = M[0, 0] + M[1, 1]
+        det = a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0]
+        tr = a[0, 0] + a[1, 1]
         return np.sqrt(max(tr + 2.0 * np.sqrt(max(det, 0.0)), 0.0))
-    a = M.copy()
-    ev = np.empty(d)
-    e = np.empty(d)
-    _sym_eigvals(a, ev, e)
+    _sym_eigvals(a, w)
     s = 0.0
     for i in range(d):
-        if ev[i] > 0.0:
-            s += np.sqrt(ev[i])
+        if w[0, i] > 0.0:
+            s += np.sqrt(w[0, i])
     return s
+
+
+@njit(**JIT)
+def _tr_sqrt_psd(M):
+    """:func:`_tr_sqrt_sym` of ``M``, left intact (allocates its work space)."""
+    return _tr_sqrt_sym(M.copy(), np.empty((2, M.shape[0])))
 
 
 @njit(**JIT)
@@ -206,7 +249,10 @@ def _distance_terms(mu, Sigma, mu_r, L_r, sr_identity, tr_sr, metric, W1, W2):
     for i in range(d):
         trace += Sigma[i, i]
     if sr_identity:
-        ts = _tr_sqrt_psd(Sigma)
+        for i in range(d):
+            for j in range(d):
+                W1[i, j] = Sigma[i, j]
+        ts = _tr_sqrt_sym(W1, W2)
     else:
         # W1 = Sigma L_r ; W2 = L_r^T W1
         for i in range(d):
@@ -226,7 +272,7 @@ def _distance_terms(mu, Sigma, mu_r, L_r, sr_identity, tr_sr, metric, W1, W2):
                 s = 0.5 * (W2[i, j] + W2[j, i])
                 W2[i, j] = s
                 W2[j, i] = s
-        ts = _tr_sqrt_psd(W2)
+        ts = _tr_sqrt_sym(W2, W1)
     w2sq = mean_sq + trace + tr_sr - 2.0 * ts
     if w2sq < 0.0:
         w2sq = 0.0

@@ -17,7 +17,7 @@ from numba import njit
 from ess.config import JIT
 from ess.kernels.distance import METRIC_W2, _distance_terms
 from ess.kernels.random import _chi2_consts
-from ess.kernels.sampling import _chol_psd, _draw_group, _group_d1, _pool_into
+from ess.kernels.sampling import _chol_upper, _draw_group, _group_d1, _pool_into
 
 LOOP_FULLY_SYNTHETIC = 0
 LOOP_AUGMENTATION = 1
@@ -78,6 +78,17 @@ def _split_buffers(n_s_values, K):
 
 
 @njit(**JIT)
+def _upper_of(L):
+    """``L^T`` as a new row-major array: the factor :func:`_draw_group` takes."""
+    d = L.shape[0]
+    U = np.empty((d, d))
+    for i in range(d):
+        for j in range(d):
+            U[i, j] = L[j, i]
+    return U
+
+
+@njit(**JIT)
 def _run_chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, memory, mle,
                metric, mu_r, L_r, sr_identity, n_gen, rec_from, rec_every, traj):
     """Run one chain of the loop for every ``n_s`` in ``n_s_values`` in lockstep.
@@ -131,8 +142,9 @@ def _run_chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, me
         for j in range(i + 1):
             tr_sr += L_r[i, j] * L_r[i, j]
     sq_lam = np.sqrt(lam)
+    U_r = _upper_of(L_r)
     ring_mu = np.empty((V, K, d))
-    ring_L = np.empty((V, K, d, d))
+    ring_U = np.empty((V, K, d, d))
     idx, cnt, tmp = _split_buffers(n_s_values, K)
     mu = np.empty(d)
     Sig = np.empty((d, d))
@@ -142,11 +154,11 @@ def _run_chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, me
     first_S = np.empty((d, d))
     g_m = np.empty(d)
     g_S = np.empty((d, d))
-    Lw = np.empty((d, d))
+    Uw = np.empty((d, d))
     A = np.empty((d, d))
     B = np.empty((d, d))
 
-    _draw_group(rng_real, mu_r, L_r, n_ini, first_m, first_S, A, B)
+    _draw_group(rng_real, mu_r, U_r, n_ini, first_m, first_S, A, B, sr_identity)
     q = n_ini if mle else n_ini - 1
     for i in range(d):
         mu[i] = first_m[i]
@@ -159,19 +171,19 @@ def _run_chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, me
             traj[v, 0, 1] = msq
             traj[v, 0, 2] = tr
             traj[v, 0, 3] = mu[0]
-    _chol_psd(Sig, Lw)
+    _chol_upper(Sig, Uw)
     for v in range(V):
         for i in range(d):
             ring_mu[v, 0, i] = mu[i]
             for j in range(d):
-                ring_L[v, 0, i, j] = sq_lam * Lw[i, j]
+                ring_U[v, 0, i, j] = sq_lam * Uw[i, j]
 
     newest = 0                     # ring slot of the newest model
     r = 1 if rec_from == 0 else 0  # records written
     next_rec = rec_every if rec_from == 0 else rec_from
     for t in range(1, n_gen):
         if loop == LOOP_FRESH:
-            _draw_group(rng_real, mu_r, L_r, n_r, real_m, real_S, A, B)
+            _draw_group(rng_real, mu_r, U_r, n_r, real_m, real_S, A, B, sr_identity)
         n_avail = min(t, K)
         cur = newest + 1 if newest + 1 < K else 0   # slot of this generation's model
         rec = t == next_rec
@@ -195,7 +207,7 @@ def _run_chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, me
                 slot = newest - idx[gi]
                 if slot < 0:
                     slot += K
-                _draw_group(rng_syn, ring_mu[v, slot], ring_L[v, slot], kj, g_m, g_S, A, B)
+                _draw_group(rng_syn, ring_mu[v, slot], ring_U[v, slot], kj, g_m, g_S, A, B)
                 n_cur = _pool_into(n_cur, mu, Sig, kj, g_m, g_S)
             q = n_cur if mle else n_cur - 1
             for i in range(d):
@@ -208,11 +220,11 @@ def _run_chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, me
                 traj[v, r, 1] = msq
                 traj[v, r, 2] = tr
                 traj[v, r, 3] = mu[0]
-            _chol_psd(Sig, Lw)
+            _chol_upper(Sig, Uw)
             for i in range(d):
                 ring_mu[v, cur, i] = mu[i]
                 for j in range(d):
-                    ring_L[v, cur, i, j] = sq_lam * Lw[i, j]
+                    ring_U[v, cur, i, j] = sq_lam * Uw[i, j]
         newest = cur
         if rec:
             r += 1
@@ -455,13 +467,14 @@ def _reference_chunk(rng, n_samples, n, mle, metric, mu_r, L_r, sr_identity):
         for j in range(i + 1):
             tr_sr += L_r[i, j] * L_r[i, j]
     q = n if mle else n - 1
+    U_r = _upper_of(L_r)
     m = np.empty(d)
     S = np.empty((d, d))
     A = np.empty((d, d))
     B = np.empty((d, d))
     out = np.empty((n_samples, 3))
     for s in range(n_samples):
-        _draw_group(rng, mu_r, L_r, n, m, S, A, B)
+        _draw_group(rng, mu_r, U_r, n, m, S, A, B, sr_identity)
         for i in range(d):
             for j in range(d):
                 S[i, j] /= q
