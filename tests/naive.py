@@ -42,6 +42,27 @@ def cholesky_lower(A: np.ndarray) -> np.ndarray:
     return np.array(L)
 
 
+def bartlett_scatter(A: np.ndarray, U: np.ndarray) -> np.ndarray:
+    """``U^T A A^T U`` for lower ``A`` and upper ``U`` by plain triple loops:
+    ``C = U^T A`` then ``S = C C^T``, every sum taken left to right from 0."""
+    d = A.shape[0]
+    C = [[0.0] * d for _ in range(d)]
+    for i in range(d):
+        for j in range(i + 1):
+            acc = 0.0
+            for c in range(j, i + 1):
+                acc += float(U[c, i]) * float(A[c, j])
+            C[i][j] = acc
+    S = np.zeros((d, d))
+    for i in range(d):
+        for j in range(i + 1):
+            acc = 0.0
+            for c in range(j + 1):
+                acc += C[i][c] * C[j][c]
+            S[i, j] = S[j, i] = acc
+    return S
+
+
 def fit(x: np.ndarray, mle: bool) -> tuple[np.ndarray, np.ndarray]:
     """Sample mean and covariance (divisor n - 1, or n for the MLE) of rows of ``x``."""
     mu = x.mean(axis=0)

@@ -6,7 +6,13 @@ import pytest
 from ess.chains import chunk_rngs
 from ess.kernels.distance import METRIC_W2, METRIC_W2SQ, _distance_terms, _tr_sqrt_psd
 from ess.kernels.random import seed_state
-from ess.kernels.sampling import _chol_upper, _draw_group, _pool_into
+from ess.kernels.sampling import (
+    ROWS_MIN_D,
+    _bartlett_scatter,
+    _chol_upper,
+    _draw_group,
+    _pool_into,
+)
 from tests import naive
 
 
@@ -32,11 +38,26 @@ def test_chol_upper_is_the_textbook_factor_bit_for_bit():
     (Cholesky-Banachiewicz) factor of the slow twin exactly, and reads only the
     lower triangle."""
     rng = np.random.default_rng(5)
-    for d in (2, 3, 7, 30):
+    for d in (2, 3, 7, 30, ROWS_MIN_D, 97):     # both forms of the loops
         A = _random_spd(rng, d) / d
         U = np.empty((d, d))
         _chol_upper(np.tril(A) + np.triu(np.full((d, d), np.nan), 1), U)
         assert np.array_equal(U, naive.cholesky_lower(A).T)
+
+
+@pytest.mark.parametrize("d", [2, 5, ROWS_MIN_D, 70])
+def test_bartlett_scatter_is_the_triple_loop_bit_for_bit(d):
+    """Both forms of the Wishart product (dot products below ``ROWS_MIN_D``,
+    rows from there) give the plain triple loop's bits, and the identity
+    shortcut gives what multiplying by the identity gives."""
+    rng = np.random.default_rng(d)
+    A = np.tril(rng.standard_normal((d, d))) + np.diag(rng.uniform(1, 3, d))
+    U = np.linalg.cholesky(_random_spd(rng, d) / d).T.copy()
+    S, B = np.empty((d, d)), np.empty((d, d))
+    _bartlett_scatter(A.copy(), U, False, B, S)
+    assert np.array_equal(S, naive.bartlett_scatter(A, U))
+    _bartlett_scatter(A.copy(), np.eye(d), True, B, S)
+    assert np.array_equal(S, naive.bartlett_scatter(A, np.eye(d)))
 
 
 def test_chol_upper_of_tiny_collapsed_covariance():
