@@ -113,7 +113,7 @@ def limit_plan(p: LoopParams, n_s_values: tuple[int, ...], rel_precision: float,
     """The chains of a limit estimate: burn-in, window and measured generations."""
     burn = burn_in_for(replace(p, n_s=n_s_values[0]), rel_precision)
     every = record_every(p.d)
-    return LimitPlan(p, n_s_values, burn, window_for(burn, every), seed, every)
+    return LimitPlan(p, n_s_values, burn, window_for(burn, every, p.d), seed, every)
 
 
 def _generations(p: LoopParams, n_s: int, rel_precision: float) -> int:
@@ -154,10 +154,24 @@ def check_generations(p: LoopParams, rel_precision: float, name: str = "n_s") ->
         f"per chain); got {p.n_s}")
 
 
-def window_for(burn_in: int, every: int = 1) -> int:
-    """Kept generations per chain: twice the burn-in, at least 32, rounded up to
-    a multiple of ``2 every`` (two halves of measured generations)."""
-    w = max(32, 2 * burn_in)
+#: Dimension from which the kept window is as long as the burn-in, not twice it.
+SHORT_WINDOW_D = 20
+
+
+def window_for(burn_in: int, every: int = 1, d: int = 1) -> int:
+    """Kept generations per chain: at least 32, rounded up to a multiple of
+    ``2 every`` (two halves of measured generations).
+
+    Below ``d =`` :data:`SHORT_WINDOW_D` twice the burn-in: each chain pays its
+    burn-in, so long windows spread it over more measured generations when many
+    chains are needed. From there the distance concentrates (it averages over
+    ``d`` eigenvalues), the first round of chains is already precise enough and
+    the window only adds work, so it is as long as the burn-in. Measured at the
+    paper's ``(100, 100, 900, 0.8)`` (burn-in 40, 16 chains, 5 seeds): 0.66 s
+    with twice the burn-in, 0.43 s with once, the same 0.25% on ``n_e`` (the
+    reference curve's own error).
+    """
+    w = max(32, (2 if d < SHORT_WINDOW_D else 1) * burn_in)
     return -(-w // (2 * every)) * 2 * every
 
 
