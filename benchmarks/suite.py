@@ -51,7 +51,7 @@ import numpy as np
 
 import ess
 from benchmarks import check_baselines
-from benchmarks.throughput import generation_steps_per_second
+from benchmarks.throughput import WINDOWS, generation_steps_per_second
 from ess import config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -480,7 +480,8 @@ def run(quick: bool = False, out_dir: str | Path | None = None,
     started = datetime.datetime.now().astimezone()
     results: dict = {"quick": quick, "date": started.isoformat(timespec="seconds"),
                      "command": "ess bench" + (" --quick" if quick else ""),
-                     "machine": _machine(), "plan": asdict(plan), "rel_precision": REL}
+                     "machine": _machine(), "plan": asdict(plan) | {"windows": WINDOWS},
+                     "rel_precision": REL}
 
     def step(name: str) -> None:
         log(f"[{time.perf_counter() - t0:6.1f} s] {name}")
