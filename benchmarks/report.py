@@ -360,8 +360,8 @@ def _method(results: dict) -> list[str]:
         f"({cores}); its kernels do not call BLAS.",
         "* **Throughput** (`benchmarks/throughput.py`): a warm-up call (Numba compiles "
         "there), a pilot run that sizes the timed runs, then the fastest of "
-        f"{windows} timed runs of about {results['plan']['seconds'] / windows:.2g} s each "
-        f"({results['plan']['scaling_seconds'] / windows:.2g} s for scaling points; other "
+        f"{windows} timed runs of about {results['plan']['seconds']:g} s each "
+        f"({results['plan']['scaling_seconds']:g} s for scaling points; other "
         "load on the machine can only slow a run down). (a) runs chains of 20 generations; "
         "(b) one batch for as many generations as fit; `ess` runs its limit kernel "
         "(`ess.chains.limit_chunks`, chunks of chains of 64 generations) on a thread pool.",

@@ -2,8 +2,10 @@
 
 A generation-step is one generation of one chain (generation 1, the fit on ``n_ini``
 real samples, counts as a step). Each measurement warms up, times a pilot run to size
-the real ones, then times :data:`WINDOWS` runs of roughly ``seconds / WINDOWS`` each and
-keeps the fastest: other load on the machine can only slow a run down.
+the real ones, then times :data:`WINDOWS` runs of roughly ``seconds`` each and keeps the
+fastest: other load on the machine can only slow a run down. (Shorter windows would
+flatter the vectorised baseline at large ``d``, where one generation of its batch takes a
+good part of a second and its cheaper first generation would weigh on the rate.)
 
 :mod:`benchmarks.suite` calls :func:`generation_steps_per_second` (the baselines in child
 processes with BLAS on one thread, through :mod:`benchmarks.worker`).
@@ -89,7 +91,7 @@ def generation_steps_per_second(impl: str, d: int, n_r: int = 100, n_s: int = 20
     lam : float
         Sampling bias.
     seconds : float
-        Rough duration of the :data:`WINDOWS` timed runs together (a warm-up and a
+        Rough duration of each of the :data:`WINDOWS` timed runs (a warm-up and a
         pilot run come first).
     n_jobs : int
         Threads for ``"ess"`` (default 1, a per-core figure); ignored by the baselines.
@@ -112,7 +114,7 @@ def generation_steps_per_second(impl: str, d: int, n_r: int = 100, n_s: int = 20
         if elapsed >= seconds / 10:
             break
         size *= 2 if elapsed <= 0 else max(2, min(16, math.ceil(seconds / 10 / elapsed)))
-    size = max(1, round(size * seconds / WINDOWS / elapsed))
+    size = max(1, round(size * seconds / elapsed))
     best = 0.0
     for _ in range(WINDOWS):
         t0 = time.perf_counter()
