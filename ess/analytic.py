@@ -54,6 +54,112 @@ def fresh_stationary_moments(n_r: int, n_s: int, lam: float, cov_estimator: str,
     return float(a), float(c)
 
 
+#: The moments tracked by :func:`fresh_second_moment_matrix`, in order.
+SECOND_MOMENTS = ("1", "|mu|^2", "tr S", "tr S^2", "(tr S)^2", "mu' S mu", "|mu|^2 tr S",
+                  "|mu|^4")
+
+
+def _times(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Product of two polynomials ``u0 + u1 |mu|^2 + u2 tr S`` as a vector over
+    :data:`SECOND_MOMENTS`."""
+    out = np.zeros(8)
+    out[0] = u[0] * v[0]
+    out[1] = u[0] * v[1] + u[1] * v[0]
+    out[2] = u[0] * v[2] + u[2] * v[0]
+    out[7] = u[1] * v[1]
+    out[6] = u[1] * v[2] + u[2] * v[1]
+    out[4] = u[2] * v[2]
+    return out
+
+
+def _poly(c0: float = 0.0, mu2: float = 0.0, tr: float = 0.0, tr2: float = 0.0,
+          mSm: float = 0.0) -> np.ndarray:
+    """A polynomial of the state as a vector over :data:`SECOND_MOMENTS`."""
+    out = np.zeros(8)
+    out[[0, 1, 2, 3, 5]] = c0, mu2, tr, tr2, mSm
+    return out
+
+
+def fresh_second_moment_matrix(d: int, n_r: int, n_s: int, lam: float,
+                               cov_estimator: str) -> np.ndarray:
+    """One generation of the fresh loop (``memory = 1``, ``P_r = N(0, I_d)``) on the
+    expectations of the moments :data:`SECOND_MOMENTS` of the model ``(mu, S)``.
+
+    Row ``i`` holds ``E[z_i' | mu, S]`` as a combination of the current moments ``z``
+    (exact: Gaussian and Wishart moments are polynomial). With ``R = S_r + S_s + c
+    delta delta^T`` the next scatter (``S_r ~ W(n_r - 1, I)``, ``S_s ~ W(n_s - 1, lam
+    S)``, ``c = n_r n_s / n``, ``delta = m_r - m_s ~ N(-mu, V)``, ``V = I/n_r + lam
+    S/n_s``) and ``mu' = (n_s/n) mu + e``, ``e ~ N(0, E)``, ``E = (n_r I + lam n_s
+    S)/n^2``, ``Cov(e, eta) = K = (I - lam S)/n`` for ``eta = delta + mu``, it uses
+    ``E[W^2] = k(k+1) Psi^2 + k tr(Psi) Psi`` and ``Var tr W = 2k tr Psi^2`` for ``W ~
+    W(k, Psi)``, and Isserlis' theorem for the Gaussian parts.
+    """
+    n = n_r + n_s
+    q = divisor(n, cov_estimator)
+    kr, ks = n_r - 1, max(n_s - 1, 0)
+    c = n_r * n_s / n
+    al = n_s / n
+    lin = lambda c0=0.0, mu2=0.0, tr=0.0: np.array([c0, mu2, tr])  # noqa: E731
+    trV = lin(d / n_r, 0.0, lam / n_s if n_s else 0.0)
+    trE = lin(n_r * d / n**2, 0.0, lam * n_s / n**2)
+    trK = lin(d / n, 0.0, -lam / n)
+    mu2 = lin(0.0, 1.0)
+    trS = lin(0.0, 0.0, 1.0)
+    one = lin(1.0)
+    Emu2n = al**2 * mu2 + trE                  # E|mu'|^2
+    Edel2 = mu2 + trV                          # E|delta|^2
+    trV2 = _poly(d / n_r**2, tr=2 * lam / (n_r * n_s) if n_s else 0.0,
+                 tr2=lam**2 / n_s**2 if n_s else 0.0)
+    trE2 = _poly(n_r**2 * d / n**4, tr=2 * n_r * lam * n_s / n**4, tr2=lam**2 * n_s**2 / n**4)
+    trK2 = _poly(d / n**2, tr=-2 * lam / n**2, tr2=lam**2 / n**2)
+    trVE = _poly(d / n**2, tr=(lam * n_s / n_r + (lam * n_r / n_s if n_s else 0.0)) / n**2,
+                 tr2=lam**2 / n**2)
+    mVm = _poly(mu2=1.0 / n_r, mSm=lam / n_s if n_s else 0.0)
+    mEm = _poly(mu2=n_r / n**2, mSm=lam * n_s / n**2)
+    mKm = _poly(mu2=1.0 / n, mSm=-lam / n)
+    Edel4 = _times(Edel2, Edel2) + 2 * trV2 + 4 * mVm
+    dSd = _poly(mSm=1.0) + _poly(tr=1.0 / n_r, tr2=lam / n_s if n_s else 0.0)  # E d'S d
+    M = np.zeros((8, 8))
+    M[0] = _poly(1.0)
+    M[1] = _times(one, Emu2n)
+    # E tr R = k_r d + k_s lam tr S + c E|delta|^2
+    M[2] = _times(one, kr * d * one + ks * lam * trS + c * Edel2) / q
+    # E tr R^2
+    M[3] = (_poly(kr * (kr + 1) * d + kr * d * d)
+            + _poly(tr2=ks * (ks + 1) * lam**2) + ks * lam**2 * _times(trS, trS)
+            + c * c * Edel4 + 2 * kr * ks * lam * _times(one, trS)
+            + 2 * c * kr * _times(one, Edel2)
+            + 2 * c * ks * lam * dSd) / q**2
+    # E (tr R)^2
+    M[4] = (_poly(2 * kr * d + kr * kr * d * d)
+            + _poly(tr2=2 * ks * lam**2) + ks * ks * lam**2 * _times(trS, trS)
+            + c * c * Edel4 + 2 * kr * d * ks * lam * _times(one, trS)
+            + 2 * c * kr * d * _times(one, Edel2) + 2 * c * ks * lam * _times(trS, Edel2)) / q**2
+    # E mu'^T R mu' = k_r E|mu'|^2 + k_s lam E mu'^T S mu' + c E (delta . mu')^2
+    EX = -al * mu2 + trK
+    EX2 = _times(EX, EX) + mEm + al**2 * mVm - 2 * al * mKm + trVE + trK2
+    mSm_next = al**2 * _poly(mSm=1.0) + _poly(tr=n_r / n**2, tr2=lam * n_s / n**2)
+    M[5] = (kr * _times(one, Emu2n) + ks * lam * mSm_next + c * EX2) / q
+    # E |mu'|^2 tr R
+    cov12 = 2 * trK2 - 4 * al * mKm
+    M[6] = (kr * d * _times(one, Emu2n) + ks * lam * _times(trS, Emu2n)
+            + c * (_times(Emu2n, Edel2) + cov12)) / q
+    # E |mu'|^4
+    M[7] = _times(Emu2n, Emu2n) + 2 * trE2 + 4 * al**2 * mEm
+    return M
+
+
+def fresh_stationary_second_moments(d: int, n_r: int, n_s: int, lam: float,
+                                    cov_estimator: str) -> np.ndarray:
+    """Stationary expectations of :data:`SECOND_MOMENTS` for the fresh loop,
+    ``memory = 1``, ``P_r = N(0, I_d)``: the fixed point of
+    :func:`fresh_second_moment_matrix` (its contraction factor is below 1 for every
+    admissible ``n_r >= 2``, ``lam <= 1``)."""
+    M = fresh_second_moment_matrix(d, n_r, n_s, lam, cov_estimator)
+    z = np.linalg.solve(np.eye(7) - M[1:, 1:], M[1:, 0])
+    return np.concatenate([[1.0], z])
+
+
 def fresh_moment_step(a: float, c: float, n_r: int, n_s: int, lam: float,
                       cov_estimator: str, tr_sigma_r: float) -> tuple[float, float]:
     """One generation of the (``E|mu - mu_r|^2``, ``E tr Sigma``) recursion, ``memory = 1``."""

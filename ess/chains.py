@@ -130,7 +130,7 @@ def limit_chunks(plan: LimitPlan, start: int, stop: int, n_jobs: int,
 
     Returns
     -------
-    ndarray, shape (chains, V, 3, 2)
+    ndarray, shape (chains, V, 4, 2)
         Per-chain window averages (see :func:`ess.kernels.loops._limit_chunk`).
     """
     p = plan.params
@@ -167,7 +167,7 @@ def trajectories(p: LoopParams, n_chains: int, n_gen: int, seed: int, n_jobs: in
                                  np.zeros(p.d), p.L_r, p.sr_identity, n_gen)
 
     parts = run_parallel(one, range(n_chunks), n_jobs, progress)
-    out = np.concatenate(parts, axis=0)[:n_chains]
+    out = np.concatenate(parts, axis=0)[:n_chains][:, :, [0, 1, 2, 4]]   # tr Sigma^2 not kept
     out[:, :, 0] *= p.dist_factor
     out[:, :, 1:3] *= p.scale
     out[:, :, 3] = out[:, :, 3] * math.sqrt(p.scale) + p.mu_r[0]

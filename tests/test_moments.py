@@ -10,7 +10,9 @@ import ess
 from ess.analytic import (
     divisor,
     fresh_moment_step,
+    fresh_second_moment_matrix,
     fresh_stationary_moments,
+    fresh_stationary_second_moments,
     fully_synthetic_trace_factor,
 )
 
@@ -53,6 +55,49 @@ def test_fresh_loop_stationary_moments(case):
         per_chain = traj[:, 100:, q].mean(axis=1)
         se = per_chain.std(ddof=1) / np.sqrt(per_chain.size)
         assert abs(per_chain.mean() - want) <= 4 * se, (q, per_chain.mean(), want, se)
+
+
+def test_second_moment_recursion_contains_the_first_and_its_fixed_point():
+    for d, n_r, n_s, lam, cov in FRESH_CASES + [(4, 20, 1, 0.6, "unbiased")]:
+        z = fresh_stationary_second_moments(d, n_r, n_s, lam, cov)
+        np.testing.assert_allclose(z[1:3], fresh_stationary_moments(n_r, n_s, lam, cov, d),
+                                   rtol=1e-12)
+        np.testing.assert_allclose(fresh_second_moment_matrix(d, n_r, n_s, lam, cov) @ z, z,
+                                   rtol=1e-12)
+        # the moments of a distribution: tr S^2 <= (tr S)^2 <= d tr S^2, |mu|^4 >= (|mu|^2)^2
+        assert z[3] <= z[4] * (1 + 1e-12) and z[4] <= d * z[3] * (1 + 1e-12)
+        assert z[7] >= z[1] ** 2
+
+
+@pytest.mark.parametrize("cov", ["unbiased", "mle"])
+def test_second_moments_without_synthetic_data(cov):
+    """n_s = 0: every generation is a fit on n_r real samples, S = W / q with
+    W ~ Wishart(n_r - 1, I) independent of mu ~ N(0, I / n_r)."""
+    d, n_r = 3, 12
+    k, q = n_r - 1, divisor(n_r, cov)
+    z = fresh_stationary_second_moments(d, n_r, 0, 0.7, cov)
+    want = [1.0, d / n_r, d * k / q, (k * (k + 1) * d + k * d * d) / q**2,
+            (2 * k * d + k * k * d * d) / q**2, d * k / (q * n_r), d / n_r * d * k / q,
+            (d * d + 2 * d) / n_r**2]
+    np.testing.assert_allclose(z, want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("case", FRESH_CASES, ids=[str(c) for c in FRESH_CASES])
+def test_fresh_loop_stationary_tr_sigma_squared(case):
+    """The kernels' per-chain averages of ``tr Sigma^2`` over generations 101..400
+    match the exact stationary value (the known mean of a control variate) within 4 s.e."""
+    from ess.chains import LimitPlan, chunk_size, limit_chunks
+    from ess.params import loop_params
+
+    d, n_r, n_s, lam, cov = case
+    p = loop_params(d=d, n_r=n_r, n_s=n_s, lam=lam, cov_estimator=cov)
+    chunks = -(-400 // chunk_size(d))
+    per_chain = limit_chunks(LimitPlan(p, (n_s,), 100, 300, 3), 0, chunks, 2)[:, 0, 3, :]
+    per_chain = per_chain.mean(axis=-1)
+    want = fresh_stationary_second_moments(d, n_r, n_s, lam, cov)[3]
+    se = per_chain.std(ddof=1) / np.sqrt(per_chain.size)
+    assert per_chain.size >= 300
+    assert abs(per_chain.mean() - want) <= 4 * se, (per_chain.mean(), want, se)
 
 
 @pytest.mark.parametrize("d,n_s,lam,cov", [(1, 10, 1.0, "unbiased"), (3, 5, 0.7, "unbiased"),

@@ -78,6 +78,16 @@ def _split_buffers(n_s_values, K):
 
 
 @njit(**JIT)
+def _sum_sq(S):
+    """Sum of the squared entries: ``tr S^2`` for a symmetric ``S``."""
+    acc = 0.0
+    for i in range(S.shape[0]):
+        for j in range(S.shape[1]):
+            acc += S[i, j] * S[i, j]
+    return acc
+
+
+@njit(**JIT)
 def _upper_of(L):
     """``L^T`` as a new row-major array: the factor :func:`_draw_group` takes."""
     d = L.shape[0]
@@ -130,9 +140,9 @@ def _run_chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, me
         Generations ``t = rec_from, rec_from + rec_every, ... < n_gen`` (0-based,
         0 is the first model) are recorded; the distance, which needs an
         eigen-decomposition for ``d >= 3``, is computed only for them.
-    traj : ndarray, shape (V, n_rec, 4)
-        Output: per recorded generation ``dist``, ``|mu - mu_r|^2``, ``tr Sigma``
-        and the first coordinate of ``mu``.
+    traj : ndarray, shape (V, n_rec, 5)
+        Output: per recorded generation ``dist``, ``|mu - mu_r|^2``, ``tr Sigma``,
+        ``tr Sigma^2`` and the first coordinate of ``mu``.
     """
     d = mu_r.shape[0]
     V = n_s_values.shape[0]
@@ -166,11 +176,13 @@ def _run_chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, me
             Sig[i, j] = first_S[i, j] / q
     if rec_from == 0:
         dist, msq, tr = _distance_terms(mu, Sig, mu_r, L_r, sr_identity, tr_sr, metric, A, B)
+        tr2 = _sum_sq(Sig)
         for v in range(V):
             traj[v, 0, 0] = dist
             traj[v, 0, 1] = msq
             traj[v, 0, 2] = tr
-            traj[v, 0, 3] = mu[0]
+            traj[v, 0, 3] = tr2
+            traj[v, 0, 4] = mu[0]
     _chol_upper(Sig, Uw)
     for v in range(V):
         for i in range(d):
@@ -219,7 +231,8 @@ def _run_chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, me
                 traj[v, r, 0] = dist
                 traj[v, r, 1] = msq
                 traj[v, r, 2] = tr
-                traj[v, r, 3] = mu[0]
+                traj[v, r, 3] = _sum_sq(Sig)
+                traj[v, r, 4] = mu[0]
             _chol_upper(Sig, Uw)
             for i in range(d):
                 ring_mu[v, cur, i] = mu[i]
@@ -291,7 +304,8 @@ def _chain_d1_body(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam
             traj[v, 0, 0] = dist
             traj[v, 0, 1] = msq
             traj[v, 0, 2] = sig
-            traj[v, 0, 3] = first_m
+            traj[v, 0, 3] = sig * sig
+            traj[v, 0, 4] = first_m
         ring_mu[v, 0] = first_m
         ring_s[v, 0] = sq_lam * root
     inv_r = 1.0 / np.sqrt(n_r)
@@ -354,7 +368,8 @@ def _chain_d1_body(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam
                 traj[v, r, 0] = dist
                 traj[v, r, 1] = msq
                 traj[v, r, 2] = sig
-                traj[v, r, 3] = mu
+                traj[v, r, 3] = sig * sig
+                traj[v, r, 4] = mu
             ring_mu[v, cur] = mu
             ring_s[v, cur] = sq_lam * root
         newest = cur
@@ -404,21 +419,21 @@ def _limit_chunk(rng_real, rng_syn, rng_mix, n_chains, loop, n_ini, n_r, n_s_val
 
     Returns
     -------
-    ndarray, shape (n_chains, V, 3, 2)
+    ndarray, shape (n_chains, V, 4, 2)
         ``[chain, config, quantity, half]`` with quantities ``dist``,
-        ``|mu - mu_r|^2`` and ``tr Sigma``.
+        ``|mu - mu_r|^2``, ``tr Sigma`` and ``tr Sigma^2``.
     """
     V = n_s_values.shape[0]
     n_gen = burn_in + window
     half = window // every // 2
-    traj = np.empty((V, 2 * half, 4))
+    traj = np.empty((V, 2 * half, 5))
     ws = _workspace_d1(n_s_values, memory)
-    out = np.empty((n_chains, V, 3, 2))
+    out = np.empty((n_chains, V, 4, 2))
     for c in range(n_chains):
         _chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, memory, mle,
                metric, mu_r, L_r, sr_identity, n_gen, burn_in, every, traj, ws)
         for v in range(V):
-            for k in range(3):
+            for k in range(4):
                 for h in range(2):
                     s = 0.0
                     start = h * half
@@ -435,14 +450,15 @@ def _trajectory_chunk(rng_real, rng_syn, rng_mix, n_chains, loop, n_ini, n_r, n_
 
     Returns
     -------
-    ndarray, shape (n_chains, n_gen, 4)
-        Per generation ``dist``, ``|mu - mu_r|^2``, ``tr Sigma`` and ``mu[0]``.
+    ndarray, shape (n_chains, n_gen, 5)
+        Per generation ``dist``, ``|mu - mu_r|^2``, ``tr Sigma``, ``tr Sigma^2`` and
+        ``mu[0]``.
     """
     n_s_values = np.empty(1, dtype=np.int64)
     n_s_values[0] = n_s
-    traj = np.empty((1, n_gen, 4))
+    traj = np.empty((1, n_gen, 5))
     ws = _workspace_d1(n_s_values, memory)
-    out = np.empty((n_chains, n_gen, 4))
+    out = np.empty((n_chains, n_gen, 5))
     for c in range(n_chains):
         _chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, memory, mle,
                metric, mu_r, L_r, sr_identity, n_gen, 0, 1, traj, ws)
