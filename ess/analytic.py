@@ -182,6 +182,14 @@ def reference_linear_moments(n: int, cov_estimator: str, tr_sigma_r: float) -> t
     return tr_sigma_r / n, (n - 1) / divisor(n, cov_estimator) * tr_sigma_r
 
 
+def reference_tr_sigma_sq(n: int, cov_estimator: str, tr_sigma_r: float,
+                          tr_sigma_r_sq: float) -> float:
+    """``E tr Sigma_hat^2`` of a fit on ``n`` samples: ``q Sigma_hat ~ W(n - 1, Sigma_r)``
+    and ``E W^2 = k(k+1) Sigma_r^2 + k tr(Sigma_r) Sigma_r`` for ``W ~ W(k, Sigma_r)``."""
+    k = n - 1
+    return (k * (k + 1) * tr_sigma_r_sq + k * tr_sigma_r**2) / divisor(n, cov_estimator) ** 2
+
+
 def _mean_s_d1(n: int, cov_estimator: str) -> float:
     """``E s`` with ``q s^2 ~ chi2(n - 1)``: ``sqrt(2/q) Gamma(n/2) / Gamma((n-1)/2)``."""
     q = divisor(n, cov_estimator)

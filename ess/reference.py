@@ -7,9 +7,9 @@ disk keyed by everything it depends on: package version, ``d``, metric,
 estimator, ``Sigma_r`` and the precision tier.
 
 Each grid point is a Monte Carlo mean with the exactly known
-``E|m - mu_r|^2 = tr Sigma_r / n`` and ``E tr Sigma_hat = ((n-1)/q) tr Sigma_r``
-as control variates; every point uses the same seeds (common random numbers),
-so the curve is smooth in ``n``.
+``E|m - mu_r|^2 = tr Sigma_r / n``, ``E tr Sigma_hat = ((n-1)/q) tr Sigma_r`` and
+``E tr Sigma_hat^2`` (Wishart second moments) as control variates; every point
+uses the same seeds (common random numbers), so the curve is smooth in ``n``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ess import __version__, config
-from ess.analytic import reference_linear_moments
+from ess.analytic import reference_linear_moments, reference_tr_sigma_sq
 from ess.chains import STREAM_REFERENCE, adaptive, chunk_rngs, cv_mean, run_parallel, t975
 from ess.kernels.distance import METRIC_W2, METRIC_W2SQ
 from ess.kernels.loops import _reference_chunk
@@ -110,6 +110,7 @@ class ReferenceCurve:
         self.use_cache = use_cache
         self.progress = progress
         self.tr_sigma_r = float(np.sum(self.L_r**2))
+        self.tr_sigma_r_sq = float(np.sum((self.L_r @ self.L_r.T) ** 2))
         self.key = {
             "version": __version__,
             "code": config.source_hash("config.py", "chains.py", "reference.py", "analytic.py",
@@ -140,7 +141,9 @@ class ReferenceCurve:
         mle = self.cov_estimator == "mle"
         code = METRIC_W2SQ if self.metric == "w2sq" else METRIC_W2
         mu0 = np.zeros(self.d)
-        known = np.array(reference_linear_moments(n, self.cov_estimator, self.tr_sigma_r))
+        known = np.array([*reference_linear_moments(n, self.cov_estimator, self.tr_sigma_r),
+                          reference_tr_sigma_sq(n, self.cov_estimator, self.tr_sigma_r,
+                                                self.tr_sigma_r_sq)])
 
         def one(i: int) -> np.ndarray:
             rng, _, _ = chunk_rngs(config.REFERENCE_SEED, STREAM_REFERENCE, i)

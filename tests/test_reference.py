@@ -86,3 +86,25 @@ def test_t_quantiles():
 def test_tiers_are_finer_than_the_precision_served():
     for rel in (0.5, 0.05, 0.01, 0.009, 0.001, 0.0001):
         assert tier_for(rel) <= rel / 3 * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("cov", ["unbiased", "mle"])
+def test_reference_control_variate_means(cov):
+    """The fits' ``|m - mu_r|^2``, ``tr Sigma_hat`` and ``tr Sigma_hat^2`` average to
+    their exact means (the reference curve's control variates) within 4 s.e., for a
+    non-identity ``Sigma_r``."""
+    from ess.analytic import reference_linear_moments, reference_tr_sigma_sq
+    from ess.chains import chunk_rngs
+    from ess.kernels.distance import METRIC_W2SQ
+    from ess.kernels.loops import _reference_chunk
+
+    d, n = 3, 6
+    A = np.array([[2.0, 0.5, 0.0], [0.5, 1.0, 0.3], [0.0, 0.3, 0.5]])
+    L = np.linalg.cholesky(A)
+    rng, _, _ = chunk_rngs(4, 2, 0)
+    out = _reference_chunk(rng, 40000, n, cov == "mle", METRIC_W2SQ, np.zeros(d), L, False)
+    tr, tr2 = float(np.trace(A)), float(np.sum(A * A))
+    want = [*reference_linear_moments(n, cov, tr), reference_tr_sigma_sq(n, cov, tr, tr2)]
+    for k, w in enumerate(want, start=1):
+        se = out[:, k].std(ddof=1) / np.sqrt(out.shape[0])
+        assert abs(out[:, k].mean() - w) <= 4 * se, (k, out[:, k].mean(), w, se)

@@ -474,8 +474,8 @@ def _reference_chunk(rng, n_samples, n, mle, metric, mu_r, L_r, sr_identity):
 
     Returns
     -------
-    ndarray, shape (n_samples, 3)
-        ``dist``, ``|m - mu_r|^2`` and ``tr Sigma_hat`` of each fit.
+    ndarray, shape (n_samples, 4)
+        ``dist``, ``|m - mu_r|^2``, ``tr Sigma_hat`` and ``tr Sigma_hat^2`` of each fit.
     """
     d = mu_r.shape[0]
     tr_sr = 0.0
@@ -488,7 +488,7 @@ def _reference_chunk(rng, n_samples, n, mle, metric, mu_r, L_r, sr_identity):
     S = np.empty((d, d))
     A = np.empty((d, d))
     B = np.empty((d, d))
-    out = np.empty((n_samples, 3))
+    out = np.empty((n_samples, 4))
     for s in range(n_samples):
         _draw_group(rng, mu_r, U_r, n, m, S, A, B, sr_identity)
         for i in range(d):
@@ -498,4 +498,5 @@ def _reference_chunk(rng, n_samples, n, mle, metric, mu_r, L_r, sr_identity):
         out[s, 0] = dist
         out[s, 1] = msq
         out[s, 2] = tr
+        out[s, 3] = _sum_sq(S)
     return out
