@@ -25,7 +25,7 @@ from ess.kernels.random import _chi2, _chi2_call, _chi2_consts, _normal, _normal
 #: the row forms took 1.2x the time of the dot forms at d = 16 and 30, 1.0x at
 #: 50, 0.93x at 64 and 0.83x at 100.
 ROWS_MIN_D = 56
-#: Shortest row that :func:`_axpy` hands to the vectorised loop.
+#: Shortest row that :func:`_axpy` hands to the vectorised loop (a round guess, not tuned).
 VECTOR_MIN = 12
 
 
