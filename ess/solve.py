@@ -194,7 +194,8 @@ def _known_means(p: LoopParams, n_s: int) -> np.ndarray | None:
     return np.array(fresh_stationary_moments(p.n_r, n_s, p.lam, p.cov_estimator, tr))
 
 
-#: Chains of the first round: enough for the (up to four) control-variate slopes.
+#: Chains of the first round: enough for the control-variate slopes (up to six, three per
+#: configuration of a threshold evaluation; :func:`ess.chains.cv_mean` needs p + 8 chains).
 PILOT_CHAINS = 16
 
 
