@@ -164,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"largest chain budget of one request (default {lim.max_chains})")
     sp.add_argument("--max-work", default=f"{lim.max_work:g}",
                     help=f"largest work of one estimate or threshold evaluation at its chain "
-                         f"budget (default {lim.max_work:g}: about a minute on two cores with "
+                         f"budget (default {lim.max_work:g}: 3 to 30 s on two cores with "
                          f"memory 1)")
     sp.add_argument("--max-queue", default=str(lim.max_queue),
                     help=f"computations waiting for a worker before requests get 429 "
