@@ -54,21 +54,14 @@ def load_json(path: Path, key: dict) -> dict | None:
     return data
 
 
-def save_json(path: Path, data: dict, durable: bool = False) -> bool:
-    """Write atomically (temporary file, then rename); ``False`` if the disk refuses.
-
-    With ``durable``, the file is flushed to disk before the rename, so that a
-    crash leaves either the old entry or the complete new one.
-    """
+def save_json(path: Path, data: dict) -> bool:
+    """Write atomically (temporary file, then rename); ``False`` if the disk refuses."""
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(json.dumps(data))   # json.dumps uses the C encoder; json.dump does not
-            if durable:
-                fh.flush()
-                os.fsync(fh.fileno())
         os.replace(tmp, path)
         return True
     except OSError:
