@@ -35,7 +35,11 @@ OFF = ("off", "none", "0", "false", "no")
 
 def key_hash(key: dict) -> str:
     """Stable hash of a JSON-serialisable key."""
-    return hashlib.sha256(_canonical(key).encode()).hexdigest()[:32]
+    return _hash_text(_canonical(key))
+
+
+def _hash_text(canon: str) -> str:
+    return hashlib.sha256(canon.encode()).hexdigest()[:32]
 
 
 def _canonical(obj) -> str:
@@ -101,19 +105,25 @@ class ResultStore:
         return {"kind": kind, "version": __version__, "code": config.source_hash(*_CODE),
                 **key}
 
+    def _locate(self, kind: str, key: dict) -> tuple[Path, dict]:
+        """File of the entry for ``key``, and its full key as read back from JSON
+        (one canonical serialisation serves both)."""
+        canon = _canonical(self.full_key(kind, key))
+        h = _hash_text(canon)
+        return self.root / f"v{FORMAT}" / kind / h[:2] / f"{h}.json", json.loads(canon)
+
     def path(self, kind: str, key: dict) -> Path:
         """File of the entry for ``key``."""
-        h = key_hash(self.full_key(kind, key))
-        return self.root / f"v{FORMAT}" / kind / h[:2] / f"{h}.json"
+        return self._locate(kind, key)[0]
 
     def get(self, kind: str, key: dict) -> dict | None:
         """The stored result for ``key``, or ``None`` if absent or not intact."""
+        path, full = self._locate(kind, key)
         try:
-            with open(self.path(kind, key), encoding="utf-8") as fh:
+            with open(path, encoding="utf-8") as fh:
                 entry = json.load(fh)
         except (OSError, ValueError, RecursionError):   # unreadable, not JSON, absurdly nested
             return None
-        full = json.loads(_canonical(self.full_key(kind, key)))
         if not (isinstance(entry, dict) and entry.get("format") == FORMAT
                 and entry.get("key") == full and isinstance(entry.get("result"), dict)
                 and entry.get("sha256") == _digest(entry["key"], entry["result"])):
@@ -122,12 +132,12 @@ class ResultStore:
 
     def put(self, kind: str, key: dict, result: dict) -> bool:
         """Store ``result`` under ``key`` atomically; ``False`` if the disk refuses."""
-        full = json.loads(_canonical(self.full_key(kind, key)))
+        path, full = self._locate(kind, key)
         entry = {"format": FORMAT, "key": full, "result": result,
                  "sha256": _digest(full, result)}
         # Not fsynced: the rename is atomic for a killed process, and after an operating
         # system crash a torn entry fails its checksum and is recomputed.
-        return save_json(self.path(kind, key), entry)
+        return save_json(path, entry)
 
     @contextlib.contextmanager
     def computing(self, kind: str, key: dict,
