@@ -6,6 +6,7 @@ the control variates that make the Monte Carlo cheaper.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -149,15 +150,22 @@ def fresh_second_moment_matrix(d: int, n_r: int, n_s: int, lam: float,
     return M
 
 
+@functools.lru_cache(maxsize=4096)
 def fresh_stationary_second_moments(d: int, n_r: int, n_s: int, lam: float,
                                     cov_estimator: str) -> np.ndarray:
     """Stationary expectations of :data:`SECOND_MOMENTS` for the fresh loop,
     ``memory = 1``, ``P_r = N(0, I_d)``: the fixed point of
     :func:`fresh_second_moment_matrix` (its contraction factor is below 1 for every
-    admissible ``n_r >= 2``, ``lam <= 1``)."""
+    admissible ``n_r >= 2``, ``lam <= 1``).
+
+    Kept per arguments (read-only): building the matrix takes about 0.1 ms, a
+    tenth of a ``d = 1`` estimate, and a threshold search asks for the same
+    ``n_s = 0`` moments at every evaluation.
+    """
     M = fresh_second_moment_matrix(d, n_r, n_s, lam, cov_estimator)
-    z = np.linalg.solve(np.eye(7) - M[1:, 1:], M[1:, 0])
-    return np.concatenate([[1.0], z])
+    z = np.concatenate([[1.0], np.linalg.solve(np.eye(7) - M[1:, 1:], M[1:, 0])])
+    z.flags.writeable = False
+    return z
 
 
 def fresh_moment_step(a: float, c: float, n_r: int, n_s: int, lam: float,
