@@ -73,6 +73,11 @@ def _times(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return out
 
 
+def _linear(c0: float = 0.0, mu2: float = 0.0, tr: float = 0.0) -> np.ndarray:
+    """The polynomial ``c0 + mu2 |mu|^2 + tr tr S``, as :func:`_times` takes it."""
+    return np.array([c0, mu2, tr])
+
+
 def _poly(c0: float = 0.0, mu2: float = 0.0, tr: float = 0.0, tr2: float = 0.0,
           mSm: float = 0.0) -> np.ndarray:
     """A polynomial of the state as a vector over :data:`SECOND_MOMENTS`."""
@@ -100,13 +105,13 @@ def fresh_second_moment_matrix(d: int, n_r: int, n_s: int, lam: float,
     kr, ks = n_r - 1, max(n_s - 1, 0)
     c = n_r * n_s / n
     al = n_s / n
-    lin = lambda c0=0.0, mu2=0.0, tr=0.0: np.array([c0, mu2, tr])  # noqa: E731
-    trV = lin(d / n_r, 0.0, lam / n_s if n_s else 0.0)
-    trE = lin(n_r * d / n**2, 0.0, lam * n_s / n**2)
-    trK = lin(d / n, 0.0, -lam / n)
-    mu2 = lin(0.0, 1.0)
-    trS = lin(0.0, 0.0, 1.0)
-    one = lin(1.0)
+    lam_s = lam / n_s if n_s else 0.0          # lam / n_s, no synthetic term for n_s = 0
+    trV = _linear(d / n_r, 0.0, lam_s)
+    trE = _linear(n_r * d / n**2, 0.0, lam * n_s / n**2)
+    trK = _linear(d / n, 0.0, -lam / n)
+    mu2 = _linear(0.0, 1.0)
+    trS = _linear(0.0, 0.0, 1.0)
+    one = _linear(1.0)
     Emu2n = al**2 * mu2 + trE                  # E|mu'|^2
     Edel2 = mu2 + trV                          # E|delta|^2
     trV2 = _poly(d / n_r**2, tr=2 * lam / (n_r * n_s) if n_s else 0.0,
@@ -115,11 +120,11 @@ def fresh_second_moment_matrix(d: int, n_r: int, n_s: int, lam: float,
     trK2 = _poly(d / n**2, tr=-2 * lam / n**2, tr2=lam**2 / n**2)
     trVE = _poly(d / n**2, tr=(lam * n_s / n_r + (lam * n_r / n_s if n_s else 0.0)) / n**2,
                  tr2=lam**2 / n**2)
-    mVm = _poly(mu2=1.0 / n_r, mSm=lam / n_s if n_s else 0.0)
+    mVm = _poly(mu2=1.0 / n_r, mSm=lam_s)
     mEm = _poly(mu2=n_r / n**2, mSm=lam * n_s / n**2)
     mKm = _poly(mu2=1.0 / n, mSm=-lam / n)
     Edel4 = _times(Edel2, Edel2) + 2 * trV2 + 4 * mVm
-    dSd = _poly(mSm=1.0) + _poly(tr=1.0 / n_r, tr2=lam / n_s if n_s else 0.0)  # E d'S d
+    dSd = _poly(mSm=1.0) + _poly(tr=1.0 / n_r, tr2=lam_s)  # E d'S d
     M = np.zeros((8, 8))
     M[0] = _poly(1.0)
     M[1] = _times(one, Emu2n)
