@@ -10,7 +10,9 @@ a thread pool: the Numba kernels release the GIL.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,6 +35,8 @@ from ess.progress import NULL_PROGRESS, Progress
 STREAM_LIMIT = 0
 STREAM_TRAJECTORY = 1
 STREAM_REFERENCE = 2
+#: The short-window first round of a limit (:func:`ess.solve.run_limit`).
+STREAM_LIMIT_PILOT = 3
 
 _LOOP_CODES = {"fully-synthetic": LOOP_FULLY_SYNTHETIC, "augmentation": LOOP_AUGMENTATION,
                "fresh": LOOP_FRESH}
@@ -89,17 +93,45 @@ def run_parallel(fn: Callable[[int], np.ndarray], indices: Sequence[int], n_jobs
         progress.update()
         return out
 
-    if n_jobs <= 1 or len(indices) <= 1:
+    n = len(indices)
+    if n_jobs <= 1 or n <= 1:
         return [task(i) for i in indices]
-    return list(_pool(n_jobs).map(task, indices))
+    # The calling thread takes chunks too, from the same counter as n_jobs - 1 pool
+    # threads: it starts at once, while waking a sleeping thread can take longer
+    # than a chunk (on this project's 2-core virtual machine, a round of eight
+    # 0.15 ms chunks took as long on two threads as on one when every chunk went
+    # through the pool).
+    out: list = [None] * n
+    counter = itertools.count()   # next() on it is atomic under the GIL
+    failed = threading.Event()
+
+    def work() -> None:
+        for j in counter:
+            if j >= n or failed.is_set():
+                return
+            try:
+                out[j] = task(indices[j])
+            except BaseException:
+                failed.set()
+                raise
+
+    helpers = [_pool(n_jobs - 1).submit(work) for _ in range(min(n_jobs, n) - 1)]
+    try:
+        work()
+    finally:
+        for f in helpers:
+            f.exception()   # wait: no helper may outlive the call
+    for f in helpers:
+        f.result()          # re-raise a helper's error
+    return out
 
 
 @functools.cache
-def _pool(n_jobs: int) -> ThreadPoolExecutor:
-    """A thread pool of ``n_jobs`` workers, kept for the life of the process:
+def _pool(n_workers: int) -> ThreadPoolExecutor:
+    """A thread pool of ``n_workers`` threads, kept for the life of the process:
     starting threads for every round of chains would cost more than a short
     estimate's Monte Carlo."""
-    return ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix="ess-chains")
+    return ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="ess-chains")
 
 
 def kernel_memory(p: LoopParams, n_gen: int) -> int:
@@ -117,6 +149,7 @@ class LimitPlan:
     window: int
     seed: int
     every: int = 1
+    stream: int = STREAM_LIMIT
 
     @property
     def generations(self) -> int:
@@ -139,7 +172,7 @@ def limit_chunks(plan: LimitPlan, start: int, stop: int, n_jobs: int,
     mem = kernel_memory(p, plan.generations)
 
     def one(i: int) -> np.ndarray:
-        real, syn, mix = chunk_rngs(plan.seed, STREAM_LIMIT, i, mem > 1)
+        real, syn, mix = chunk_rngs(plan.seed, plan.stream, i, mem > 1)
         return _limit_chunk(real, syn, mix, cs, _LOOP_CODES[p.loop], p.n_ini, p.n_r, ns, p.lam,
                             mem, p.cov_estimator == "mle", _METRIC_CODES[p.metric],
                             np.zeros(p.d), p.L_r, p.sr_identity, plan.burn_in, plan.window,
@@ -204,10 +237,18 @@ def cv_mean(y: np.ndarray, X: np.ndarray | None = None,
     """Mean of ``y`` and its standard error, with optional control variates.
 
     With control variates ``X`` (shape ``(N, p)``) of known means ``mean_X``
-    the estimate is ``mean(y) - (mean(X) - mean_X) . beta`` with ``beta`` the
-    least-squares slope of ``y`` on ``X``; the standard error comes from the
-    residual spread with ``N - p - 1`` degrees of freedom, inflated by
-    ``(N - 2) / (N - p - 2)`` for the estimated slopes (Lavenberg and Welch).
+    the estimate is the intercept ``a`` of the least-squares fit
+    ``y ~ a + (X - mean_X) b``, that is ``mean(y) - (mean(X) - mean_X) . b``.
+    Its standard error is the heteroscedasticity-consistent HC3 one
+    (MacKinnon and White 1985; Long and Ervin 2000): each squared residual is
+    weighted by ``1 / (1 - h_i)^2`` with ``h_i`` its leverage. The window averages
+    of the distance and of the moments are skewed, and the spread of the
+    residuals grows with the moments, so the textbook formula with
+    ``s^2 (A'A)^{-1}`` (or its average over ``X``, Lavenberg and Welch) is too
+    small with a few dozen chains: over 400 seeds of :func:`ess.estimate` at five
+    settings from ``d = 1`` to 10, its 95% intervals held the limit (known to
+    within 1.5% of their half-width) 92.0 to 94.8% of the time, HC3's 94.0 to
+    97.0%. Intervals are Student-t with ``N - p - 1`` degrees of freedom.
 
     Returns
     -------
@@ -219,27 +260,31 @@ def cv_mean(y: np.ndarray, X: np.ndarray | None = None,
     N = y.shape[0]
     if X is None or X.shape[1] == 0 or N < X.shape[1] + 8:
         return float(y.mean()), float(y.std(ddof=1) / math.sqrt(N)), N - 1
-    Xc = X - X.mean(axis=0)
-    yc = y - y.mean()
-    beta, *_ = np.linalg.lstsq(Xc, yc, rcond=None)
-    est = y.mean() - float((X.mean(axis=0) - mean_X) @ beta)
-    resid = yc - Xc @ beta
-    p = X.shape[1]
+    A = np.empty((N, X.shape[1] + 1))
+    A[:, 0] = 1.0
+    A[:, 1:] = X - mean_X
+    Q, R = np.linalg.qr(A)
+    coef = np.linalg.solve(R, Q.T @ y)
+    resid = y - A @ coef
+    lev = np.sum(Q * Q, axis=1)
+    g = Q @ np.linalg.inv(R)[0]          # the intercept is g . y
     # np.sum, not a BLAS dot product, whose rounding depends on the BLAS thread count.
-    var = float(np.sum(resid * resid)) / (N - p - 1) * (N - 2) / (N - p - 2)
-    return float(est), math.sqrt(var / N), N - p - 1
+    var = float(np.sum((g * resid / (1.0 - lev)) ** 2))
+    return float(coef[0]), math.sqrt(var), N - X.shape[1] - 1
 
 
 def adaptive(run: Callable[[int, int], np.ndarray], chains_per_chunk: int,
              pilot_chunks: int, max_chains: int,
-             excess: Callable[[np.ndarray], float]) -> tuple[np.ndarray, bool]:
+             excess: Callable[[np.ndarray], float],
+             data: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
     """Add chunks until ``excess(data) <= 1`` or the chain budget is spent.
 
     ``excess`` returns the ratio of the current 95% half-width to the wanted
     one. Since variance falls as ``1/chains``, the next round asks for
     ``chains * excess^2`` chains (10% more, at least one more chunk). Every
     decision depends only on the data, so the result does not depend on the
-    number of threads.
+    number of threads. The first round is ``pilot_chunks`` chunks, or ``data``
+    when given: what ``run(0, k)`` returned for some ``k``.
 
     Returns
     -------
@@ -249,8 +294,11 @@ def adaptive(run: Callable[[int, int], np.ndarray], chains_per_chunk: int,
         Whether the wanted precision was reached within ``max_chains``.
     """
     max_chunks = max(1, max_chains // chains_per_chunk)
-    n_chunks = min(pilot_chunks, max_chunks)
-    data = run(0, n_chunks)
+    if data is None:
+        n_chunks = min(pilot_chunks, max_chunks)
+        data = run(0, n_chunks)
+    else:
+        n_chunks = data.shape[0] // chains_per_chunk
     for _ in range(20):
         ex = excess(data)
         if ex <= 1.0:

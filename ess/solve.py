@@ -15,6 +15,7 @@ import numpy as np
 from ess import config
 from ess.analytic import fresh_stationary_moments, fresh_stationary_second_moments, mixing_rate
 from ess.chains import (
+    STREAM_LIMIT_PILOT,
     LimitPlan,
     adaptive,
     chunk_size,
@@ -114,6 +115,67 @@ def limit_plan(p: LoopParams, n_s_values: tuple[int, ...], rel_precision: float,
     burn = burn_in_for(replace(p, n_s=n_s_values[0]), rel_precision)
     every = record_every(p.d)
     return LimitPlan(p, n_s_values, burn, window_for(burn, every, p.d), seed, every)
+
+
+#: Kept window of the first round of chains, as a fraction of the burn-in (at least
+#: :data:`PILOT_MIN_WINDOW` generations); see :func:`run_limit`.
+PILOT_WINDOW = 0.5
+PILOT_MIN_WINDOW = 8
+
+
+def pilot_plan(main: LimitPlan) -> LimitPlan:
+    """The first round's plan: ``main`` with a short window and its own random streams.
+
+    ``main`` itself when its window is not longer, and for ``memory = "all"``, whose
+    window average is of a loop that never settles (a shorter window would
+    change the quantity estimated).
+    """
+    w = max(PILOT_MIN_WINDOW, math.ceil(PILOT_WINDOW * main.burn_in))
+    w = -(-w // (2 * main.every)) * 2 * main.every
+    if w >= main.window or main.params.memory == "all":
+        return main
+    return replace(main, window=w, stream=STREAM_LIMIT_PILOT)
+
+
+def run_limit(main: LimitPlan, max_chains: int, n_values: int, n_jobs: int,
+              progress: Progress, excess) -> tuple[np.ndarray, bool, LimitPlan]:
+    """Run chains of a limit until ``excess(data) <= 1`` (see :func:`ess.chains.adaptive`).
+
+    The first round (:data:`PILOT_CHAINS` chains) keeps a short window
+    (:func:`pilot_plan`): where the control variates are at work it usually
+    suffices, and a long window would only add generations that no precision
+    asks for. When it does not suffice, the cheaper of two predicted ways goes on:
+    more chains like it, or a fresh start with ``main``'s longer windows, which
+    spread each chain's burn-in over more measured generations; the first round
+    then only sizes the second (independent random streams: the estimate never
+    mixes the two plans). The prediction takes a window average's variance to
+    fall like ``1 / window``; where it falls slower (the augmentation loop, whose
+    chains keep their real set for life), the fresh start costs what a single
+    plan of long windows did, plus the first round. Returns the data, whether
+    the precision was reached, and the plan that produced the data.
+    """
+    p = main.params
+    cs, k = chunk_size(p.d), _pilot_chunks(p.d)
+
+    def runner(plan: LimitPlan):
+        return lambda a, b: limit_chunks(plan, a, b, n_jobs, progress)
+
+    budget = chain_budget(p, main.generations, max_chains, n_values)
+    short = pilot_plan(main)
+    if short is main:
+        return (*adaptive(runner(main), cs, k, budget, excess), main)
+    data = runner(short)(0, k)
+    ex = excess(data)
+    if ex <= 1.0:
+        return data, True, short
+    need = k * ex * ex * 1.1     # chunks the short windows would need
+    # main's chunks, if a chain's window average has variance proportional to 1 / window
+    restart = max(k, math.ceil(need * short.window / main.window))
+    if (need - k) * short.generations <= restart * main.generations:
+        budget = chain_budget(p, short.generations, max_chains, n_values)
+        return (*adaptive(runner(short), cs, k, budget, excess, data=data), short)
+    first = min(restart, budget // cs)
+    return (*adaptive(runner(main), cs, first, budget, excess), main)
 
 
 def _generations(p: LoopParams, n_s: int, rel_precision: float) -> int:
@@ -234,14 +296,9 @@ def estimate_limit(p: LoopParams, seed: int, rel_precision: float, max_chains: i
     t0 = time.perf_counter()
     if curve is None:
         curve = reference_for(p, rel_precision, n_jobs, progress)
-    plan = limit_plan(p, (p.n_s,), rel_precision, seed)
-    burn = plan.burn_in
+    main = limit_plan(p, (p.n_s,), rel_precision, seed)
     known = _known_means(p, p.n_s)
-    cs = chunk_size(p.d)
     guess = [float(p.n_r + p.n_s)]
-
-    def run(a: int, b: int) -> np.ndarray:
-        return limit_chunks(plan, a, b, n_jobs, progress)
 
     last: list = [None, None]   # the data last measured, and its measurement
 
@@ -264,8 +321,8 @@ def estimate_limit(p: LoopParams, seed: int, rel_precision: float, max_chains: i
     def excess(data: np.ndarray) -> float:
         return rel_halfwidth(data)[3] / rel_precision
 
-    budget = chain_budget(p, plan.generations, max_chains)
-    data, reached = adaptive(run, cs, _pilot_chunks(p.d), budget, excess)
+    data, reached, plan = run_limit(main, max_chains, 1, n_jobs, progress, excess)
+    burn = plan.burn_in
     wd, se, abs_hw, hw, inv = rel_halfwidth(data)
     # back to the user's units (the kernels ran on the normalised Sigma_r)
     wd, se, abs_hw = wd * p.dist_factor, se * p.dist_factor, abs_hw * p.dist_factor
@@ -294,6 +351,8 @@ def estimate_limit(p: LoopParams, seed: int, rel_precision: float, max_chains: i
             f"the kept window drifts ({drift_z:+.1f} standard errors between its halves): "
             "the chains may not have reached the limit")
     if not reached:
+        cs = chunk_size(p.d)
+        budget = chain_budget(p, plan.generations, max_chains)
         why = (f"max_chains = {max_chains}" if budget == (max_chains // cs) * cs
                else f"the work budget ({budget} chains of {plan.generations} generations)")
         note = (note + "; " if note else "") + f"precision not reached within {why}"
@@ -337,7 +396,7 @@ class _ExcessEvaluator:
             return self.cache[n_s]
         p = self.p
         q = replace(p, n_s=n_s)
-        plan = limit_plan(q, (n_s, 0), self.rel_precision, self.seed)
+        main = limit_plan(q, (n_s, 0), self.rel_precision, self.seed)
         k1, k0 = _known_means(p, n_s), _known_means(p, 0)
 
         def stats(data: np.ndarray) -> tuple[float, float, int]:
@@ -348,15 +407,12 @@ class _ExcessEvaluator:
             X = np.concatenate([data[:, 0, 1:k, :].mean(-1), data[:, 1, 1:k, :].mean(-1)], axis=1)
             return cv_mean(y, X, np.concatenate([k1, k0]))
 
-        def run(a: int, b: int) -> np.ndarray:
-            return limit_chunks(plan, a, b, self.n_jobs, self.progress)
-
         def excess(data: np.ndarray) -> float:
             _, se, dof = stats(data)
             return t975(dof) * se / self.abs_target
 
-        budget = chain_budget(q, plan.generations, self.max_chains, n_values=2)
-        data, reached = adaptive(run, chunk_size(p.d), _pilot_chunks(p.d), budget, excess)
+        data, reached, _ = run_limit(main, self.max_chains, 2, self.n_jobs, self.progress,
+                                     excess)
         est, se, dof = stats(data)
         self.cache[n_s] = (est, se, t975(dof) * se, reached)
         return self.cache[n_s]

@@ -1,0 +1,162 @@
+"""Rounds of chains: the parallel runner, the control-variate estimator and its
+standard error, and the short first round of a limit (fixed seeds)."""
+
+import functools
+import math
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import ess
+from ess import chains, solve
+from ess.api import _validate_estimate
+from ess.chains import chunk_size, cv_mean, limit_chunks, run_parallel, t975
+from ess.progress import NULL_PROGRESS
+
+
+# -- run_parallel ---------------------------------------------------------------------
+def test_run_parallel_keeps_index_order_and_uses_the_calling_thread():
+    def fn(i, names):
+        names.add(threading.current_thread().name)
+        time.sleep(0.002)   # releases the GIL, as the kernels do
+        return np.full(1, i)
+
+    for n_jobs in (1, 2, 3):
+        names = set()
+        out = run_parallel(functools.partial(fn, names=names), range(5, 25), n_jobs)
+        assert [int(a[0]) for a in out] == list(range(5, 25))
+        assert threading.current_thread().name in names
+        assert len(names) == n_jobs
+
+
+@pytest.mark.parametrize("bad", [0, 7])
+def test_run_parallel_raises_a_chunk_error_and_stops_taking_chunks(bad):
+    """Whichever thread meets the error (the calling thread takes chunk 0 first),
+    it reaches the caller and the remaining chunks are not started."""
+    started = []
+
+    def fn(i):
+        started.append(i)
+        if i == bad:
+            raise RuntimeError(f"chunk {i}")
+        return np.zeros(1)
+
+    with pytest.raises(RuntimeError, match=f"chunk {bad}"):
+        run_parallel(fn, range(200), 2)
+    assert len(started) < 200
+
+
+# -- cv_mean -----------------------------------------------------------------------------
+def _hc3_textbook(y, X, mean_X):
+    """HC3 written out: (A'A)^-1 A' diag(r_i^2 / (1 - h_ii)^2) A (A'A)^-1, entry [0, 0]."""
+    A = np.column_stack([np.ones(len(y)), X - mean_X])
+    inv = np.linalg.inv(A.T @ A)
+    coef = inv @ A.T @ y
+    r = y - A @ coef
+    h = np.einsum("ij,jk,ik->i", A, inv, A)
+    meat = A.T @ (A * (r * r / (1 - h) ** 2)[:, None])
+    return coef[0], math.sqrt((inv @ meat @ inv)[0, 0])
+
+
+def test_cv_mean_matches_the_textbook_hc3_formula():
+    rng = np.random.default_rng(3)
+    for N, p in [(16, 3), (40, 6), (300, 1)]:
+        X = rng.chisquare(3, size=(N, p))
+        y = 1.0 + X @ rng.normal(size=p) + 0.3 * X[:, 0] * rng.normal(size=N)
+        mean_X = np.full(p, 3.0)
+        est, se, dof = cv_mean(y, X, mean_X)
+        e2, s2 = _hc3_textbook(y, X, mean_X)
+        assert est == pytest.approx(e2, rel=1e-12) and se == pytest.approx(s2, rel=1e-10)
+        assert dof == N - p - 1
+    # too few rows for the slopes: the plain mean
+    y = rng.normal(size=10)
+    assert cv_mean(y, rng.normal(size=(10, 3)), np.zeros(3)) == cv_mean(y)
+
+
+def test_cv_intervals_cover_with_a_first_round_of_chains():
+    """2000 groups of 28 chains (one first round at d = 3) from the kernels, three
+    control variates: the 95% t intervals must hold the all-chain estimate in at
+    least 93% of the groups. With 95% coverage, falling below 93% is 4 standard
+    errors (0.49 points) away; the homoscedastic standard error this replaced
+    held it 91.4% of the time here."""
+    p = _validate_estimate(d=3, n_r=20, n_s=40, lam=0.9)[0]
+    plan = solve.pilot_plan(solve.limit_plan(p, (p.n_s,), 0.01, seed=2024))
+    N, groups = 28, 2000
+    data = limit_chunks(plan, 0, N * groups // chunk_size(3), 2)
+    y = data[:, 0, 0, :].mean(-1)
+    X = data[:, 0, 1:4, :].mean(-1)
+    known = solve._known_means(p, p.n_s)
+    truth = cv_mean(y, X, known)[0]
+    hits = 0
+    for g in range(groups):
+        rows = slice(g * N, (g + 1) * N)
+        est, se, dof = cv_mean(y[rows], X[rows], known)
+        hits += abs(est - truth) <= t975(dof) * se
+    assert hits >= 0.93 * groups, hits / groups
+
+
+# -- the first round of a limit ------------------------------------------------------------
+def _plans(**kw):
+    p = _validate_estimate(**kw)[0]
+    main = solve.limit_plan(p, (p.n_s,), 0.01, seed=5)
+    return main, solve.pilot_plan(main)
+
+
+def test_pilot_plan_is_short_and_has_its_own_streams():
+    main, short = _plans(d=10, n_r=100, n_s=200, lam=0.9)
+    assert short.burn_in == main.burn_in and short.window < main.window
+    assert short.window % (2 * short.every) == 0
+    assert short.stream != main.stream
+    a = limit_chunks(short, 0, 1, 1)
+    b = limit_chunks(main, 0, 1, 1)
+    assert not np.array_equal(a, b)
+    # memory "all" has no short round: its window average is the quantity itself
+    main_all, short_all = _plans(d=1, n_r=100, n_s=20, memory="all")
+    assert short_all is main_all
+
+
+def _fake_excess(first, later, k):
+    """An excess of ``first`` for the ``k`` chains of the first round, ``later`` after."""
+    return lambda data: first if data.shape[0] <= k else later
+
+
+@pytest.mark.parametrize("first,expect", [(0.9, "short"), (1.3, "short"), (6.0, "main")])
+def test_run_limit_chooses_the_cheaper_way_on(first, expect):
+    """A first round within precision ends there; a little short goes on with short
+    windows; far short starts over with long windows, sized by the first round."""
+    main, short = _plans(d=10, n_r=100, n_s=200, lam=0.9)
+    k = solve._pilot_chunks(10) * chunk_size(10)
+    data, reached, plan = solve.run_limit(main, 200_000, 1, 2, NULL_PROGRESS,
+                                          _fake_excess(first, 0.5, k))
+    assert reached
+    assert plan == (short if expect == "short" else main)
+    if first <= 1.0:
+        assert data.shape[0] == k
+    elif expect == "short":
+        assert data.shape[0] == math.ceil(k * first**2 * 1.1 / chunk_size(10)) * chunk_size(10)
+        assert np.array_equal(data[:k], limit_chunks(short, 0, k // chunk_size(10), 1))
+    else:   # sized by the first round, assuming variance ~ 1 / window
+        want = math.ceil(k / chunk_size(10) * first**2 * 1.1 * short.window / main.window)
+        assert data.shape[0] == want * chunk_size(10)
+        assert np.array_equal(data, limit_chunks(main, 0, want, 1))
+
+
+def test_estimates_report_the_plan_they_used():
+    # the control variates make the first round enough at d = 10
+    r = ess.estimate(d=10, n_r=100, n_s=200, lam=0.9, seed=1)
+    main, short = _plans(d=10, n_r=100, n_s=200, lam=0.9)
+    assert r.precision_reached and r.generations == short.generations and r.chains == 16
+    # the augmentation loop has no control variates: far short, it starts over
+    r = ess.estimate(d=1, n_r=100, n_s=200, lam=0.9, loop="augmentation", seed=1,
+                     rel_precision=0.02)
+    p = _validate_estimate(d=1, n_r=100, n_s=200, lam=0.9, loop="augmentation",
+                           rel_precision=0.02)[0]
+    assert r.precision_reached
+    assert r.generations == solve.generations_for(p, 0.02)
+
+
+def test_chains_module_keeps_the_pilot_stream_apart():
+    assert len({chains.STREAM_LIMIT, chains.STREAM_LIMIT_PILOT, chains.STREAM_TRAJECTORY,
+                chains.STREAM_REFERENCE}) == 4
