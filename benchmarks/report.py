@@ -240,7 +240,7 @@ def _time_to_ne(results: dict, fig: str) -> list[str]:
         f"{results['plan']['repeats']} calls of `ess.estimate` in one process, compiled code "
         "and reference curve cached after a warm-up call with another seed. It also pays "
         "for the curve's own error in its 1%. Its precision can be better than 1% when its "
-        "first round of chains (at least 16, `ess.solve.PILOT_CHAINS`) already suffices.",
+        "first round of chains (at least 12, `ess.solve.PILOT_CHAINS`) already suffices.",
         "",
         f"![time to a 1% n_e]({fig})",
     ]

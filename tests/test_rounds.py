@@ -145,9 +145,9 @@ def test_run_limit_chooses_the_cheaper_way_on(first, expect):
 
 def test_estimates_report_the_plan_they_used():
     # the control variates make the first round enough at d = 10
-    r = ess.estimate(d=10, n_r=100, n_s=200, lam=0.9, seed=1)
+    r = ess.estimate(d=10, n_r=100, n_s=200, lam=0.9, seed=0)
     main, short = _plans(d=10, n_r=100, n_s=200, lam=0.9)
-    assert r.precision_reached and r.generations == short.generations and r.chains == 16
+    assert r.precision_reached and r.generations == short.generations and r.chains == 12
     # the augmentation loop has no control variates: far short, it starts over
     r = ess.estimate(d=1, n_r=100, n_s=200, lam=0.9, loop="augmentation", seed=1,
                      rel_precision=0.02)
