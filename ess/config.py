@@ -69,6 +69,7 @@ def cache_dir() -> Path:
     return Path(base) / "ess"
 
 
+@functools.cache
 def default_jobs() -> int:
     """Number of worker threads used when ``n_jobs`` is not given: every core."""
     return max(1, os.cpu_count() or 1)

@@ -14,6 +14,7 @@ uses the same seeds (common random numbers), so the curve is smooth in ``n``.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,25 @@ class Inversion:
 _LOADED: dict[Path, dict[int, tuple[float, float, int]]] = {}
 
 
+@functools.lru_cache(maxsize=256)
+def _identity(d: int, metric: str, cov_estimator: str, L_bytes: bytes, tier: float,
+              root: str) -> tuple[dict, Path, float, float]:
+    """Cache key, cache file, ``tr Sigma_r`` and ``tr Sigma_r^2`` of a curve; kept per
+    arguments, since an estimate builds its curve object every time (the key's
+    ``Sigma_r`` list and hash cost more than a small estimate's statistics)."""
+    L_r = np.frombuffer(L_bytes).reshape(d, d)
+    key = {
+        "version": __version__,
+        "code": config.source_hash("config.py", "chains.py", "reference.py", "analytic.py",
+                                   "kernels/*.py"),
+        "d": d, "metric": metric, "cov_estimator": cov_estimator,
+        "L_r": L_r.tolist(), "tier": tier, "seed": config.REFERENCE_SEED,
+        "grid": "2*2^(k/4)",
+    }
+    path = Path(root) / "reference" / f"{key_hash(key)}.json"
+    return key, path, float(np.sum(L_r**2)), float(np.sum((L_r @ L_r.T) ** 2))
+
+
 class ReferenceCurve:
     """Lazily computed, disk-cached reference curve for one model class.
 
@@ -109,17 +129,8 @@ class ReferenceCurve:
         self.n_jobs = n_jobs
         self.use_cache = use_cache
         self.progress = progress
-        self.tr_sigma_r = float(np.sum(self.L_r**2))
-        self.tr_sigma_r_sq = float(np.sum((self.L_r @ self.L_r.T) ** 2))
-        self.key = {
-            "version": __version__,
-            "code": config.source_hash("config.py", "chains.py", "reference.py", "analytic.py",
-                                       "kernels/*.py"),
-            "d": d, "metric": metric, "cov_estimator": cov_estimator,
-            "L_r": self.L_r.tolist(), "tier": self.tier, "seed": config.REFERENCE_SEED,
-            "grid": "2*2^(k/4)",
-        }
-        self.path = config.cache_dir() / "reference" / f"{key_hash(self.key)}.json"
+        self.key, self.path, self.tr_sigma_r, self.tr_sigma_r_sq = _identity(
+            d, metric, cov_estimator, self.L_r.tobytes(), self.tier, str(config.cache_dir()))
         self.points: dict[int, tuple[float, float, int]] = {}
         if use_cache:
             if self.path in _LOADED:
