@@ -71,7 +71,8 @@ def chain_budget(p: LoopParams, n_gen: int, max_chains: int, n_values: int = 1) 
     Raises
     ------
     ParameterError
-        When ``max_chains`` or the work budget does not cover the first round.
+        When ``max_chains`` or the work budget does not cover a first round of
+        ``n_gen`` generations.
     """
     cs = chunk_size(p.d)
     pilot = _pilot_chunks(p.d, n_values) * cs
@@ -81,9 +82,10 @@ def chain_budget(p: LoopParams, n_gen: int, max_chains: int, n_values: int = 1) 
     by_work = int(config.MAX_WORK // chain_cost(p, n_gen, n_values))
     if by_work < pilot:
         raise ParameterError(
-            f"n_s = {p.n_s} is too expensive for d = {p.d} and memory = {p.memory}: the "
-            f"first round, {pilot} chains of {n_gen} generations, exceeds the work budget "
-            f"of one computation ({config.MAX_WORK:g} units); reduce n_s, memory or d")
+            f"n_s = {p.n_s} is too expensive for d = {p.d} and memory = {p.memory}: "
+            f"{pilot} chains of {n_gen} generations (the fewest an estimate may need) exceed "
+            f"the work budget of one computation ({config.MAX_WORK:g} units); reduce n_s, "
+            "memory or d")
     return (min(max_chains, by_work) // cs) * cs
 
 
@@ -221,17 +223,19 @@ SHORT_WINDOW_D = 20
 
 
 def window_for(burn_in: int, every: int = 1, d: int = 1) -> int:
-    """Kept generations per chain: at least 32, rounded up to a multiple of
-    ``2 every`` (two halves of measured generations).
+    """Kept generations per chain of the main plan (the first round keeps fewer,
+    :func:`pilot_plan`): at least 32, rounded up to a multiple of ``2 every`` (two
+    halves of measured generations).
 
     Below ``d =`` :data:`SHORT_WINDOW_D` twice the burn-in: each chain pays its
     burn-in, so long windows spread it over more measured generations when many
     chains are needed. From there the distance concentrates (it averages over
-    ``d`` eigenvalues), the first round of chains is already precise enough and
-    the window only adds work, so it is as long as the burn-in. Measured at the
-    paper's ``(100, 100, 900, 0.8)`` (burn-in 40, 16 chains, 5 seeds): 0.66 s
-    with twice the burn-in, 0.43 s with once, the same 0.25% on ``n_e`` (the
-    reference curve's own error).
+    ``d`` eigenvalues) and few chains are ever needed, so the window is as long as
+    the burn-in; the work budget, which counts chains of this plan, then refuses
+    no more than it has to. Measured at the paper's ``(100, 100, 900, 0.8)`` when
+    this was the only plan (burn-in 40, 16 chains, 5 seeds): 0.66 s with twice
+    the burn-in, 0.43 s with once, the same 0.25% on ``n_e`` (the reference
+    curve's own error).
     """
     w = max(32, (2 if d < SHORT_WINDOW_D else 1) * burn_in)
     return -(-w // (2 * every)) * 2 * every

@@ -127,9 +127,10 @@ print("n_s* growth over the last doubling of n_r, per lam:\n", growth.round(2).t
 # %% [markdown]
 # ## The paper's Fig. 11: `n_e / n_r` over `(n_r, n_s)` at `d = 100`
 #
-# The paper's grid runs `n_s` to `10^4`; at `d = 100` and `n_r = 100`, `n_s` beyond about 2500
-# mixes so slowly that 16 chains exceed `ess`'s default work budget (it says so and refuses),
-# so this grid stops at 2000. (`d = 5` and a coarser grid at the small size.)
+# The paper's grid runs `n_s` to `10^4`; at `d = 100` and `n_r = 100` the loop mixes so slowly
+# from about `n_s = 5000` (`lam = 1`) or `10^4` (`lam = 0.7, 0.85`) that even the fewest chains
+# an estimate may need exceed `ess`'s default work budget (it says so and refuses); this grid
+# stops at 2000. (`d = 5` and a coarser grid at the small size.)
 
 # %%
 D_P = 5 if SMALL else 100
