@@ -119,8 +119,12 @@ def run_parallel(fn: Callable[[int], np.ndarray], indices: Sequence[int], n_jobs
     try:
         work()
     finally:
+        # A helper still queued (behind another caller's work in the shared pool) would
+        # find the counter spent: cancel it rather than wait for its turn. Wait for
+        # the others: no helper may outlive the call.
+        helpers = [f for f in helpers if not f.cancel()]
         for f in helpers:
-            f.exception()   # wait: no helper may outlive the call
+            f.exception()
     for f in helpers:
         f.result()          # re-raise a helper's error
     return out
@@ -260,17 +264,30 @@ def cv_mean(y: np.ndarray, X: np.ndarray | None = None,
     N = y.shape[0]
     if X is None or X.shape[1] == 0 or N < X.shape[1] + 8:
         return float(y.mean()), float(y.std(ddof=1) / math.sqrt(N)), N - 1
-    A = np.empty((N, X.shape[1] + 1))
-    A[:, 0] = 1.0
-    A[:, 1:] = X - mean_X
-    Q, R = np.linalg.qr(A)
-    coef = np.linalg.solve(R, Q.T @ y)
-    resid = y - A @ coef
-    lev = np.sum(Q * Q, axis=1)
-    g = Q @ np.linalg.inv(R)[0]          # the intercept is g . y
-    # np.sum, not a BLAS dot product, whose rounding depends on the BLAS thread count.
+    # Orthonormal, centred coordinates T of the control variates (columns without
+    # spread, or dependent on the others, dropped), then y = a + T b. Every sum is an
+    # einsum or np.sum (no BLAS: its rounding would depend on its thread count), and
+    # the only factorisation is that of a p x p matrix.
+    ybar = float(y.mean())
+    yc = y - ybar
+    Xc = X - X.mean(axis=0)
+    norm = np.sqrt(np.einsum("ij,ij->j", Xc, Xc))
+    cols = norm > 0.0
+    Z = Xc[:, cols] / norm[cols]
+    w, V = np.linalg.eigh(np.einsum("ij,ik->jk", Z, Z))
+    keep = w > w[-1] * 1e-12
+    if not np.any(keep):
+        return ybar, float(y.std(ddof=1) / math.sqrt(N)), N - 1
+    V = V[:, keep] / np.sqrt(w[keep])
+    T = np.einsum("ij,jk->ik", Z, V)
+    b = np.einsum("ij,i->j", T, yc)
+    resid = yc - np.einsum("ij,j->i", T, b)
+    u = np.einsum("j,jk->k", (X.mean(axis=0) - mean_X)[cols] / norm[cols], V)
+    est = ybar - float(np.sum(u * b))
+    g = 1.0 / N - np.einsum("ij,j->i", T, u)     # the estimate is sum(g * y)
+    lev = 1.0 / N + np.einsum("ij,ij->i", T, T)
     var = float(np.sum((g * resid / (1.0 - lev)) ** 2))
-    return float(coef[0]), math.sqrt(var), N - X.shape[1] - 1
+    return est, math.sqrt(var), N - int(np.sum(keep)) - 1
 
 
 def adaptive(run: Callable[[int, int], np.ndarray], chains_per_chunk: int,
@@ -298,7 +315,8 @@ def adaptive(run: Callable[[int, int], np.ndarray], chains_per_chunk: int,
         n_chunks = min(pilot_chunks, max_chunks)
         data = run(0, n_chunks)
     else:
-        n_chunks = data.shape[0] // chains_per_chunk
+        n_chunks, rest = divmod(data.shape[0], chains_per_chunk)
+        assert rest == 0, "data must be whole chunks"
     for _ in range(20):
         ex = excess(data)
         if ex <= 1.0:

@@ -75,7 +75,7 @@ class Inversion:
 _LOADED: dict[Path, dict[int, tuple[float, float, int]]] = {}
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=16)
 def _identity(d: int, metric: str, cov_estimator: str, L_bytes: bytes, tier: float,
               root: str) -> tuple[dict, Path, float, float]:
     """Cache key, cache file, ``tr Sigma_r`` and ``tr Sigma_r^2`` of a curve; kept per
@@ -129,8 +129,9 @@ class ReferenceCurve:
         self.n_jobs = n_jobs
         self.use_cache = use_cache
         self.progress = progress
-        self.key, self.path, self.tr_sigma_r, self.tr_sigma_r_sq = _identity(
+        key, self.path, self.tr_sigma_r, self.tr_sigma_r_sq = _identity(
             d, metric, cov_estimator, self.L_r.tobytes(), self.tier, str(config.cache_dir()))
+        self.key = dict(key)    # the cached one stays as it is
         self.points: dict[int, tuple[float, float, int]] = {}
         if use_cache:
             if self.path in _LOADED:

@@ -172,11 +172,10 @@ def _chi2(st, df, dd, c):
     ``dd, c`` of :func:`_chi2_consts` computed once per ``df`` by the caller.
     The squeeze accepts about 98% of proposals without a logarithm.
     """
-    if df == 1:
-        z = _normal(st)
-        return z * z
     while True:
-        x = _normal(st)
+        x = _normal(st)   # one call site: each is inlined in full, which costs compile time
+        if df == 1:
+            return x * x
         v = 1.0 + c * x
         if v <= 0.0:
             continue
