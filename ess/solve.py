@@ -142,7 +142,7 @@ def pilot_plan(main: LimitPlan) -> LimitPlan:
 
 def run_limit(main: LimitPlan, max_chains: int, n_values: int, n_jobs: int,
               progress: Progress, excess: Callable[[np.ndarray], float],
-              restart: bool = True) -> tuple[np.ndarray, bool, LimitPlan]:
+              restart: bool = True) -> tuple[np.ndarray, bool, LimitPlan, int]:
     """Run chains of a limit until ``excess(data) <= 1`` (see :func:`ess.chains.adaptive`).
 
     The first round (:data:`PILOT_CHAINS` chains) keeps a short window
@@ -157,8 +157,8 @@ def run_limit(main: LimitPlan, max_chains: int, n_values: int, n_jobs: int,
     loop, whose chains keep their real set for life), the fresh start costs what a
     single plan of long windows did, plus the first round. The first round counts
     against ``max_chains`` and the work budget: a fresh start gets what it left.
-    Returns the data, whether the precision was reached, and the plan that
-    produced the data.
+    Returns the data, whether the precision was reached, the plan that produced
+    the data, and the chains of a first round set aside (0 without a fresh start).
     """
     p = main.params
     cs, k = chunk_size(p.d), _pilot_chunks(p.d, n_values)
@@ -169,11 +169,11 @@ def run_limit(main: LimitPlan, max_chains: int, n_values: int, n_jobs: int,
     budget = chain_budget(p, main.generations, max_chains, n_values)
     short = pilot_plan(main)
     if short is main:
-        return (*adaptive(runner(main), cs, k, budget, excess), main)
+        return (*adaptive(runner(main), cs, k, budget, excess), main, 0)
     data = runner(short)(0, k)
     ex = excess(data)
     if ex <= 1.0:
-        return data, True, short
+        return data, True, short, 0
     need = k * min(ex * ex * 1.1, 64.0)     # chunks the short windows would need
     # main's chunks, if a chain's window average has variance proportional to 1 / window
     fresh = max(k, math.ceil(need * short.window / main.window))
@@ -185,8 +185,9 @@ def run_limit(main: LimitPlan, max_chains: int, n_values: int, n_jobs: int,
     if (not restart or left_chunks < k
             or (need - k) * short.generations <= fresh * main.generations):
         budget = chain_budget(p, short.generations, max_chains, n_values)
-        return (*adaptive(runner(short), cs, k, budget, excess, data=data), short)
-    return (*adaptive(runner(main), cs, min(fresh, left_chunks), left_chunks * cs, excess), main)
+        return (*adaptive(runner(short), cs, k, budget, excess, data=data), short, 0)
+    return (*adaptive(runner(main), cs, min(fresh, left_chunks), left_chunks * cs, excess),
+            main, k * cs)
 
 
 def _generations(p: LoopParams, n_s: int, rel_precision: float) -> int:
@@ -338,7 +339,7 @@ def estimate_limit(p: LoopParams, seed: int, rel_precision: float, max_chains: i
     def excess(data: np.ndarray) -> float:
         return rel_halfwidth(data)[3] / rel_precision
 
-    data, reached, plan = run_limit(main, max_chains, 1, n_jobs, progress, excess)
+    data, reached, plan, aside = run_limit(main, max_chains, 1, n_jobs, progress, excess)
     burn = plan.burn_in
     wd, se, abs_hw, hw, inv = rel_halfwidth(data)
     # back to the user's units (the kernels ran on the normalised Sigma_r)
@@ -372,6 +373,9 @@ def estimate_limit(p: LoopParams, seed: int, rel_precision: float, max_chains: i
         budget = chain_budget(p, plan.generations, max_chains)
         why = (f"max_chains = {max_chains}" if budget == (max_chains // cs) * cs
                else f"the work budget ({budget} chains of {plan.generations} generations)")
+        if aside:
+            why += (f", counting a first round of {aside} shorter chains that was set "
+                    "aside for longer ones")
         note = (note + "; " if note else "") + f"precision not reached within {why}"
     curve.save()
     return EstimateResult(
@@ -431,8 +435,8 @@ class _ExcessEvaluator:
         # never a fresh start on the main plan's streams: every n_s keeps the same
         # streams (common random numbers across the search; it also cost no more,
         # measured over five threshold searches at d = 1 to 10)
-        data, reached, _ = run_limit(main, self.max_chains, 2, self.n_jobs, self.progress,
-                                     excess, restart=False)
+        data, reached, _, _ = run_limit(main, self.max_chains, 2, self.n_jobs, self.progress,
+                                        excess, restart=False)
         est, se, dof = stats(data)
         self.cache[n_s] = (est, se, t975(dof) * se, reached)
         return self.cache[n_s]

@@ -174,7 +174,7 @@ def test_run_limit_chooses_the_cheaper_way_on(first, expect):
     windows; far short starts over with long windows, sized by the first round."""
     main, short = _plans(d=10, n_r=100, n_s=200, lam=0.9)
     k = solve._pilot_chunks(10) * chunk_size(10)
-    data, reached, plan = solve.run_limit(main, 200_000, 1, 2, NULL_PROGRESS,
+    data, reached, plan, aside = solve.run_limit(main, 200_000, 1, 2, NULL_PROGRESS,
                                           _fake_excess(first, 0.5, k))
     assert reached
     assert plan == (short if expect == "short" else main)
@@ -201,6 +201,11 @@ def test_estimates_report_the_plan_they_used():
                            rel_precision=0.02)[0]
     assert r.precision_reached
     assert r.generations == solve.generations_for(p, 0.02)
+    # out of chains after starting over: the note counts the set-aside first round
+    r = ess.estimate(d=1, n_r=100, n_s=200, lam=0.9, loop="augmentation", seed=1,
+                     rel_precision=0.005, max_chains=768)
+    assert not r.precision_reached and r.chains == 512
+    assert "max_chains = 768, counting a first round of 256 shorter chains" in r.note
 
 
 def test_chains_module_keeps_the_pilot_stream_apart():
@@ -235,13 +240,14 @@ def test_a_fresh_start_counts_the_first_round_against_max_chains(monkeypatch, ma
     fake = _Counting()
     monkeypatch.setattr(solve, "limit_chunks", fake)
     k = 12
-    data, reached, plan = solve.run_limit(main, max_chains, 1, 1, NULL_PROGRESS,
+    data, reached, plan, aside = solve.run_limit(main, max_chains, 1, 1, NULL_PROGRESS,
                                           lambda data: 6.0 if data.shape[0] <= k else 0.5)
     assert fake.chains() <= max_chains
     if max_chains >= 2 * k:     # room for a first round of the main plan
-        assert plan == main and fake.calls[1][0] == main
+        assert plan == main and fake.calls[1][0] == main and aside == k
+        assert data.shape[0] + aside == fake.chains()
     else:                       # none: the short plan goes on, as far as it may
-        assert plan == short and not reached
+        assert plan == short and not reached and aside == 0
 
 
 def test_a_fresh_start_stays_within_the_work_budget(monkeypatch):
@@ -250,7 +256,7 @@ def test_a_fresh_start_stays_within_the_work_budget(monkeypatch):
     monkeypatch.setattr(solve.config, "MAX_WORK", budget)
     fake = _Counting()
     monkeypatch.setattr(solve, "limit_chunks", fake)
-    data, reached, plan = solve.run_limit(main, 200_000, 1, 1, NULL_PROGRESS,
+    data, reached, plan, aside = solve.run_limit(main, 200_000, 1, 1, NULL_PROGRESS,
                                           lambda data: 6.0)
     assert plan == main and not reached
     assert fake.work() <= budget
@@ -262,7 +268,7 @@ def test_threshold_evaluations_never_start_over(monkeypatch):
     main, short = _plans(d=10, n_r=100, n_s=200, lam=0.9)
     fake = _Counting()
     monkeypatch.setattr(solve, "limit_chunks", fake)
-    data, reached, plan = solve.run_limit(main, 200_000, 1, 1, NULL_PROGRESS,
+    data, reached, plan, aside = solve.run_limit(main, 200_000, 1, 1, NULL_PROGRESS,
                                           lambda data: 6.0 if data.shape[0] <= 12 else 0.5,
                                           restart=False)
     assert plan == short and all(p == short for p, _, _ in fake.calls)
