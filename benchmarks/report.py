@@ -236,8 +236,10 @@ def _time_to_ne(results: dict, fig: str) -> list[str]:
         "The baselines get the reference curve for free (and exact); `ess`'s time is "
         f"measured: the mean over {results['plan'].get('seeds', 1)} seeds (whose chains "
         "are in the third column: the chains an estimate needs vary with the seed, while the "
-        "baselines' `N` is an expected value) of each seed's median over "
-        f"{results['plan']['repeats']} calls of `ess.estimate` in one process, compiled code "
+        "baselines' `N` is an expected value) of each seed's fastest of "
+        f"{results['plan']['repeats']} calls of `ess.estimate` in one process (the rule of "
+        "the throughputs: the same work each time, which other load can only slow down), "
+        "compiled code "
         "and reference curve cached after a warm-up call with another seed. It also pays "
         "for the curve's own error in its 1%. Its precision can be better than 1% when its "
         "first round of chains (at least 12, `ess.solve.PILOT_CHAINS`) already suffices.",
