@@ -78,9 +78,9 @@ fig.tight_layout()
 # %% [markdown]
 # **Reading it.** `ess` wins where its statistics save generation-steps: averaging each chain
 # over its kept window with exact control variates needs far fewer steps than averaging the
-# last generation of independent chains, so at `d = 1` it reaches 1% about twenty times sooner
-# than vectorised NumPy, at `d = 10` about thirty to forty times (and two to four orders of
-# magnitude sooner than the per-sample loop). Per step its kernels are 1.4-2x vectorised NumPy
+# last generation of independent chains, so at `d = 1` it reaches 1% twenty to thirty times
+# sooner than vectorised NumPy, at `d = 10` forty to fifty times (and three to four orders of
+# magnitude sooner than the per-sample loop). Per step its kernels are 1.1-2x vectorised NumPy
 # up to `d = 50` on one core and scale with the cores; at `d = 100` NumPy's batched LAPACK is
 # a little faster per step, and at the paper's `d = 100` so few last-generation chains
 # suffice for 1% that a plain vectorised script is quicker for a single answer.
