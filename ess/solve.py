@@ -133,8 +133,8 @@ def pilot_plan(main: LimitPlan) -> LimitPlan:
     window average is of a loop that never settles (a shorter window would
     change the quantity estimated).
     """
-    w = max(PILOT_MIN_WINDOW, math.ceil(PILOT_WINDOW * main.burn_in))
-    w = -(-w // (2 * main.every)) * 2 * main.every
+    w = _whole_halves(max(PILOT_MIN_WINDOW, math.ceil(PILOT_WINDOW * main.burn_in)),
+                      main.every)
     if w >= main.window or main.params.memory == "all":
         return main
     return replace(main, window=w, stream=STREAM_LIMIT_PILOT)
@@ -247,8 +247,13 @@ def window_for(burn_in: int, every: int = 1, d: int = 1) -> int:
     the burn-in, 0.43 s with once, the same 0.25% on ``n_e`` (the reference
     curve's own error).
     """
-    w = max(32, (2 if d < SHORT_WINDOW_D else 1) * burn_in)
-    return -(-w // (2 * every)) * 2 * every
+    return _whole_halves(max(32, (2 if d < SHORT_WINDOW_D else 1) * burn_in), every)
+
+
+def _whole_halves(window: int, every: int) -> int:
+    """``window`` rounded up to a multiple of ``2 every``: two halves of measured
+    generations."""
+    return -(-window // (2 * every)) * 2 * every
 
 
 def _known_means(p: LoopParams, n_s: int) -> np.ndarray | None:
