@@ -47,7 +47,7 @@ def _check_ring_memory(p, n_gen: int) -> None:
     K = kernel_memory(p, n_gen)
     need = 2 * K * p.d * p.d * 8 * config.default_jobs()
     if need > config.MAX_BYTES:
-        raise ParameterError(f"memory must be smaller for d = {p.d}: {K} past models of "
+        raise ParameterError("memory", f"memory must be smaller for d = {p.d}: {K} past models of "
                              f"{p.d}x{p.d} need {need / 2**30:.1f} GiB (limit "
                              f"{config.MAX_BYTES / 2**30:.0f} GiB)")
 
@@ -60,7 +60,7 @@ def _validate_estimate(d=1, n_r=100, n_s=0, lam=None, n_ini=None, loop="fresh", 
     p = loop_params(d, n_r, n_s, lam, n_ini, loop, memory, metric, cov_estimator, mu_r,
                     sigma_r, guidance)
     if p.loop == "fully-synthetic":
-        raise ParameterError("loop must be fresh or augmentation for a limit: the fully "
+        raise ParameterError("loop", "loop must be fresh or augmentation for a limit: the fully "
                              "synthetic loop collapses (use simulate)")
     rel, mc = _check_budget(rel_precision, max_chains)
     check_generations(p, rel)
@@ -93,7 +93,7 @@ def _validate_threshold(d=1, n_r=100, lam=None, n_ini=None, memory=1, metric="w2
     try:
         chain_budget(at_cap, n_gen, mc, n_values=2)
     except ParameterError as e:
-        raise ParameterError(f"cap is too large for d = {p.d}: at n_s = cap, {e}") from None
+        raise ParameterError("cap", f"cap is too large for d = {p.d}: at n_s = cap, {e}") from None
     open_store(store)
     return p, check_seed(seed), rel, mc, check_jobs(n_jobs), cap
 
@@ -170,7 +170,8 @@ def _affordable(p, n_s: int, rel: float, mc: int) -> bool:
 def _check_rel(rel_precision) -> float:
     rel = check_float("rel_precision", rel_precision, 0.0, 0.5, low_open=True)
     if rel < 1e-4:
-        raise ParameterError(f"rel_precision must be a number in [0.0001, 0.5], got {rel}")
+        raise ParameterError("rel_precision",
+            f"rel_precision must be a number in [0.0001, 0.5], got {rel}")
     return rel
 
 
@@ -299,12 +300,12 @@ def simulate(d: int = 1, n_r: int = 100, n_s: int = 100, lam: float | None = Non
     generations = check_int("generations", generations, 1, config.MAX_GENERATIONS)
     out_bytes = chains * generations * 4 * 8
     if out_bytes > config.MAX_BYTES:
-        raise ParameterError(f"chains * generations must be at most "
+        raise ParameterError("chains", f"chains * generations must be at most "
                              f"{config.MAX_BYTES // 32} (memory), got {chains * generations}")
     _check_ring_memory(p, generations)
     work = chains * chain_cost(p, generations)
     if work > config.MAX_WORK:
-        raise ParameterError(f"chains * generations is too large for d = {p.d}: "
+        raise ParameterError("chains", f"chains * generations is too large for d = {p.d}: "
                              f"{work:.3g} work units, budget {config.MAX_WORK:g}; "
                              "use fewer chains or generations")
     seed = check_seed(seed)
@@ -371,7 +372,7 @@ def _run_grid(cells: list[dict], validate, compute, desc: str, progress: bool,
     (:mod:`ess.backends`); each cell's numbers do not depend on it.
     """
     if len(cells) > config.MAX_GRID:
-        raise ParameterError(f"the grid must have at most {config.MAX_GRID} cells, "
+        raise ParameterError("grid", f"the grid must have at most {config.MAX_GRID} cells, "
                              f"got {len(cells)}")
     where = get_backend(backend, scheduler, n_jobs)
     for cell in cells:

@@ -69,7 +69,7 @@ def _distributed():
     try:
         import distributed
     except ImportError:
-        raise ParameterError(_MISSING_DASK) from None
+        raise ParameterError("backend", _MISSING_DASK) from None
     return distributed
 
 
@@ -104,20 +104,22 @@ def get_backend(backend: str = "local", scheduler: Any = None,
     name = check_choice("backend", backend, BACKENDS)
     if name == "local":
         if scheduler is not None:
-            raise ParameterError("scheduler applies to backend 'dask' only (--backend dask); "
+            raise ParameterError("scheduler",
+                "scheduler applies to backend 'dask' only (--backend dask); "
                                  "the backend is 'local'")
         return Backend(name, None, check_jobs(n_jobs))
     distributed = _distributed()
     if scheduler is None:
-        raise ParameterError("backend 'dask' needs a scheduler: its address "
+        raise ParameterError("scheduler", "backend 'dask' needs a scheduler: its address "
                              "(--scheduler tcp://host:8786) or, in Python, a distributed.Client")
     if isinstance(scheduler, str):
         if not scheduler.strip():
-            raise ParameterError("scheduler must be a Dask scheduler address such as "
+            raise ParameterError("scheduler", "scheduler must be a Dask scheduler address such as "
                                  "tcp://host:8786; got ''")
         scheduler = scheduler.strip()
     elif not isinstance(scheduler, distributed.Client):
-        raise ParameterError("scheduler must be a Dask scheduler address (a string such as "
+        raise ParameterError("scheduler",
+            "scheduler must be a Dask scheduler address (a string such as "
                              "tcp://host:8786) or a distributed.Client; got "
                              f"{type(scheduler).__name__}")
     if n_jobs is not None:   # -1 stays -1: every core of the worker's machine
@@ -189,7 +191,7 @@ def _probe(address: str, timeout: float) -> None:
         if scheme != "inproc":
             distributed.comm.get_address_host_port(address)
     except ValueError as e:
-        raise ParameterError(f"scheduler must be a Dask scheduler address such as "
+        raise ParameterError("scheduler", f"scheduler must be a Dask scheduler address such as "
                              f"tcp://host:8786; got {address!r} ({e})") from None
     if scheme != "tcp":   # in-process, or TLS/websockets: left to the client and its timeout
         return
@@ -214,7 +216,8 @@ def _probe(address: str, timeout: float) -> None:
         why = (f"nothing answered within {timeout:g} s" if isinstance(e, TimeoutError)
                else str(e).splitlines()[0] if isinstance(e, OSError) and str(e)
                else "what answered is not a Dask scheduler")
-        raise ParameterError(f"scheduler: cannot reach a Dask scheduler at {address!r} "
+        raise ParameterError("scheduler",
+            f"scheduler: cannot reach a Dask scheduler at {address!r} "
                              f"({why})")
 
 
@@ -227,7 +230,7 @@ def _connect(scheduler: Any):
     try:
         client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
     except Exception as e:   # one line, never a traceback
-        raise ParameterError(f"scheduler: cannot connect to {scheduler!r} "
+        raise ParameterError("scheduler", f"scheduler: cannot connect to {scheduler!r} "
                              f"({str(e).splitlines()[0] if str(e) else type(e).__name__})"
                              ) from None
     return client, True

@@ -204,7 +204,7 @@ def _sigma(text: str | None):
             return np.load(p) if p.suffix == ".npy" else np.loadtxt(p, delimiter=None
                                                                    if p.suffix != ".csv" else ",")
         except (OSError, ValueError) as e:
-            raise ParameterError(f"sigma_r: cannot read {text!r} ({e})") from None
+            raise ParameterError("sigma_r", f"sigma_r: cannot read {text!r} ({e})") from None
     return parse_list("sigma_r", text)   # numbers as text: validation converts them
 
 
@@ -216,7 +216,8 @@ def _writable(path: Path, name: str = "out") -> Path:
         with open(path, "a", encoding="utf-8"):
             pass
     except OSError as e:
-        raise ParameterError(f"{name} must be a writable file path; cannot write {str(path)!r} "
+        raise ParameterError(name,
+            f"{name} must be a writable file path; cannot write {str(path)!r} "
                              f"({e.strerror})") from None
     if not existed:
         path.unlink()
@@ -255,7 +256,7 @@ def _where(args) -> dict:
 
 def _one(name: str, values: list[str]) -> str:
     if len(values) != 1:
-        raise ParameterError(f"{name} takes one value here, got {len(values)}")
+        raise ParameterError(name, f"{name} takes one value here, got {len(values)}")
     return values[0]
 
 
@@ -375,7 +376,7 @@ def _cmd_heatmap(args) -> int:
     default = DEFAULT_DIR / ("threshold_heatmap.png" if kind == "threshold" else "ne_heatmap.png")
     out = Path(args.out) if args.out else default
     if out.suffix.lower() not in (".png", ".pdf", ".svg"):
-        raise ParameterError(f"out must end in .png, .pdf or .svg, got {str(out)!r}")
+        raise ParameterError("out", f"out must end in .png, .pdf or .svg, got {str(out)!r}")
     csv_path = _writable(check_table_path(out.with_suffix(".csv")))
     _writable(out)
     kw = _common(args) | _budget(args) | _where(args)
@@ -383,7 +384,8 @@ def _cmd_heatmap(args) -> int:
         from ess.api import threshold_grid
 
         if args.n_s is not None:
-            raise ParameterError("n_s is searched by the threshold heatmap; do not give --n-s")
+            raise ParameterError("n_s",
+                "n_s is searched by the threshold heatmap; do not give --n-s")
         lam = _lam_list(args, "0.5,0.6,0.7,0.8,0.9")
         n_r = parse_list("n_r", _or(args.n_r, "25,50,100,200,400"))
         res = threshold_grid(n_r=n_r, lam=lam, cap=args.cap, **kw)
@@ -393,7 +395,8 @@ def _cmd_heatmap(args) -> int:
         from ess.api import table
 
         if args.cap is not None:
-            raise ParameterError("cap applies to the threshold heatmap only (--kind threshold)")
+            raise ParameterError("cap",
+                "cap applies to the threshold heatmap only (--kind threshold)")
         kw["lam"] = [_one("lam", _lam_list(args, "0.85"))]
         n_r = parse_list("n_r", _or(args.n_r, "100,200,400,800"))
         n_s = parse_list("n_s", _or(args.n_s, "25,50,100,200,400,800,1600,3200"))
@@ -413,7 +416,7 @@ def _cmd_simulate(args) -> int:
     if args.plot is not None:
         plot = Path(args.plot) if args.plot else out.with_suffix(".png")
         if plot.suffix.lower() not in (".png", ".pdf", ".svg"):
-            raise ParameterError(f"plot must end in .png, .pdf or .svg, got {str(plot)!r}")
+            raise ParameterError("plot", f"plot must end in .png, .pdf or .svg, got {str(plot)!r}")
         _writable(plot, "plot")
     key, lam = _lam_values(args, "1")
     kw = _common(args)

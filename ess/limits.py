@@ -67,6 +67,6 @@ class Limits:
             check = check_float if isinstance(lo, float) else check_int
             values[f.name] = check(f.name, getattr(self, f.name), lo, hi)
         if values["sync_cells"] > values["max_grid"]:
-            raise ParameterError(f"sync_cells must be an integer in [0, max_grid = "
+            raise ParameterError("sync_cells", f"sync_cells must be an integer in [0, max_grid = "
                                  f"{values['max_grid']}], got {values['sync_cells']}")
         return replace(self, **values)

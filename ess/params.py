@@ -13,15 +13,31 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ess import config
+from ess import config, defaults
 
 LOOPS = ("fresh", "augmentation", "fully-synthetic")
+#: Other names of loop kinds: the literature calls the fully synthetic loop "replace".
+LOOP_ALIASES = {"replace": "fully-synthetic"}
 METRICS = ("w2sq", "w2")
 COV_ESTIMATORS = ("unbiased", "mle")
 
 
 class ParameterError(ValueError):
-    """A parameter is outside its allowed range; the message names both."""
+    """A parameter is outside its allowed range; the message names both.
+
+    Parameters
+    ----------
+    name : str
+        The parameter (its Python and JSON name, such as ``"n_s"``), so that the
+        service can point at the field and the command line at the flag without
+        parsing the message.
+    message : str
+        One sentence naming the parameter and its allowed range.
+    """
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
 
 
 def check_int(name: str, value, low: int, high: int | None = None) -> int:
@@ -40,18 +56,18 @@ def check_int(name: str, value, low: int, high: int | None = None) -> int:
             try:
                 v = float(s)
             except ValueError:
-                raise ParameterError(f"{name} must be {rng}, got {value!r}") from None
+                raise ParameterError(name, f"{name} must be {rng}, got {value!r}") from None
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise ParameterError(f"{name} must be {rng}, got {value!r}")
+        raise ParameterError(name, f"{name} must be {rng}, got {value!r}")
     if isinstance(v, numbers.Integral):
         iv = int(v)
     else:
         fv = float(v)
         if not math.isfinite(fv) or fv != math.floor(fv):
-            raise ParameterError(f"{name} must be {rng}, got {value!r}")
+            raise ParameterError(name, f"{name} must be {rng}, got {value!r}")
         iv = int(fv)
     if iv < low or (high is not None and iv > high):
-        raise ParameterError(f"{name} must be {rng}, got {iv}")
+        raise ParameterError(name, f"{name} must be {rng}, got {iv}")
     return iv
 
 
@@ -66,20 +82,20 @@ def check_float(name: str, value, low: float, high: float | None = None,
         try:
             v = float(v.strip())
         except ValueError:
-            raise ParameterError(f"{name} must be {rng}, got {value!r}") from None
+            raise ParameterError(name, f"{name} must be {rng}, got {value!r}") from None
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise ParameterError(f"{name} must be {rng}, got {value!r}")
+        raise ParameterError(name, f"{name} must be {rng}, got {value!r}")
     fv = float(v)
     bad_low = fv <= low if low_open else fv < low
     if not math.isfinite(fv) or bad_low or (high is not None and fv > high):
-        raise ParameterError(f"{name} must be {rng}, got {value!r}")
+        raise ParameterError(name, f"{name} must be {rng}, got {value!r}")
     return fv + 0.0   # -0.0 becomes 0.0: the same value, one store key
 
 
 def check_choice(name: str, value, choices: tuple[str, ...]) -> str:
     """Return ``value`` if it is one of ``choices``."""
     if not isinstance(value, str) or value not in choices:
-        raise ParameterError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+        raise ParameterError(name, f"{name} must be one of {', '.join(choices)}; got {value!r}")
     return value
 
 
@@ -108,8 +124,28 @@ def check_jobs(value) -> int:
     try:
         return check_int("n_jobs", value, 1, 1024)
     except ParameterError:
-        raise ParameterError(f"n_jobs must be an integer in [1, 1024], or -1 for every core; "
-                             f"got {value!r}") from None
+        raise ParameterError("n_jobs", "n_jobs must be an integer in [1, 1024], or -1 for every "
+                             f"core; got {value!r}") from None
+
+
+def _as_array(name: str, value, what: str) -> np.ndarray:
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ParameterError(name, f"{name} must be {what}") from None
+
+
+def infer_d(d, mu_r=None, sigma_r=None) -> int:
+    """The dimension: ``d`` when given, else the length of ``sigma_r`` or ``mu_r``,
+    else the default (:data:`ess.defaults.D`)."""
+    if d is not None:
+        return check_int("d", d, 1, config.MAX_D)
+    for name, v in (("sigma_r", sigma_r), ("mu_r", mu_r)):
+        if v is not None:
+            a = _as_array(name, v, "an array of numbers")
+            if a.ndim in (1, 2) and a.shape[0] >= 1:
+                return check_int("d", a.shape[0], 1, config.MAX_D)
+    return defaults.D
 
 
 def check_reference(d: int, mu_r=None,
@@ -132,51 +168,77 @@ def check_reference(d: int, mu_r=None,
         ``Sigma_r`` is a multiple of the identity.
     scale : float
         ``s = tr(Sigma_r) / d``.
+
+    Raises
+    ------
+    ParameterError
+        Naming ``mu_r`` or ``sigma_r``: a wrong length, a non-finite entry, a
+        non-positive diagonal entry (by its index), asymmetry or singularity.
     """
     if mu_r is None:
         mu = np.zeros(d)
     else:
-        try:
-            mu = np.asarray(mu_r, dtype=float).reshape(-1)
-        except (TypeError, ValueError):
-            raise ParameterError(f"mu_r must be a vector of {d} finite numbers") from None
-        if mu.shape != (d,) or not np.all(np.isfinite(mu)):
-            raise ParameterError(f"mu_r must be a vector of {d} finite numbers (d = {d})")
+        mu = _as_array("mu_r", mu_r, f"a vector of {d} finite numbers").reshape(-1)
+        if mu.shape != (d,):
+            raise ParameterError("mu_r", f"mu_r must be a vector of d = {d} numbers; "
+                                 f"got {mu.shape[0]}")
+        if not np.all(np.isfinite(mu)):
+            raise ParameterError("mu_r", "mu_r must have finite entries")
     if sigma_r is None:
         return mu, np.eye(d), True, 1.0
-    try:
-        S = np.asarray(sigma_r, dtype=float)
-    except (TypeError, ValueError):
-        raise ParameterError(f"sigma_r must be a symmetric positive-definite {d}x{d} "
-                             "matrix of numbers") from None
-    if S.ndim == 1 and S.shape == (d,):
+    what = f"a symmetric positive-definite {d}x{d} matrix (or its {d} diagonal entries)"
+    S = _as_array("sigma_r", sigma_r, what)
+    if S.ndim == 1:
+        if S.shape != (d,):
+            raise ParameterError("sigma_r", f"sigma_r must be {what}; got {S.shape[0]} "
+                                 f"diagonal entries for d = {d}")
+        if not np.all(np.isfinite(S)):
+            raise ParameterError("sigma_r", "sigma_r must have finite entries")
+        bad = np.flatnonzero(~(S > 0.0))
+        if bad.size:
+            raise ParameterError("sigma_r", f"sigma_r must be positive definite: its diagonal "
+                                 f"entry {bad[0] + 1} is {S[bad[0]]:g} (every entry must be > 0)")
         S = np.diag(S)
     if S.shape != (d, d):
-        raise ParameterError(f"sigma_r must be a symmetric positive-definite {d}x{d} matrix "
-                             f"(or its {d} diagonal entries); got shape {S.shape}")
+        raise ParameterError("sigma_r", f"sigma_r must be {what}; got shape {S.shape}")
     if not np.all(np.isfinite(S)):
-        raise ParameterError("sigma_r must have finite entries")
+        raise ParameterError("sigma_r", "sigma_r must have finite entries")
+    diag = np.diag(S)
+    bad = np.flatnonzero(~(diag > 0.0))
+    if bad.size:
+        i = bad[0]
+        raise ParameterError("sigma_r", f"sigma_r must be positive definite: its diagonal entry "
+                             f"({i + 1}, {i + 1}) is {diag[i]:g} (must be > 0)")
     scale = float(np.trace(S)) / d
-    if not (scale > 0.0 and math.isfinite(scale)) or scale < 1e-150 or scale > 1e150:
-        raise ParameterError("sigma_r must be positive-definite with tr(sigma_r)/d in "
-                             f"[1e-150, 1e150]; got {scale:.3g}")
+    if not (SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]):
+        raise ParameterError("sigma_r", f"sigma_r must have tr(sigma_r)/d in "
+                             f"[{SCALE_RANGE[0]:g}, {SCALE_RANGE[1]:g}]; got {scale:.3g}")
     S = S / scale
     if not np.allclose(S, S.T, rtol=1e-10, atol=1e-12 * max(1.0, np.abs(S).max())):
-        raise ParameterError("sigma_r must be symmetric positive-definite; it is not symmetric")
+        raise ParameterError("sigma_r", "sigma_r must be symmetric positive-definite; "
+                             "it is not symmetric")
     S = 0.5 * (S + S.T)
     try:
         L = np.linalg.cholesky(S)
     except np.linalg.LinAlgError:
-        raise ParameterError("sigma_r must be symmetric positive-definite; "
-                             "it has a non-positive eigenvalue") from None
+        ev = np.linalg.eigvalsh(S) * scale
+        raise ParameterError("sigma_r", "sigma_r must be symmetric positive-definite; "
+                             f"it has a non-positive eigenvalue ({ev.min():.3g})") from None
     ev = np.linalg.eigvalsh(S)
     if ev.min() <= 1e-12 * ev.max():
-        raise ParameterError("sigma_r must be symmetric positive-definite; it is singular "
-                             f"to working precision (eigenvalues {ev.min():.3g}..{ev.max():.3g})")
+        raise ParameterError("sigma_r", "sigma_r must be symmetric positive-definite; it is "
+                             "singular to working precision (eigenvalues "
+                             f"{ev.min() * scale:.3g}..{ev.max() * scale:.3g})")
     identity = bool(np.allclose(S, np.eye(d), rtol=0.0, atol=1e-15))
     if identity:
         L = np.eye(d)
     return mu, np.ascontiguousarray(L), identity, scale
+
+
+#: Accepted range of ``tr(Sigma_r) / d``: the kernels run on ``Sigma_r`` divided by
+#: it, and distances are multiplied back; beyond this range that product would
+#: overflow or underflow a double.
+SCALE_RANGE = (1e-150, 1e150)
 
 
 @dataclass(frozen=True)
@@ -220,34 +282,41 @@ class LoopParams:
         }
 
 
-def loop_params(d=1, n_r=100, n_s=0, lam=None, n_ini=None, loop="fresh", memory=1,
-                metric="w2sq", cov_estimator="unbiased", mu_r=None, sigma_r=None,
-                guidance=None) -> LoopParams:
+def check_lam(lam=None, guidance=None, default: float = defaults.LAM) -> float:
+    """The sampling bias from ``lam`` or from a guidance factor ``w`` (not both)."""
+    if guidance is not None:
+        if lam is not None:
+            raise ParameterError("guidance", "give either lam or guidance, not both")
+        return lam_from_guidance(guidance)
+    return check_float("lam", default if lam is None else lam, 0.0, 1.0)
+
+
+def loop_params(d=None, n_r=defaults.N_R, n_s=defaults.N_S, lam=None, n_ini=None,
+                loop=defaults.LOOP, memory=defaults.MEMORY, metric=defaults.METRIC,
+                cov_estimator=defaults.COV_ESTIMATOR, mu_r=None, sigma_r=None,
+                guidance=None, lam_default: float = defaults.LAM) -> LoopParams:
     """Validate one loop configuration (SPEC sections 1 and 5).
+
+    ``d = None`` takes the dimension from ``sigma_r`` or ``mu_r`` when given
+    (:func:`infer_d`).
 
     Raises
     ------
     ParameterError
         Naming the first parameter outside its allowed range.
     """
-    d = check_int("d", d, 1, config.MAX_D)
-    loop = check_choice("loop", loop, LOOPS)
+    d = infer_d(d, mu_r, sigma_r)
+    loop = check_choice("loop", LOOP_ALIASES.get(loop, loop), LOOPS)
     n_r = check_int("n_r", n_r, 2, config.MAX_COUNT)
     min_ns = 2 if loop == "fully-synthetic" else 0
     n_s = check_int("n_s", n_s, min_ns, config.MAX_COUNT)
-    if guidance is not None:
-        if lam is not None:
-            raise ParameterError("give either lam or guidance, not both")
-        lam = lam_from_guidance(guidance)
-    elif lam is None:
-        lam = 1.0
-    lam = check_float("lam", lam, 0.0, 1.0)
+    lam = check_lam(lam, guidance, lam_default)
     if n_ini is None:
         n_ini = n_r
     n_ini = check_int("n_ini", n_ini, 2, config.MAX_COUNT)
     if loop == "augmentation" and n_ini != n_r:
-        raise ParameterError(f"n_ini must equal n_r ({n_r}) for loop 'augmentation': the real "
-                             "set that trains G^1 is the fixed real set")
+        raise ParameterError("n_ini", f"n_ini must equal n_r ({n_r}) for loop 'augmentation': "
+                             "the real set that trains G^1 is the fixed real set")
     memory = check_memory(memory)
     metric = check_choice("metric", metric, METRICS)
     cov_estimator = check_choice("cov_estimator", cov_estimator, COV_ESTIMATORS)
@@ -260,7 +329,7 @@ def parse_list(name: str, text: str) -> list[str]:
     """Split a comma-separated command-line list (``"0,50,200"``)."""
     items = [s.strip() for s in str(text).split(",")]
     if not items or any(s == "" for s in items):
-        raise ParameterError(f"{name} must be a comma-separated list of values, got {text!r}")
+        raise ParameterError(name, f"{name} must be a comma-separated list of values, got {text!r}")
     return items
 
 
@@ -268,7 +337,7 @@ def check_grid_axis(name: str, values, check) -> list:
     """Validate every value of a grid axis with ``check`` and refuse repeats."""
     vals = [check(v) for v in values]
     if len(set(vals)) != len(vals):
-        raise ParameterError(f"{name} must not repeat values, got {list(values)!r}")
+        raise ParameterError(name, f"{name} must not repeat values, got {list(values)!r}")
     if not vals:
-        raise ParameterError(f"{name} must have at least one value")
+        raise ParameterError(name, f"{name} must have at least one value")
     return vals

@@ -30,7 +30,7 @@ def check_table_path(path: str | Path, name: str = "out") -> Path:
     """A table file's format comes from its extension: .csv, .json or .md."""
     p = Path(path)
     if p.suffix.lower() not in TABLE_FORMATS:
-        raise ParameterError(f"{name} must end in .csv, .json or .md, got {str(path)!r}")
+        raise ParameterError(name, f"{name} must end in .csv, .json or .md, got {str(path)!r}")
     return p
 
 

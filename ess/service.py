@@ -61,7 +61,7 @@ class FieldError(ParameterError):
 
     def __init__(self, field: str, message: str, where: str = "body",
                  kind: str = "value_error") -> None:
-        super().__init__(message)
+        super().__init__(field, message)
         self.field = field
         self.where = where
         self.kind = kind
@@ -434,18 +434,6 @@ _BUSY = {429: {"model": MessageOut, "description": "queue full; see Retry-After"
          503: {"model": MessageOut, "description": "the server is stopping"}}
 _NO_JOB = {404: {"model": MessageOut, "description": "no such job"}}
 
-#: Request fields, longest first, for naming the field of a validation message.
-_FIELDS = sorted({f for m in (EstimateIn, ThresholdIn, TableIn) for f in m.model_fields},
-                 key=len, reverse=True)
-
-
-def _field_of(message: str) -> str | None:
-    for f in _FIELDS:
-        if message.startswith(f + " ") or message.startswith(f + ":"):
-            return f
-    return None
-
-
 def _refusal(loc: list, msg: str, kind: str) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": [{"loc": loc, "msg": msg,
                                                               "type": kind}]})
@@ -763,8 +751,7 @@ def create_app(store: ResultStore, limits: Limits | None = None) -> FastAPI:
 
     @app.exception_handler(ParameterError)
     async def _param(request: Request, exc: ParameterError) -> JSONResponse:
-        field = _field_of(str(exc))
-        return _refusal(["body", field] if field else ["body"], str(exc), "value_error")
+        return _refusal(["body", exc.name], str(exc), "value_error")
 
     @app.exception_handler(QueueFullError)
     async def _full(request: Request, exc: QueueFullError) -> JSONResponse:
@@ -822,7 +809,7 @@ def create_app(store: ResultStore, limits: Limits | None = None) -> FastAPI:
 
             lam = [lam_from_guidance(w) for w in kw.pop("guidance")]
             if "lam" in kw:
-                raise ParameterError("give either lam or guidance, not both")
+                raise ParameterError("guidance", "give either lam or guidance, not both")
         else:
             lam = kw.pop("lam", [1.0, 0.9, 0.7])
         size = len(axes["n_r"]) * len(axes["n_s"]) * len(lam)
@@ -931,13 +918,13 @@ def serve(host: str = "127.0.0.1", port: int = 8000, store: str | os.PathLike | 
 
     root = store if store is not None else default_store_dir()
     if root is None:
-        raise ParameterError("store must be a folder for ess serve (ESS_STORE is 'off'); "
+        raise ParameterError("store", "store must be a folder for ess serve (ESS_STORE is 'off'); "
                              "give --store DIR")
     rs = ResultStore(root)
     try:
         rs.root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ParameterError(f"store must be a writable folder; cannot create "
+        raise ParameterError("store", f"store must be a writable folder; cannot create "
                              f"{str(rs.root)!r} ({e.strerror})") from None
     app = create_app(rs, limits)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -949,7 +936,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, store: str | os.PathLike | 
         sock.bind((host, port))
     except (OSError, OverflowError) as e:
         sock.close()
-        raise ParameterError(f"host and port must name a free local address; cannot listen "
+        raise ParameterError("port", f"host and port must name a free local address; cannot listen "
                              f"on {host}:{port} ({getattr(e, 'strerror', None) or e})") from None
     sock.listen(128)
     sock.set_inheritable(True)

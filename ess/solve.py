@@ -78,12 +78,13 @@ def chain_budget(p: LoopParams, n_gen: int, max_chains: int, n_values: int = 1) 
     cs = chunk_size(p.d)
     pilot = _pilot_chunks(p.d, n_values) * cs
     if max_chains < pilot:
-        raise ParameterError(f"max_chains must be at least {pilot} for d = {p.d} (the first "
+        raise ParameterError("max_chains",
+            f"max_chains must be at least {pilot} for d = {p.d} (the first "
                              f"round of chains); got {max_chains}")
     by_work = int(config.MAX_WORK // chain_cost(p, n_gen, n_values))
     if by_work < pilot:
         raise ParameterError(
-            f"n_s = {p.n_s} is too expensive for d = {p.d} and memory = {p.memory}: "
+            "n_s", f"n_s = {p.n_s} is too expensive for d = {p.d} and memory = {p.memory}: "
             f"{pilot} chains of {n_gen} generations (the fewest an estimate may need) exceed "
             f"the work budget of one computation ({config.MAX_WORK:g} units); reduce n_s, "
             "memory or d")
@@ -223,6 +224,7 @@ def check_generations(p: LoopParams, rel_precision: float, name: str = "n_s") ->
     lo, _ = bisect_int(lambda m: _generations(p, m, rel_precision) > config.MAX_GENERATIONS,
                        0, p.n_s)
     raise ParameterError(
+        name,
         f"{name} must be at most {lo} for n_r = {p.n_r} at rel_precision = {rel_precision:g}: "
         f"the loop mixes too slowly beyond (more than {config.MAX_GENERATIONS} generations "
         f"per chain); got {p.n_s}")

@@ -209,4 +209,4 @@ def open_store(store: str | os.PathLike | bool | None = None) -> ResultStore | N
         return ResultStore(store)
     from ess.params import ParameterError
 
-    raise ParameterError(f"store must be a folder path, True or False, got {store!r}")
+    raise ParameterError("store", f"store must be a folder path, True or False, got {store!r}")
