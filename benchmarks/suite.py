@@ -283,7 +283,7 @@ def _log_slope(d: int, n_e: float) -> float:
 
     k = int(np.clip(np.searchsorted(GRID, n_e), 1, len(GRID) - 1))
     n0, n1 = GRID[k - 1], GRID[k]
-    f = ess.reference_curve([n0, n1], d=d, rel_precision=REL)[:, 0]
+    f = ess.reference_curve([n0, n1], d=d, rel_precision=REL).f
     return math.log(f[1] / f[0]) / math.log(n1 / n0)
 
 

@@ -1,7 +1,9 @@
 """The public Python API: validate, seed, run, wrap.
 
-Names and defaults follow SPEC section 5; every function raises
-:class:`ess.params.ParameterError` (a ``ValueError``) naming a bad parameter.
+Each function turns its arguments into a request (:mod:`ess.request`, where every
+check lives), runs it, and returns a frozen result (:mod:`ess.results`). A bad
+argument raises :class:`ess.ParameterError` (a ``ValueError``) naming it. Names
+and defaults (:mod:`ess.defaults`) are those of the command line and the service.
 """
 
 from __future__ import annotations
@@ -10,104 +12,35 @@ import itertools
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from ess import config
+from ess import config, defaults
 from ess.backends import get_backend, map_cells
-from ess.chains import kernel_memory, trajectories
-from ess.params import (
-    ParameterError,
-    check_float,
-    check_grid_axis,
-    check_int,
-    check_jobs,
-    check_seed,
-    loop_params,
+from ess.chains import trajectories
+from ess.params import ParameterError, check_float, check_grid_axis, check_int
+from ess.progress import NULL_PROGRESS, Progress
+from ess.request import (
+    EstimateRequest,
+    ThresholdRequest,
+    estimate_request,
+    reference_request,
+    simulate_request,
+    threshold_request,
 )
-from ess.progress import Progress
-from ess.results import EstimateResult, SimulateResult, ThresholdResult
-from ess.solve import (
-    bisect_int,
-    chain_budget,
-    chain_cost,
-    check_generations,
-    estimate_limit,
-    generations_for,
-    reference_for,
-    threshold_search,
+from ess.results import (
+    EstimateResult,
+    ReferenceCurveResult,
+    SimulateResult,
+    TableResult,
+    ThresholdGridResult,
+    ThresholdResult,
 )
+from ess.solve import estimate_limit, reference_for, threshold_search
 from ess.store import ResultStore, open_store
 
-
-def _check_ring_memory(p, n_gen: int) -> None:
-    """The per-chain buffer of past models must fit in memory (``memory = "all"``)."""
-    K = kernel_memory(p, n_gen)
-    need = 2 * K * p.d * p.d * 8 * config.default_jobs()
-    if need > config.MAX_BYTES:
-        raise ParameterError("memory", f"memory must be smaller for d = {p.d}: {K} past models of "
-                             f"{p.d}x{p.d} need {need / 2**30:.1f} GiB (limit "
-                             f"{config.MAX_BYTES / 2**30:.0f} GiB)")
-
-
-def _validate_estimate(d=1, n_r=100, n_s=0, lam=None, n_ini=None, loop="fresh", memory=1,
-                       metric="w2sq", cov_estimator="unbiased", seed=0, rel_precision=0.01,
-                       max_chains=config.DEFAULT_MAX_CHAINS, n_jobs=None, mu_r=None,
-                       sigma_r=None, guidance=None, progress=False, store=None):
-    """Every check of :func:`estimate`, before any computation."""
-    p = loop_params(d, n_r, n_s, lam, n_ini, loop, memory, metric, cov_estimator, mu_r,
-                    sigma_r, guidance)
-    if p.loop == "fully-synthetic":
-        raise ParameterError("loop", "loop must be fresh or augmentation for a limit: the fully "
-                             "synthetic loop collapses (use simulate)")
-    rel, mc = _check_budget(rel_precision, max_chains)
-    check_generations(p, rel)
-    n_gen = generations_for(p, rel)
-    _check_ring_memory(p, n_gen)
-    chain_budget(p, n_gen, mc)
-    open_store(store)
-    return p, check_seed(seed), rel, mc, check_jobs(n_jobs)
-
-
-def _validate_threshold(d=1, n_r=100, lam=None, n_ini=None, memory=1, metric="w2sq",
-                        cov_estimator="unbiased", seed=0, rel_precision=0.01, cap=None,
-                        max_chains=config.DEFAULT_MAX_CHAINS, n_jobs=None, mu_r=None,
-                        sigma_r=None, guidance=None, progress=False, store=None):
-    """Every check of :func:`threshold`, before any computation."""
-    if lam is None and guidance is None:
-        lam = 0.9
-    p = loop_params(d, n_r, 0, lam, n_ini, "fresh", memory, metric, cov_estimator, mu_r,
-                    sigma_r, guidance)
-    rel, mc = _check_budget(rel_precision, max_chains)
-    if cap is None:   # 100 n_r, or less where the chains at n_s = cap would be too expensive
-        cap = min(100 * p.n_r, config.MAX_COUNT)
-        if not _affordable(p, cap, rel, mc):
-            cap = max(bisect_int(lambda m: not _affordable(p, m, rel, mc), 0, cap)[0], 1)
-    cap = check_int("cap", cap, 1, config.MAX_COUNT)
-    at_cap = replace(p, n_s=cap)
-    check_generations(at_cap, rel, name="cap")
-    n_gen = generations_for(at_cap, rel)
-    _check_ring_memory(p, n_gen)
-    try:
-        chain_budget(at_cap, n_gen, mc, n_values=2)
-    except ParameterError as e:
-        raise ParameterError("cap", f"cap is too large for d = {p.d}: at n_s = cap, {e}") from None
-    open_store(store)
-    return p, check_seed(seed), rel, mc, check_jobs(n_jobs), cap
-
-
-def estimate_key(checked: tuple) -> dict:
-    """Everything that changes an estimate, from the output of :func:`_validate_estimate`
-    (not ``n_jobs``: results do not depend on it)."""
-    p, seed, rel, mc = checked[:4]
-    return {**p.key(), "seed": seed, "rel_precision": rel, "max_chains": mc}
-
-
-def threshold_key(checked: tuple) -> dict:
-    """Everything that changes a threshold, from the output of :func:`_validate_threshold`."""
-    return {**estimate_key(checked), "cap": checked[5]}
+Store = str | os.PathLike | bool | None
 
 
 def load_stored(kind: str, cls, key: dict, store: ResultStore):
@@ -142,64 +75,56 @@ def _stored(kind: str, cls, key: dict, store: ResultStore | None, compute, bar: 
         return res
 
 
-def run_estimate(checked: tuple, store: ResultStore | None, bar: Progress):
-    """An estimate from the output of :func:`_validate_estimate`, through ``store``."""
-    p, seed, rel, mc, jobs = checked
-    return _stored("estimate", EstimateResult, estimate_key(checked), store,
-                   lambda: estimate_limit(p, seed, rel, mc, jobs, bar), bar)
+def run_estimate(req: EstimateRequest, store: ResultStore | None,
+                 bar: Progress = NULL_PROGRESS) -> EstimateResult:
+    """The answer to a checked estimate, from ``store`` or computed (and stored)."""
+    p = req.params
+    return _stored("estimate", EstimateResult, req.key(), store,
+                   lambda: estimate_limit(p, req.seed, req.rel_precision, req.max_chains,
+                                          req.n_jobs, bar), bar)
 
 
-def run_threshold(checked: tuple, store: ResultStore | None, bar: Progress):
-    """A threshold from the output of :func:`_validate_threshold`, through ``store``."""
-    p, seed, rel, mc, jobs, cap = checked
-    return _stored("threshold", ThresholdResult, threshold_key(checked), store,
-                   lambda: threshold_search(p, seed, rel, mc, cap, jobs, bar), bar)
+def run_threshold(req: ThresholdRequest, store: ResultStore | None,
+                  bar: Progress = NULL_PROGRESS) -> ThresholdResult:
+    """The answer to a checked threshold, from ``store`` or computed (and stored)."""
+    p = req.params
+    return _stored("threshold", ThresholdResult, req.key(), store,
+                   lambda: threshold_search(p, req.seed, req.rel_precision, req.max_chains,
+                                            req.cap, req.n_jobs, bar, req.cap_wanted), bar)
 
 
-def _affordable(p, n_s: int, rel: float, mc: int) -> bool:
-    """Whether a threshold evaluation at ``n_s`` fits the generation and work limits."""
-    q = replace(p, n_s=n_s)
+def _with_bar(desc: str, progress: bool, fn):
+    bar = Progress(desc, enabled=progress)
     try:
-        check_generations(q, rel)
-        chain_budget(q, generations_for(q, rel), mc, n_values=2)
-    except ParameterError:
-        return False
-    return True
+        return fn(bar)
+    finally:
+        bar.close()
 
 
-def _check_rel(rel_precision) -> float:
-    rel = check_float("rel_precision", rel_precision, 0.0, 0.5, low_open=True)
-    if rel < 1e-4:
-        raise ParameterError("rel_precision",
-            f"rel_precision must be a number in [0.0001, 0.5], got {rel}")
-    return rel
-
-
-def _check_budget(rel_precision, max_chains) -> tuple[float, int]:
-    return (_check_rel(rel_precision),
-            check_int("max_chains", max_chains, 1, config.MAX_CHAINS))
-
-
-def estimate(d: int = 1, n_r: int = 100, n_s: int = 0, lam: float | None = None,
-             n_ini: int | None = None, loop: str = "fresh", memory: int | str = 1,
-             metric: str = "w2sq", cov_estimator: str = "unbiased", seed: int = 0,
-             rel_precision: float = 0.01, max_chains: int = config.DEFAULT_MAX_CHAINS,
-             n_jobs: int | None = None, mu_r=None, sigma_r=None,
-             guidance: float | None = None, progress: bool = False,
-             store: str | os.PathLike | bool | None = None) -> EstimateResult:
+def estimate(d: int | None = None, n_r: int = defaults.N_R, n_s: int = defaults.N_S,
+             lam: float | None = None, *, n_ini: int | None = None, loop: str = defaults.LOOP,
+             memory: int | str = defaults.MEMORY, metric: str = defaults.METRIC,
+             cov_estimator: str = defaults.COV_ESTIMATOR, seed: int = defaults.SEED,
+             rel_precision: float = defaults.REL_PRECISION,
+             max_chains: int = defaults.MAX_CHAINS, n_jobs: int | None = None,
+             mu_r=None, sigma_r=None, guidance: float | None = None, progress: bool = False,
+             store: Store = None) -> EstimateResult:
     """Limit ``WD(n_r, n_s, lam)`` of the loop and effective sample size ``n_e``.
 
     Parameters
     ----------
-    d : int
-        Dimension (default 1, so that a first try is instant).
+    d : int, optional
+        Dimension: 1 (so that a first try is instant), or the size of
+        ``sigma_r`` / ``mu_r`` when they are given.
     n_r, n_s : int
-        Real samples (>= 2) and synthetic samples (>= 0) per generation.
+        Real samples (>= 2) and synthetic samples (>= 0) per generation. At
+        ``n_s = 0`` every generation is the reference fit itself: ``n_e = n_r``
+        exactly, without Monte Carlo.
     lam : float, optional
         Sampling bias in ``[0, 1]`` (default 1, unbiased); or give ``guidance=w``
         for ``lam = 1/(1+w)``.
     n_ini : int, optional
-        Size of the first real set (default ``n_r``).
+        Size of the first real set (default ``n_r``); the limit does not depend on it.
     loop : {"fresh", "augmentation"}
         Loop kind; the fully synthetic loop has no limit (use :func:`simulate`).
     memory : int or "all"
@@ -211,13 +136,16 @@ def estimate(d: int = 1, n_r: int = 100, n_s: int = 0, lam: float | None = None,
     seed : int
         Seed; the same seed gives the same numbers whatever ``n_jobs``.
     rel_precision : float
-        Wanted relative 95% half-width on ``n_e``.
+        Wanted relative 95% half-width on ``n_e``, in ``[1e-4, 0.5]``.
     max_chains : int
         Chain budget.
     n_jobs : int, optional
         Threads (default: every core).
     mu_r, sigma_r : array_like, optional
-        Reference mean and covariance (default ``N(0, I_d)``).
+        Reference mean and covariance (default ``N(0, I_d)``); ``sigma_r`` is a
+        ``d x d`` matrix or its diagonal.
+    guidance : float, optional
+        Classifier-free guidance factor ``w >= 0`` instead of ``lam``.
     progress : bool
         Draw a progress bar on a terminal.
     store : path, bool or None
@@ -230,100 +158,141 @@ def estimate(d: int = 1, n_r: int = 100, n_s: int = 0, lam: float | None = None,
     Returns
     -------
     EstimateResult
+
+    Raises
+    ------
+    ParameterError
+        Naming a bad parameter, before any computation.
+
+    Examples
+    --------
+    >>> import ess
+    >>> r = ess.estimate(n_r=100, n_s=200, lam=0.9, store=False)
+    >>> r.n_e_over_n_r_ci.low < r.n_e_over_n_r < r.n_e_over_n_r_ci.high
+    True
     """
-    checked = _validate_estimate(
-        d=d, n_r=n_r, n_s=n_s, lam=lam, n_ini=n_ini, loop=loop, memory=memory, metric=metric,
-        cov_estimator=cov_estimator, seed=seed, rel_precision=rel_precision,
-        max_chains=max_chains, n_jobs=n_jobs, mu_r=mu_r, sigma_r=sigma_r, guidance=guidance,
-        store=store)
-    bar = Progress("estimate", enabled=progress)
-    try:
-        return run_estimate(checked, open_store(store), bar)
-    finally:
-        bar.close()
+    req = estimate_request(d, n_r, n_s, lam, n_ini=n_ini, loop=loop, memory=memory,
+                           metric=metric, cov_estimator=cov_estimator, seed=seed,
+                           rel_precision=rel_precision, max_chains=max_chains, n_jobs=n_jobs,
+                           mu_r=mu_r, sigma_r=sigma_r, guidance=guidance)
+    where = open_store(store)
+    return _with_bar("estimate", progress, lambda bar: run_estimate(req, where, bar))
 
 
-def threshold(d: int = 1, n_r: int = 100, lam: float | None = None, n_ini: int | None = None,
-              memory: int | str = 1, metric: str = "w2sq", cov_estimator: str = "unbiased",
-              seed: int = 0, rel_precision: float = 0.01, cap: int | None = None,
-              max_chains: int = config.DEFAULT_MAX_CHAINS, n_jobs: int | None = None,
-              mu_r=None, sigma_r=None, guidance: float | None = None,
-              progress: bool = False,
-              store: str | os.PathLike | bool | None = None) -> ThresholdResult:
+def threshold(d: int | None = None, n_r: int = defaults.N_R, lam: float | None = None, *,
+              n_ini: int | None = None, memory: int | str = defaults.MEMORY,
+              metric: str = defaults.METRIC, cov_estimator: str = defaults.COV_ESTIMATOR,
+              seed: int = defaults.SEED, rel_precision: float = defaults.REL_PRECISION,
+              cap: int | None = None, max_chains: int = defaults.MAX_CHAINS,
+              n_jobs: int | None = None, mu_r=None, sigma_r=None,
+              guidance: float | None = None, progress: bool = False,
+              store: Store = None) -> ThresholdResult:
     """Admissible threshold ``n_s*(n_r, lam)``: the largest ``n_s`` with ``n_e >= n_r``.
 
-    Parameters are those of :func:`estimate` (the loop is the fresh loop; ``lam``
-    defaults to 0.9);
-    ``cap`` bounds the search: beyond it the answer is "no threshold up to the
-    cap" (``n_s_star = None``). Its default is ``100 n_r``, lowered where chains at
-    ``n_s = cap`` would exceed the work budget (large ``d``); the result reports it.
-    ``store`` is that of :func:`estimate`.
+    Parameters
+    ----------
+    d, n_r, n_ini, memory, metric, cov_estimator, seed
+        As in :func:`estimate` (the loop is the fresh loop).
+    rel_precision, max_chains, n_jobs, mu_r, sigma_r, guidance, progress, store
+        As in :func:`estimate`.
+    lam : float, optional
+        Sampling bias (default 0.9: at ``lam = 1`` there is typically no threshold).
+    cap : int, optional
+        Largest ``n_s`` searched: beyond it the answer is "no threshold up to the
+        cap" (``n_s_star = None``). Default ``100 n_r``, lowered where chains at
+        ``n_s = cap`` would exceed the work budget (large ``d``); the result's
+        ``note`` says so.
 
     Returns
     -------
     ThresholdResult
+
+    Raises
+    ------
+    ParameterError
+        Naming a bad parameter, before any computation.
+
+    Examples
+    --------
+    >>> import ess
+    >>> t = ess.threshold(n_r=100, lam=0.7, store=False)
+    >>> t.n_s_star_ci.low <= t.n_s_star
+    True
     """
-    checked = _validate_threshold(
-        d=d, n_r=n_r, lam=lam, n_ini=n_ini, memory=memory, metric=metric,
-        cov_estimator=cov_estimator, seed=seed, rel_precision=rel_precision, cap=cap,
-        max_chains=max_chains, n_jobs=n_jobs, mu_r=mu_r, sigma_r=sigma_r, guidance=guidance,
-        store=store)
-    bar = Progress("threshold", enabled=progress)
-    try:
-        return run_threshold(checked, open_store(store), bar)
-    finally:
-        bar.close()
+    req = threshold_request(d, n_r, lam, n_ini=n_ini, memory=memory, metric=metric,
+                            cov_estimator=cov_estimator, seed=seed,
+                            rel_precision=rel_precision, cap=cap, max_chains=max_chains,
+                            n_jobs=n_jobs, mu_r=mu_r, sigma_r=sigma_r, guidance=guidance)
+    where = open_store(store)
+    return _with_bar("threshold", progress, lambda bar: run_threshold(req, where, bar))
 
 
-def simulate(d: int = 1, n_r: int = 100, n_s: int = 100, lam: float | None = None,
-             n_ini: int | None = None, loop: str = "fresh", memory: int | str = 1,
-             metric: str = "w2sq", cov_estimator: str = "unbiased", seed: int = 0,
-             chains: int = 200, generations: int = 50, n_jobs: int | None = None,
-             mu_r=None, sigma_r=None, guidance: float | None = None,
-             progress: bool = False, return_trajectories: bool = False
+#: The quantities that :func:`simulate` summarises per generation: the name of
+#: their columns, and the trajectory column (of :func:`ess.chains.trajectories`)
+#: they come from, transformed to the user-facing quantity.
+SIMULATE_QUANTITIES = ("dist", "mean_dev", "tr_sigma_over_d")
+
+
+def simulate(d: int | None = None, n_r: int = defaults.N_R, n_s: int = defaults.N_S,
+             lam: float | None = None, *, n_ini: int | None = None, loop: str = defaults.LOOP,
+             memory: int | str = defaults.MEMORY, metric: str = defaults.METRIC,
+             cov_estimator: str = defaults.COV_ESTIMATOR, seed: int = defaults.SEED,
+             chains: int = defaults.CHAINS, generations: int = defaults.GENERATIONS,
+             n_jobs: int | None = None, mu_r=None, sigma_r=None,
+             guidance: float | None = None, progress: bool = False,
+             return_trajectories: bool = False
              ) -> SimulateResult | tuple[SimulateResult, np.ndarray]:
     """Trajectories of any loop kind, summarised per generation.
 
-    Each row gives, for generation ``t = 1 .. generations``, the mean, the
-    median and the 5-95% band over chains of ``dist``, ``|mu - mu_r|`` and ``tr Sigma / d``.
+    Parameters
+    ----------
+    d, n_r, n_s, lam, n_ini, memory, metric, cov_estimator, seed
+        As in :func:`estimate`.
+    n_jobs, mu_r, sigma_r, guidance, progress
+        As in :func:`estimate`.
+    loop : {"fresh", "augmentation", "fully-synthetic"}
+        Loop kind (``"replace"`` is another name of ``"fully-synthetic"``).
+    chains, generations : int
+        Independent trajectories, and generations of each (the first is the fit
+        on ``n_ini`` real samples).
+    return_trajectories : bool
+        Also return the raw trajectories.
 
     Returns
     -------
     SimulateResult
-        And, with ``return_trajectories``, the raw array of shape
-        ``(chains, generations, 4)`` holding ``dist``, ``|mu - mu_r|^2``,
+        Each row gives, for generation ``t = 1 .. generations``, the mean, the
+        median and the 5-95% band over chains of ``dist``, ``|mu - mu_r|`` and
+        ``tr Sigma / d``. With ``return_trajectories``, also the raw array of
+        shape ``(chains, generations, 4)`` holding ``dist``, ``|mu - mu_r|^2``,
         ``tr Sigma`` and the first coordinate of ``mu``.
+
+    Raises
+    ------
+    ParameterError
+        Naming a bad parameter, before any computation.
+
+    Examples
+    --------
+    >>> import ess
+    >>> s = ess.simulate(loop="replace", n_s=10, chains=100, generations=30)
+    >>> s.rows[-1]["tr_sigma_over_d_mean"] < s.rows[0]["tr_sigma_over_d_mean"]
+    True
     """
-    p = loop_params(d, n_r, n_s, lam, n_ini, loop, memory, metric, cov_estimator, mu_r,
-                    sigma_r, guidance)
-    chains = check_int("chains", chains, 1, config.MAX_CHAINS)
-    generations = check_int("generations", generations, 1, config.MAX_GENERATIONS)
-    out_bytes = chains * generations * 4 * 8
-    if out_bytes > config.MAX_BYTES:
-        raise ParameterError("chains", f"chains * generations must be at most "
-                             f"{config.MAX_BYTES // 32} (memory), got {chains * generations}")
-    _check_ring_memory(p, generations)
-    work = chains * chain_cost(p, generations)
-    if work > config.MAX_WORK:
-        raise ParameterError("chains", f"chains * generations is too large for d = {p.d}: "
-                             f"{work:.3g} work units, budget {config.MAX_WORK:g}; "
-                             "use fewer chains or generations")
-    seed = check_seed(seed)
-    jobs = check_jobs(n_jobs)
+    req = simulate_request(d, n_r, n_s, lam, n_ini=n_ini, loop=loop, memory=memory,
+                           metric=metric, cov_estimator=cov_estimator, seed=seed,
+                           chains=chains, generations=generations, n_jobs=n_jobs, mu_r=mu_r,
+                           sigma_r=sigma_r, guidance=guidance)
+    p = req.params
     t0 = time.perf_counter()
-    bar = Progress("simulate", enabled=progress)
-    try:
-        traj = trajectories(p, chains, generations, seed, jobs, bar)
-    finally:
-        bar.close()
-    dist = traj[:, :, 0]
-    dev = np.sqrt(traj[:, :, 1])
-    tr = traj[:, :, 2] / p.d
+    traj = _with_bar("simulate", progress,
+                     lambda bar: trajectories(p, req.chains, req.generations, req.seed,
+                                              req.n_jobs, bar))
+    quantities = (traj[:, :, 0], np.sqrt(traj[:, :, 1]), traj[:, :, 2] / p.d)
     rows = []
-    for t in range(generations):
+    for t in range(req.generations):
         row = {"generation": t + 1}
-        for name, a in (("dist", dist[:, t]), ("mean_dev", dev[:, t]),
-                        ("tr_sigma_over_d", tr[:, t])):
+        for name, a in zip(SIMULATE_QUANTITIES, (q[:, t] for q in quantities)):
             row[f"{name}_mean"] = float(a.mean())
             row[f"{name}_median"] = float(np.median(a))
             row[f"{name}_q05"] = float(np.quantile(a, 0.05))
@@ -331,28 +300,55 @@ def simulate(d: int = 1, n_r: int = 100, n_s: int = 100, lam: float | None = Non
         rows.append(row)
     res = SimulateResult(d=p.d, n_r=p.n_r, n_s=p.n_s, lam=p.lam, loop=p.loop, metric=p.metric,
                          cov_estimator=p.cov_estimator, memory=p.memory, n_ini=p.n_ini,
-                         seed=seed, chains=chains, generations=generations,
-                         seconds=time.perf_counter() - t0, rows=rows)
+                         seed=req.seed, chains=req.chains, generations=req.generations,
+                         seconds=time.perf_counter() - t0, rows=tuple(rows))
     return (res, traj) if return_trajectories else res
 
 
-def reference_curve(n: Sequence[int], d: int = 1, metric: str = "w2sq",
-                    cov_estimator: str = "unbiased", sigma_r=None,
-                    rel_precision: float = 0.01, n_jobs: int | None = None) -> np.ndarray:
-    """Values and standard errors of the reference curve ``f(n)`` at integers ``n >= 2``.
+def reference_curve(n: Sequence[int] = defaults.REFERENCE_N, d: int | None = None, *,
+                    metric: str = defaults.METRIC, cov_estimator: str = defaults.COV_ESTIMATOR,
+                    sigma_r=None, rel_precision: float = defaults.REL_PRECISION,
+                    n_jobs: int | None = None) -> ReferenceCurveResult:
+    """The reference curve ``f(n) = E dist(G(n), P_r)`` at integers ``n >= 2``.
+
+    Parameters
+    ----------
+    n : sequence of int
+        Sample sizes (default ``2, 4, ..., 1024``).
+    d, metric, cov_estimator, sigma_r, n_jobs
+        As in :func:`estimate`.
+    rel_precision : float
+        The precision of the estimates the curve serves; the curve is computed
+        finer than that (and cached on disk).
 
     Returns
     -------
-    ndarray, shape (len(n), 2)
-        ``f(n)`` and its standard error.
+    ReferenceCurveResult
+        ``n``, ``f`` and its standard error ``f_se``; ``.to_frame()`` has them
+        as labelled columns.
+
+    Raises
+    ------
+    ParameterError
+        Naming a bad parameter, before any computation.
+
+    Examples
+    --------
+    >>> import ess
+    >>> c = ess.reference_curve([10, 100])
+    >>> c.f[0] > c.f[1]
+    True
     """
-    p = loop_params(d, 2, 0, 1.0, 2, "fresh", 1, metric, cov_estimator, None, sigma_r)
-    rel = _check_rel(rel_precision)
-    ns = [check_int("n", v, 2, 2**40) for v in n]
-    curve = reference_for(p, rel, check_jobs(n_jobs))
-    out = np.array([curve.value(v) for v in ns]) * p.dist_factor
+    req = reference_request(n, d, metric=metric, cov_estimator=cov_estimator,
+                            sigma_r=sigma_r, rel_precision=rel_precision, n_jobs=n_jobs)
+    p = req.params
+    curve = reference_for(p, req.rel_precision, req.n_jobs)
+    values = [curve.value(v) for v in req.n]
     curve.save()
-    return out
+    k = p.dist_factor
+    return ReferenceCurveResult(d=p.d, metric=p.metric, cov_estimator=p.cov_estimator,
+                                n=req.n, f=tuple(k * v[0] for v in values),
+                                f_se=tuple(k * v[1] for v in values))
 
 
 def _axis_n_r(values) -> list[int]:
@@ -363,7 +359,7 @@ def _axis_lam(values) -> list[float]:
     return check_grid_axis("lam", values, lambda v: check_float("lam", v, 0.0, 1.0))
 
 
-def _run_grid(cells: list[dict], validate, compute, desc: str, progress: bool,
+def _run_grid(cells: list[dict], validate, run, desc: str, progress: bool,
               backend: str = "local", scheduler: Any = None,
               n_jobs: int | None = None) -> list:
     """Validate the backend and every cell before computing any, then compute them all.
@@ -376,16 +372,21 @@ def _run_grid(cells: list[dict], validate, compute, desc: str, progress: bool,
                              f"got {len(cells)}")
     where = get_backend(backend, scheduler, n_jobs)
     for cell in cells:
-        validate(**cell)
+        validate(**{k: v for k, v in cell.items() if k not in _NOT_CHECKED})
     bar = Progress(desc, enabled=progress)
     bar.add_total(len(cells))
     try:
-        return map_cells(compute, cells, where, bar)
+        return map_cells(run, cells, where, bar)
     finally:
         bar.close()
 
 
-def table_cells(d: int, n_r: Sequence[int], n_s: Sequence[int], lam: Sequence[float],
+#: Keyword arguments of a grid cell that its request validator does not take
+#: (``store`` is opened once by the grid, ``progress`` is the grid's).
+_NOT_CHECKED = ("store", "progress")
+
+
+def table_cells(d: int | None, n_r: Sequence[int], n_s: Sequence[int], lam: Sequence[float],
                 **kwargs) -> list[dict]:
     """Keyword arguments of :func:`estimate` for every cell of a table grid, ``n_r``
     outermost, with the axes checked (each cell is checked by the caller)."""
@@ -396,11 +397,10 @@ def table_cells(d: int, n_r: Sequence[int], n_s: Sequence[int], lam: Sequence[fl
             for a, b, c in itertools.product(n_r, n_s, lam)]
 
 
-def table(d: int = 1, n_r: Sequence[int] = (50, 100, 200),
-          n_s: Sequence[int] = (0, 50, 100, 200, 400),
-          lam: Sequence[float] = (1.0, 0.9, 0.7), progress: bool = False,
-          n_jobs: int | None = None, backend: str = "local", scheduler: Any = None,
-          **kwargs) -> list[EstimateResult]:
+def table(d: int | None = None, n_r: Sequence[int] = defaults.TABLE_N_R,
+          n_s: Sequence[int] = defaults.TABLE_N_S, lam: Sequence[float] = defaults.TABLE_LAM,
+          *, progress: bool = False, n_jobs: int | None = None, backend: str = "local",
+          scheduler: Any = None, **kwargs) -> TableResult:
     """:func:`estimate` for every ``(n_r, n_s, lam)`` of a grid.
 
     Every cell uses the same ``seed``; the numbers are the same bit for bit
@@ -408,8 +408,8 @@ def table(d: int = 1, n_r: Sequence[int] = (50, 100, 200),
 
     Parameters
     ----------
-    d : int
-        Dimension.
+    d : int, optional
+        Dimension (as in :func:`estimate`).
     n_r, n_s, lam : sequence
         Values of each axis of the grid (no repeats).
     progress : bool
@@ -431,39 +431,61 @@ def table(d: int = 1, n_r: Sequence[int] = (50, 100, 200),
 
     Returns
     -------
-    list of EstimateResult
-        In the order ``n_r``, then ``n_s``, then ``lam``.
+    TableResult
+        The cells' :class:`EstimateResult`, in the order ``n_r``, then ``n_s``,
+        then ``lam``; ``.to_frame()`` gives a DataFrame with the CSV's columns.
 
     Raises
     ------
     ParameterError
         Naming a bad parameter of any cell or of the backend, before any cell
         is computed; or an unreachable scheduler.
+
+    Examples
+    --------
+    >>> import ess
+    >>> t = ess.table(n_r=[100], n_s=[0, 100], lam=[1.0], store=False)
+    >>> list(t.to_frame()["n_s"])
+    [0, 100]
     """
     cells = table_cells(d, n_r, n_s, lam, **kwargs)
-    return _run_grid(cells, _validate_estimate, estimate, "table", progress, backend,
-                     scheduler, n_jobs)
+    return TableResult(tuple(_run_grid(cells, estimate_request, estimate, "table", progress,
+                                       backend, scheduler, n_jobs)))
 
 
-def threshold_grid(d: int = 1, n_r: Sequence[int] = (50, 100, 200, 400),
-                   lam: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9), progress: bool = False,
+def threshold_grid(d: int | None = None, n_r: Sequence[int] = defaults.HEATMAP_N_R,
+                   lam: Sequence[float] = defaults.HEATMAP_LAM, *, progress: bool = False,
                    n_jobs: int | None = None, backend: str = "local", scheduler: Any = None,
-                   **kwargs) -> list[ThresholdResult]:
+                   **kwargs) -> ThresholdGridResult:
     """:func:`threshold` for every ``(n_r, lam)`` of a grid (``n_r`` outer).
 
-    ``progress``, ``n_jobs``, ``backend`` and ``scheduler`` are those of
-    :func:`table`; other keyword arguments (``cap``, ``seed``,
-    ``rel_precision``, ...) are passed to :func:`threshold`.
+    Parameters
+    ----------
+    d : int, optional
+        Dimension (as in :func:`estimate`).
+    n_r, lam : sequence
+        Values of each axis of the grid (no repeats).
+    progress, n_jobs, backend, scheduler
+        As in :func:`table`.
+    **kwargs
+        Passed to :func:`threshold` (``cap``, ``seed``, ``rel_precision``, ...).
 
     Returns
     -------
-    list of ThresholdResult
-        In the order ``n_r``, then ``lam``.
+    ThresholdGridResult
+        The cells' :class:`ThresholdResult`, in the order ``n_r``, then ``lam``.
+
+    Examples
+    --------
+    >>> import ess
+    >>> g = ess.threshold_grid(n_r=[50, 100], lam=[0.7], store=False)
+    >>> len(g.to_frame())
+    2
     """
     cells = [dict(d=d, n_r=a, lam=c, **kwargs)
              for a, c in itertools.product(_axis_n_r(n_r), _axis_lam(lam))]
-    return _run_grid(cells, _validate_threshold, threshold, "heatmap", progress, backend,
-                     scheduler, n_jobs)
+    return ThresholdGridResult(tuple(_run_grid(cells, threshold_request, threshold, "heatmap",
+                                               progress, backend, scheduler, n_jobs)))
 
 
 __all__ = ["estimate", "threshold", "simulate", "reference_curve", "table", "threshold_grid"]

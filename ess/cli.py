@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ess import __version__, config
+from ess import __version__, config, defaults
 from ess.params import ParameterError, check_choice, lam_from_guidance, parse_list
 
 DEFAULT_DIR = Path("ess-results")
@@ -279,7 +279,8 @@ def _cmd_estimate(args) -> int:
     key, lam = _lam_values(args, "1")
     kw = _common(args) | _budget(args)
     kw[key] = _one(key, lam)
-    res = estimate(n_r=_or(args.n_r, 100), n_s=_or(args.n_s, 0), loop=args.loop, **kw)
+    res = estimate(n_r=_or(args.n_r, defaults.N_R), n_s=_or(args.n_s, defaults.N_S), loop=args.loop,
+                   **kw)
     if args.json:
         print(json.dumps(res.to_dict()))
         return 0
@@ -311,7 +312,7 @@ def _cmd_threshold(args) -> int:
     key, lam = _lam_values(args, "0.9")
     kw = _common(args) | _budget(args)
     kw[key] = _one(key, lam)
-    res = threshold(n_r=_or(args.n_r, 100), cap=args.cap, **kw)
+    res = threshold(n_r=_or(args.n_r, defaults.N_R), cap=args.cap, **kw)
     if args.json:
         print(json.dumps(res.to_dict()))
         return 0
@@ -421,7 +422,7 @@ def _cmd_simulate(args) -> int:
     key, lam = _lam_values(args, "1")
     kw = _common(args)
     kw[key] = _one(key, lam)
-    res = simulate(n_r=_or(args.n_r, 100), n_s=_or(args.n_s, 100), loop=args.loop,
+    res = simulate(n_r=_or(args.n_r, defaults.N_R), n_s=_or(args.n_s, defaults.N_S), loop=args.loop,
                    chains=args.chains, generations=args.generations, **kw)
     write_rows(res.rows, out, title=f"simulate: {res.loop} loop ({_header(res)})")
     if plot is not None:

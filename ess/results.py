@@ -1,9 +1,27 @@
-"""Result objects: one dataclass per answer, each with ``to_dict()`` for JSON."""
+"""Result objects: one frozen dataclass per answer, with ``to_dict()`` for JSON and
+``to_frame()`` for pandas.
+
+Intervals are :class:`Interval` pairs ``(low, high)``. Tables and threshold grids
+come back as :class:`TableResult` and :class:`ThresholdGridResult`: sequences of
+the cells' results whose ``to_frame()`` has the columns of the CSV files that
+``ess table`` and ``ess heatmap`` write (intervals as ``<name>_ci_low`` and
+``<name>_ci_high``).
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import ClassVar, Generic, NamedTuple, TypeVar
+
+
+class Interval(NamedTuple):
+    """A 95% confidence interval; ``high`` is ``None`` where it is unbounded
+    (a threshold beyond the cap)."""
+
+    low: float
+    high: float | None
 
 
 def _clean(v):
@@ -17,25 +35,52 @@ def _clean(v):
 
 
 def _tuples(v):
-    """Lists back to the tuples of a result's intervals (JSON has only lists)."""
+    """Lists back to tuples (JSON has only lists); ``*_ci`` pairs to :class:`Interval`."""
     if isinstance(v, list):
         return tuple(_tuples(x) for x in v)
     if isinstance(v, dict):
-        return {k: _tuples(x) for k, x in v.items()}
+        return {k: (Interval(*x) if k.endswith("_ci") and isinstance(x, list) else _tuples(x))
+                for k, x in v.items()}
     return v
+
+
+def _num(v) -> str:
+    """A number for a ``repr``: four significant digits whatever its size."""
+    if v is None:
+        return "None"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
 
 
 class _Result:
     """Conversions shared by the result classes."""
 
+    #: Columns of the result's row in a CSV table and in :meth:`to_frame`.
+    COLUMNS: ClassVar[tuple[str, ...]] = ()
+
     def to_dict(self) -> dict:
-        """JSON-ready dictionary with the keys of SPEC section 5 (and diagnostics);
-        non-finite numbers become ``None``."""
+        """JSON-ready dictionary with the keys of the contract (``docs/contract.md``)
+        and diagnostics; non-finite numbers become ``None``."""
         return _clean(asdict(self))
 
     def raw(self) -> dict:
         """Every field as JSON data, non-finite numbers kept (for the result store)."""
         return asdict(self)
+
+    def to_row(self) -> dict:
+        """The flat row of a table: :attr:`COLUMNS`, each interval as two columns."""
+        d = self.to_dict()
+        for f in fields(self):
+            if f.name.endswith("_ci"):
+                d[f"{f.name}_low"], d[f"{f.name}_high"] = d[f.name] or (None, None)
+        return {k: d.get(k) for k in self.COLUMNS}
+
+    def to_frame(self):
+        """A one-row :class:`pandas.DataFrame` with the columns of :meth:`to_row`."""
+        import pandas as pd
+
+        return pd.DataFrame([self.to_row()], columns=list(self.COLUMNS))
 
     @classmethod
     def from_raw(cls, data: dict, **changes):
@@ -44,13 +89,15 @@ class _Result:
         for f in fields(cls):
             if f.name in data:
                 v = data[f.name]
-                # lists of records stay lists; intervals inside them become tuples
-                kw[f.name] = [_tuples(x) for x in v] if f.name in ("scan", "rows") else _tuples(v)
+                if f.name.endswith("_ci") and isinstance(v, list):
+                    kw[f.name] = Interval(*v)
+                else:
+                    kw[f.name] = _tuples(v)
         kw.update(changes)
         return cls(**kw)
 
 
-@dataclass
+@dataclass(frozen=True, repr=False)
 class EstimateResult(_Result):
     """The limit ``WD(n_r, n_s, lam)`` and the effective sample size ``n_e``.
 
@@ -78,11 +125,11 @@ class EstimateResult(_Result):
     rel_precision: float
     wd: float
     wd_se: float
-    wd_ci: tuple[float, float]
+    wd_ci: Interval
     n_e: float | None
-    n_e_ci: tuple[float, float] | None
+    n_e_ci: Interval | None
     n_e_over_n_r: float | None
-    n_e_over_n_r_ci: tuple[float, float] | None
+    n_e_over_n_r_ci: Interval | None
     n_e_rel_halfwidth: float
     chains: int
     generations: int
@@ -94,8 +141,38 @@ class EstimateResult(_Result):
     note: str = ""
     from_store: bool = False
 
+    COLUMNS: ClassVar[tuple[str, ...]] = (
+        "d", "metric", "cov_estimator", "loop", "memory", "n_r", "n_s", "lam",
+        "wd", "wd_ci_low", "wd_ci_high", "n_e", "n_e_ci_low", "n_e_ci_high",
+        "n_e_over_n_r", "n_e_over_n_r_ci_low", "n_e_over_n_r_ci_high", "verdict",
+        "precision_reached", "converged", "chains", "generations", "burn_in", "seed",
+        "rel_precision", "note")
 
-@dataclass
+    @property
+    def verdict(self) -> str:
+        """What the synthetic data do to ``n_e``, in words: ``"no synthetic data"``
+        (``n_s = 0``), ``"helps"`` or ``"hurts"`` (the 95% interval of ``n_e / n_r``
+        above or below 1), ``"no significant effect"``, or ``"n_e below 2"``."""
+        if self.n_s == 0:
+            return "no synthetic data"
+        if self.n_e_over_n_r_ci is None:
+            return "n_e below 2"
+        lo, hi = self.n_e_over_n_r_ci
+        return "helps" if lo > 1.0 else "hurts" if hi < 1.0 else "no significant effect"
+
+    def to_dict(self) -> dict:
+        """JSON-ready dictionary (see :meth:`_Result.to_dict`), with the verdict."""
+        return {**super().to_dict(), "verdict": self.verdict}
+
+    def __repr__(self) -> str:
+        ne = "n_e < 2" if self.n_e is None else (
+            f"n_e={_num(self.n_e)} [{_num(self.n_e_ci[0])}, {_num(self.n_e_ci[1])}], "
+            f"n_e/n_r={_num(self.n_e_over_n_r)}")
+        return (f"EstimateResult({self.loop}, d={self.d}, n_r={self.n_r}, n_s={self.n_s}, "
+                f"lam={_num(self.lam)}: wd={_num(self.wd)}, {ne}, {self.verdict})")
+
+
+@dataclass(frozen=True, repr=False)
 class ThresholdResult(_Result):
     """The admissible threshold ``n_s*(n_r, lam)``.
 
@@ -118,17 +195,28 @@ class ThresholdResult(_Result):
     seed: int
     rel_precision: float
     n_s_star: int | None
-    n_s_star_ci: tuple[int, int | None]
+    n_s_star_ci: Interval
     cap: int
     evaluations: int
     precision_reached: bool
     seconds: float
-    scan: list[dict] = field(default_factory=list)
+    scan: tuple[dict, ...] = ()
     note: str = ""
     from_store: bool = False
 
+    COLUMNS: ClassVar[tuple[str, ...]] = (
+        "d", "metric", "cov_estimator", "memory", "n_r", "lam", "n_s_star",
+        "n_s_star_ci_low", "n_s_star_ci_high", "cap", "evaluations", "precision_reached",
+        "seed", "rel_precision", "note")
 
-@dataclass
+    def __repr__(self) -> str:
+        lo, hi = self.n_s_star_ci
+        star = (f"none up to the cap {self.cap}" if self.n_s_star is None
+                else f"n_s*={self.n_s_star} [{lo}, {'beyond the cap' if hi is None else hi}]")
+        return f"ThresholdResult(d={self.d}, n_r={self.n_r}, lam={_num(self.lam)}: {star})"
+
+
+@dataclass(frozen=True, repr=False)
 class SimulateResult(_Result):
     """Per-generation summaries of ``chains`` trajectories of one loop.
 
@@ -149,4 +237,100 @@ class SimulateResult(_Result):
     chains: int
     generations: int
     seconds: float
-    rows: list[dict] = field(default_factory=list)
+    rows: tuple[dict, ...] = ()
+
+    def to_frame(self):
+        """The per-generation rows as a :class:`pandas.DataFrame` (the columns of
+        the CSV that ``ess simulate`` writes)."""
+        import pandas as pd
+
+        return pd.DataFrame(list(self.rows))
+
+    def __repr__(self) -> str:
+        return (f"SimulateResult({self.loop}, d={self.d}, n_r={self.n_r}, n_s={self.n_s}, "
+                f"lam={_num(self.lam)}: {self.chains} chains x {self.generations} "
+                "generations)")
+
+
+R = TypeVar("R", bound=_Result)
+
+
+@dataclass(frozen=True, repr=False)
+class _Grid(Sequence[R], Generic[R]):
+    """The results of every cell of a grid, in the grid's order."""
+
+    results: tuple[R, ...]
+
+    def __getitem__(self, i):
+        return self.results[i]
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __iter__(self) -> Iterator[R]:
+        return iter(self.results)
+
+    def to_dicts(self) -> list[dict]:
+        """Every cell's :meth:`~_Result.to_dict`."""
+        return [r.to_dict() for r in self.results]
+
+    def to_rows(self) -> list[dict]:
+        """Every cell's flat table row (:meth:`~_Result.to_row`)."""
+        return [r.to_row() for r in self.results]
+
+    def to_frame(self):
+        """A :class:`pandas.DataFrame`, one row per cell, with the CSV's columns."""
+        import pandas as pd
+
+        cols = list(self.results[0].COLUMNS) if self.results else []
+        return pd.DataFrame(self.to_rows(), columns=cols)
+
+    def __repr__(self) -> str:
+        head = ""
+        if self.results:
+            r = self.results[0]
+            head = f", d={r.d}, metric={r.metric}, {r.cov_estimator}"
+        return f"{type(self).__name__}({len(self)} cells{head})"
+
+
+class TableResult(_Grid[EstimateResult]):
+    """:func:`ess.table`'s answer: an :class:`EstimateResult` per ``(n_r, n_s, lam)``."""
+
+
+class ThresholdGridResult(_Grid[ThresholdResult]):
+    """:func:`ess.threshold_grid`'s answer: a :class:`ThresholdResult` per ``(n_r, lam)``."""
+
+
+@dataclass(frozen=True, repr=False)
+class ReferenceCurveResult:
+    """The reference curve ``f(n) = E dist(G(n), P_r)`` at the requested ``n``.
+
+    Attributes
+    ----------
+    n : tuple of int
+        Sample sizes.
+    f, f_se : tuple of float
+        ``f(n)`` and its standard error (0 where it is exact), in the user's units.
+    d, metric, cov_estimator : as requested.
+    """
+
+    d: int
+    metric: str
+    cov_estimator: str
+    n: tuple[int, ...]
+    f: tuple[float, ...]
+    f_se: tuple[float, ...]
+
+    def to_dict(self) -> dict:
+        """JSON-ready dictionary."""
+        return _clean(asdict(self))
+
+    def to_frame(self):
+        """Columns ``n``, ``f`` and ``f_se``."""
+        import pandas as pd
+
+        return pd.DataFrame({"n": self.n, "f": self.f, "f_se": self.f_se})
+
+    def __repr__(self) -> str:
+        return (f"ReferenceCurveResult(d={self.d}, metric={self.metric}, "
+                f"{self.cov_estimator}, {len(self.n)} points)")

@@ -39,21 +39,23 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ess import __version__, api, config
+from ess import __version__, api, config, defaults
 from ess.limits import Limits
 from ess.params import ParameterError, loop_params
+from ess.plan import chain_budget, chain_cost, generations_for
 from ess.progress import ComputationCancelledError, Progress
 from ess.reference import tier_for
+from ess.request import EstimateRequest, ThresholdRequest, estimate_request, threshold_request
 from ess.results import EstimateResult, ThresholdResult
-from ess.solve import chain_budget, chain_cost, generations_for, reference_for
+from ess.solve import reference_for
 from ess.store import ResultStore, key_hash
 
 #: Points of the reference curve that ``GET /v1/reference`` always reports.
-REFERENCE_N = tuple(2**k for k in range(1, 11))
+REFERENCE_N = defaults.REFERENCE_N
 #: ``GET /v1/reference`` reports the curve at the precision tier that serves
 #: the default ``rel_precision`` (finer tiers are computed by the estimates
 #: that need them, within their limits).
-REFERENCE_PRECISION = 0.01
+REFERENCE_PRECISION = defaults.REL_PRECISION
 
 
 class FieldError(ParameterError):
@@ -199,16 +201,17 @@ class _In(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    d: int = _int(1, 1, config.MAX_D, "dimension")
+    d: int = _int(defaults.D, 1, config.MAX_D, "dimension")
     n_ini: int | None = Field(None, strict=True, ge=2, le=config.MAX_COUNT,
                               description="size of the first real set (default n_r)")
     memory: Memory = Field(1, description="past models feeding synthetic data: K or 'all'")
     metric: Literal["w2sq", "w2"] = Field("w2sq", description="distance to P_r")
     cov_estimator: Literal["unbiased", "mle"] = Field("unbiased",
                                                       description="covariance divisor")
-    seed: int = _int(0, 0, 2**63 - 1, "seed: same seed, same numbers")
-    rel_precision: float = _float(0.01, 1e-4, 0.5, "wanted relative 95% half-width on n_e")
-    max_chains: int = _int(config.DEFAULT_MAX_CHAINS, 1, config.MAX_CHAINS, "chain budget")
+    seed: int = _int(defaults.SEED, 0, 2**63 - 1, "seed: same seed, same numbers")
+    rel_precision: float = _float(defaults.REL_PRECISION, 1e-4, 0.5,
+                                  "wanted relative 95% half-width on n_e")
+    max_chains: int = _int(defaults.MAX_CHAINS, 1, config.MAX_CHAINS, "chain budget")
     mu_r: Vector | None = Field(None, description="reference mean (default 0)")
     sigma_r: Vector | Annotated[list[Vector], Field(min_length=1, max_length=config.MAX_D)] \
         | None = Field(None, description="reference covariance: diagonal, or full matrix "
@@ -218,8 +221,8 @@ class _In(BaseModel):
 class EstimateIn(_In):
     """``POST /v1/estimate``."""
 
-    n_r: int = _int(100, 2, config.MAX_COUNT, "real samples per generation")
-    n_s: int = _int(0, 0, config.MAX_COUNT, "synthetic samples per generation")
+    n_r: int = _int(defaults.N_R, 2, config.MAX_COUNT, "real samples per generation")
+    n_s: int = _int(defaults.N_S, 0, config.MAX_COUNT, "synthetic samples per generation")
     lam: Lam | None = Field(None, description="sampling bias in [0, 1] (default 1)")
     guidance: Guidance | None = Field(None, description="or guidance w: lam = 1/(1+w)")
     loop: Literal["fresh", "augmentation"] = Field("fresh", description="loop kind")
@@ -228,7 +231,7 @@ class EstimateIn(_In):
 class ThresholdIn(_In):
     """``POST /v1/threshold``."""
 
-    n_r: int = _int(100, 2, config.MAX_COUNT, "real samples per generation")
+    n_r: int = _int(defaults.N_R, 2, config.MAX_COUNT, "real samples per generation")
     lam: Lam | None = Field(None, description="sampling bias in [0, 1] (default 0.9)")
     guidance: Guidance | None = Field(None, description="or guidance w: lam = 1/(1+w)")
     cap: int | None = Field(None, strict=True, ge=1, le=config.MAX_COUNT,
@@ -239,9 +242,9 @@ class ThresholdIn(_In):
 class TableIn(_In):
     """``POST /v1/table``: every ``(n_r, n_s, lam)`` of a grid."""
 
-    n_r: list[RealCount] = Field([50, 100, 200], min_length=1, max_length=config.MAX_GRID,
+    n_r: list[RealCount] = Field(list(defaults.TABLE_N_R), min_length=1, max_length=config.MAX_GRID,
                                  description="real samples per generation: the grid's values")
-    n_s: list[Count] = Field([0, 50, 100, 200, 400], min_length=1, max_length=config.MAX_GRID,
+    n_s: list[Count] = Field(list(defaults.TABLE_N_S), min_length=1, max_length=config.MAX_GRID,
                              description="synthetic samples per generation: the grid's values")
     lam: list[Lam] | None = Field(None, min_length=1, max_length=config.MAX_GRID,
                                   description="sampling biases: the grid's values "
@@ -306,6 +309,7 @@ class EstimateOut(BaseModel):
     seconds: float
     note: str
     from_store: bool
+    verdict: str
 
 
 class ScanRow(BaseModel):
@@ -518,10 +522,10 @@ class Service:
         self.started = time.time()
 
     # checks -------------------------------------------------------------------------
-    def _over(self, checked: tuple, threshold: bool = False, where: str = "body") -> None:
+    def _over(self, req: EstimateRequest, threshold: bool = False) -> None:
         """Refuse a checked request over ``max_chains`` or ``max_work`` (``max_d`` is in
         the request schemas, :func:`_bounded`)."""
-        p, mc = checked[0], checked[3]
+        p, mc = req.params, req.max_chains
         lim = self.limits
         if mc > lim.max_chains:
             raise LimitError("max_chains", "max_chains",
@@ -530,8 +534,8 @@ class Service:
                              f"got {mc}")
         n_values = 1
         if threshold:   # its most expensive evaluation is at the cap, two configurations
-            p, n_values = replace(p, n_s=checked[5]), 2
-        rel = checked[2]
+            p, n_values = replace(p, n_s=req.cap), 2
+        rel = req.rel_precision
         n_gen = generations_for(p, rel)
         work = chain_budget(p, n_gen, mc, n_values) * chain_cost(p, n_gen, n_values)
         if work > lim.max_work:
@@ -543,17 +547,17 @@ class Service:
                              f"{', cap' if threshold else ''}, n_s or d, or raise "
                              "rel_precision")
 
-    def check_estimate(self, body: dict) -> tuple:
+    def check_estimate(self, body: dict) -> EstimateRequest:
         """Validate an estimate request as the Python API does, then the limits."""
-        checked = api._validate_estimate(**body, n_jobs=1)
-        self._over(checked)
-        return checked
+        req = estimate_request(**body, n_jobs=1)
+        self._over(req)
+        return req
 
-    def check_threshold(self, body: dict) -> tuple:
+    def check_threshold(self, body: dict) -> ThresholdRequest:
         """Validate a threshold request as the Python API does, then the limits."""
-        checked = api._validate_threshold(**body, n_jobs=1)
-        self._over(checked, threshold=True)
-        return checked
+        req = threshold_request(**body, n_jobs=1)
+        self._over(req, threshold=True)
+        return req
 
     # answers ------------------------------------------------------------------------
     def threads(self) -> int:
@@ -561,9 +565,9 @@ class Service:
         (numbers never depend on it)."""
         return max(1, config.default_jobs() // max(1, self.scheduler.running))
 
-    def _now(self, checked: tuple) -> tuple:
-        """``checked`` with the thread count (its fifth item) chosen at start."""
-        return (*checked[:4], self.threads(), *checked[5:])
+    def _now(self, req: EstimateRequest) -> EstimateRequest:
+        """``req`` with the thread count chosen at start."""
+        return req.with_jobs(self.threads())
 
     def _progress(self, job: Job | None = None) -> Progress:
         stop = self.scheduler.stopping
@@ -571,19 +575,20 @@ class Service:
             return Progress(enabled=False, cancelled=stop.is_set)
         return Progress(enabled=False, cancelled=lambda: stop.is_set() or job.cancel.is_set())
 
-    async def answer(self, kind: str, checked: tuple) -> dict:
+    async def answer(self, kind: str, req: EstimateRequest) -> dict:
         """The stored answer, or one computed on a worker (and stored)."""
-        cls, run, key = _KINDS[kind]
-        k = key(checked)
+        cls, run = _KINDS[kind]
+        k = req.key()
         hit = await asyncio.to_thread(api.load_stored, kind, cls, k, self.store)
         if hit is not None:
             return hit.to_dict()
         fut = self.scheduler.submit(f"{kind}:{key_hash(k)}",
-                                    lambda: run(self._now(checked), self.store,
+                                    lambda: run(self._now(req), self.store,
                                                 self._progress()))
         return (await _wait(fut)).to_dict()
 
-    def run_cells(self, cells: list[tuple], results: list, job: Job | None = None) -> dict:
+    def run_cells(self, cells: list[EstimateRequest], results: list,
+                  job: Job | None = None) -> dict:
         """Compute the missing cells of a table, in order; the ``TableOut`` body."""
         t0 = time.perf_counter()
         rows = list(results)
@@ -594,16 +599,16 @@ class Service:
                 rows[i] = api.run_estimate(self._now(c), self.store, bar).to_dict()
                 if job is not None:
                     job.done += 1
-        p = cells[0][0]
+        p = cells[0].params
         return {"d": p.d, "metric": p.metric, "cov_estimator": p.cov_estimator,
                 "cells": len(cells), "rows": rows,
                 "from_store": all(r is not None for r in results),
                 "seconds": time.perf_counter() - t0}
 
-    def stored_rows(self, cells: list[tuple]) -> list:
+    def stored_rows(self, cells: list[EstimateRequest]) -> list:
         """Each cell's stored estimate (``EstimateOut`` body), or ``None``."""
-        hits = [api.load_stored("estimate", EstimateResult, api.estimate_key(c),
-                                self.store) for c in cells]
+        hits = [api.load_stored("estimate", EstimateResult, c.key(), self.store)
+                for c in cells]
         return [None if h is None else h.to_dict() for h in hits]
 
     def run_job(self, job: Job) -> None:
@@ -650,8 +655,8 @@ class Service:
         self.scheduler.shutdown()
 
 
-_KINDS = {"estimate": (EstimateResult, api.run_estimate, api.estimate_key),
-          "threshold": (ThresholdResult, api.run_threshold, api.threshold_key)}
+_KINDS = {"estimate": (EstimateResult, api.run_estimate),
+          "threshold": (ThresholdResult, api.run_threshold)}
 
 
 def _only_known_query(request: Request, names: tuple[str, ...]) -> None:
@@ -811,7 +816,7 @@ def create_app(store: ResultStore, limits: Limits | None = None) -> FastAPI:
             if "lam" in kw:
                 raise ParameterError("guidance", "give either lam or guidance, not both")
         else:
-            lam = kw.pop("lam", [1.0, 0.9, 0.7])
+            lam = kw.pop("lam", list(defaults.TABLE_LAM))
         size = len(axes["n_r"]) * len(axes["n_s"]) * len(lam)
         if size > limits.max_grid:   # before building any cell
             raise LimitError("n_r", "max_grid", f"n_r, n_s and lam must span at most "

@@ -14,131 +14,26 @@ from dataclasses import replace
 import numpy as np
 
 from ess import config
-from ess.analytic import fresh_stationary_moments, fresh_stationary_second_moments, mixing_rate
-from ess.chains import (
-    STREAM_LIMIT_PILOT,
-    LimitPlan,
-    adaptive,
-    chunk_size,
-    cv_mean,
-    kernel_memory,
-    limit_chunks,
-    t975,
+from ess.analytic import fresh_stationary_moments, fresh_stationary_second_moments
+from ess.chains import LimitPlan, adaptive, chunk_size, cv_mean, limit_chunks, t975
+from ess.params import LoopParams
+from ess.plan import (
+    bisect_int,
+    chain_budget,
+    chain_cost,
+    limit_plan,
+    pilot_chunks,
+    pilot_plan,
 )
-from ess.params import LoopParams, ParameterError
 from ess.progress import NULL_PROGRESS, Progress
 from ess.reference import Inversion, ReferenceCurve
-from ess.results import EstimateResult, ThresholdResult
+from ess.results import EstimateResult, Interval, ThresholdResult
 
-#: Generations kept for ``memory="all"``, which has no geometric mixing rate.
-ALL_MEMORY_GENERATIONS = 400
-#: |z| above which the two halves of the kept window are said to differ.
+#: |z| above which the two halves of the kept window are said to differ: the
+#: two-sided 99.9% normal quantile, so that a converged chain set is flagged about
+#: once in a thousand estimates (a drift flag asks the user to distrust a number;
+#: false alarms at the 95% level would cry wolf on one table cell in twenty).
 DRIFT_Z = 3.29
-
-
-def burn_in_for(p: LoopParams, rel_precision: float) -> int:
-    """Burn-in from the mixing rate ``rho`` of :func:`ess.analytic.mixing_rate`.
-
-    The initial model's excess over the limit is at most about ``n / n_ini``
-    times the limit and decays like ``rho^t``; drop generations until it is
-    below a quarter of ``rel_precision``. At least one (the model fit on
-    ``n_ini`` samples).
-    """
-    rho = mixing_rate(p.n_r, p.n_s, p.memory, p.lam, p.cov_estimator)
-    if rho >= 1.0:
-        return ALL_MEMORY_GENERATIONS // 2
-    if rho <= 0.0:
-        return 1
-    dev0 = max(1.0, (p.n_r + p.n_s) / p.n_ini)
-    tol = rel_precision / 4.0
-    return max(1, math.ceil(math.log(tol / dev0) / math.log(rho)))
-
-
-def chain_cost(p: LoopParams, n_gen: int, n_values: int = 1) -> float:
-    """Work units of one chain of ``n_gen`` generations (``n_values`` lockstep configs).
-
-    Each generation draws the real group and, for ``memory = K``, up to
-    ``min(t, K, n_s)`` synthetic groups: ``memory = "all"`` grows quadratically.
-    """
-    K = kernel_memory(p, n_gen)
-    t = np.arange(1, n_gen)
-    groups = float(np.sum(1 + n_values * np.minimum(np.minimum(t, K), max(p.n_s, 1))))
-    return (1.0 + groups) * config.group_cost(p.d)
-
-
-def chain_budget(p: LoopParams, n_gen: int, max_chains: int, n_values: int = 1) -> int:
-    """Chains allowed by ``max_chains`` and the work budget, in whole chunks.
-
-    Raises
-    ------
-    ParameterError
-        When ``max_chains`` or the work budget does not cover a first round of
-        ``n_gen`` generations.
-    """
-    cs = chunk_size(p.d)
-    pilot = _pilot_chunks(p.d, n_values) * cs
-    if max_chains < pilot:
-        raise ParameterError("max_chains",
-            f"max_chains must be at least {pilot} for d = {p.d} (the first "
-                             f"round of chains); got {max_chains}")
-    by_work = int(config.MAX_WORK // chain_cost(p, n_gen, n_values))
-    if by_work < pilot:
-        raise ParameterError(
-            "n_s", f"n_s = {p.n_s} is too expensive for d = {p.d} and memory = {p.memory}: "
-            f"{pilot} chains of {n_gen} generations (the fewest an estimate may need) exceed "
-            f"the work budget of one computation ({config.MAX_WORK:g} units); reduce n_s, "
-            "memory or d")
-    return (min(max_chains, by_work) // cs) * cs
-
-
-def generations_for(p: LoopParams, rel_precision: float) -> int:
-    """Generations per chain of the limit estimate: burn-in plus kept window, as
-    :func:`limit_plan` lays them out (the seed plays no part in them)."""
-    return limit_plan(p, (p.n_s,), rel_precision, seed=0).generations
-
-
-def record_every(d: int) -> int:
-    """Spacing of the kept generations whose distance is computed.
-
-    For ``d >= 3`` a distance needs an eigen-decomposition, which from ``d``
-    of a few tens on costs more than a generation's draws, while consecutive
-    generations are strongly correlated. Measured time to a 1% ``n_e`` (2 cores,
-    ``(n_r, n_s, lam) = (100, 200, 0.9)``, 4 seeds): at ``d = 10`` spacing 1, 2, 3
-    took 7.2, 6.6, 9.2 ms (wider spacing needs more chains); at ``d = 30`` 20, 20,
-    17 ms; at the paper's ``d = 100`` setting spacing 3 was 13% faster than 1.
-    ``d = 1, 2`` have closed forms, so every generation is measured.
-    """
-    if d <= 2:
-        return 1
-    return 2 if d < 20 else 3
-
-
-def limit_plan(p: LoopParams, n_s_values: tuple[int, ...], rel_precision: float,
-               seed: int) -> LimitPlan:
-    """The chains of a limit estimate: burn-in, window and measured generations."""
-    burn = burn_in_for(replace(p, n_s=n_s_values[0]), rel_precision)
-    every = record_every(p.d)
-    return LimitPlan(p, n_s_values, burn, window_for(burn, every, p.d), seed, every)
-
-
-#: Kept window of the first round of chains, as a fraction of the burn-in (at least
-#: :data:`PILOT_MIN_WINDOW` generations); see :func:`run_limit`.
-PILOT_WINDOW = 0.5
-PILOT_MIN_WINDOW = 8
-
-
-def pilot_plan(main: LimitPlan) -> LimitPlan:
-    """The first round's plan: ``main`` with a short window and its own random streams.
-
-    ``main`` itself when its window is not longer, and for ``memory = "all"``, whose
-    window average is of a loop that never settles (a shorter window would
-    change the quantity estimated).
-    """
-    w = _whole_halves(max(PILOT_MIN_WINDOW, math.ceil(PILOT_WINDOW * main.burn_in)),
-                      main.every)
-    if w >= main.window or main.params.memory == "all":
-        return main
-    return replace(main, window=w, stream=STREAM_LIMIT_PILOT)
 
 
 def run_limit(main: LimitPlan, max_chains: int, n_values: int, n_jobs: int,
@@ -162,7 +57,7 @@ def run_limit(main: LimitPlan, max_chains: int, n_values: int, n_jobs: int,
     the data, and the chains of a first round set aside (0 without a fresh start).
     """
     p = main.params
-    cs, k = chunk_size(p.d), _pilot_chunks(p.d, n_values)
+    cs, k = chunk_size(p.d), pilot_chunks(p.d, n_values)
 
     def runner(plan: LimitPlan):
         return lambda a, b: limit_chunks(plan, a, b, n_jobs, progress)
@@ -191,73 +86,6 @@ def run_limit(main: LimitPlan, max_chains: int, n_values: int, n_jobs: int,
             main, k * cs)
 
 
-def _generations(p: LoopParams, n_s: int, rel_precision: float) -> int:
-    return generations_for(replace(p, n_s=n_s), rel_precision)
-
-
-def bisect_int(pred, lo: int, hi: int) -> tuple[int, int]:
-    """Integer bisection for a predicate false at ``lo`` and true at ``hi``.
-
-    Returns the adjacent pair ``(lo, hi)`` with ``pred(lo)`` false, ``pred(hi)`` true.
-    """
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if pred(mid):
-            hi = mid
-        else:
-            lo = mid
-    return lo, hi
-
-
-def check_generations(p: LoopParams, rel_precision: float, name: str = "n_s") -> None:
-    """Refuse an ``n_s`` whose chains would need more than ``MAX_GENERATIONS``.
-
-    The burn-in grows like ``1 / (1 - rho)`` with ``rho = n_s / (n_r + n_s)``, so a
-    very large ``n_s / n_r`` mixes too slowly to estimate the limit in reasonable time.
-    The message gives the largest ``n_s`` allowed for this ``n_r``.
-    """
-    if p.memory == "all":
-        return
-    if _generations(p, p.n_s, rel_precision) <= config.MAX_GENERATIONS:
-        return
-    # largest admissible n_s (generations grow with n_s)
-    lo, _ = bisect_int(lambda m: _generations(p, m, rel_precision) > config.MAX_GENERATIONS,
-                       0, p.n_s)
-    raise ParameterError(
-        name,
-        f"{name} must be at most {lo} for n_r = {p.n_r} at rel_precision = {rel_precision:g}: "
-        f"the loop mixes too slowly beyond (more than {config.MAX_GENERATIONS} generations "
-        f"per chain); got {p.n_s}")
-
-
-#: Dimension from which the kept window is as long as the burn-in, not twice it.
-SHORT_WINDOW_D = 20
-
-
-def window_for(burn_in: int, every: int = 1, d: int = 1) -> int:
-    """Kept generations per chain of the main plan (the first round keeps fewer,
-    :func:`pilot_plan`): at least 32, rounded up to a multiple of ``2 every`` (two
-    halves of measured generations).
-
-    Below ``d =`` :data:`SHORT_WINDOW_D` twice the burn-in: each chain pays its
-    burn-in, so long windows spread it over more measured generations when many
-    chains are needed. From there the distance concentrates (it averages over
-    ``d`` eigenvalues) and few chains are ever needed, so the window is as long as
-    the burn-in; the work budget, which counts chains of this plan, then refuses
-    no more than it has to. Measured at the paper's ``(100, 100, 900, 0.8)`` when
-    this was the only plan (burn-in 40, 16 chains, 5 seeds): 0.66 s with twice
-    the burn-in, 0.43 s with once, the same 0.25% on ``n_e`` (the reference
-    curve's own error).
-    """
-    return _whole_halves(max(32, (2 if d < SHORT_WINDOW_D else 1) * burn_in), every)
-
-
-def _whole_halves(window: int, every: int) -> int:
-    """``window`` rounded up to a multiple of ``2 every``: two halves of measured
-    generations."""
-    return -(-window // (2 * every)) * 2 * every
-
-
 def _known_means(p: LoopParams, n_s: int) -> np.ndarray | None:
     """Exact stationary means of the control variates, when known (fresh, memory 1):
     ``E|mu - mu_r|^2`` and ``E tr Sigma``, and ``E tr Sigma^2`` when ``Sigma_r`` is
@@ -275,21 +103,6 @@ def _known_means(p: LoopParams, n_s: int) -> np.ndarray | None:
         return z[1:4].copy()
     tr = float(np.sum(p.L_r**2))
     return np.array(fresh_stationary_moments(p.n_r, n_s, p.lam, p.cov_estimator, tr))
-
-
-#: Chains of the first round of an estimate, and of a threshold evaluation (two
-#: configurations in lockstep): enough for the slopes of up to three control
-#: variates per configuration, since :func:`ess.chains.cv_mean` needs ``p + 8``
-#: chains and its HC3 intervals held their 95% in 97% of 2000 first rounds of 12
-#: chains at ``d = 6`` and 10, and 500 at ``d = 20`` (a threshold's first round, 16
-#: chains with six control variates, is conservative: about 98.5%).
-PILOT_CHAINS = {1: 12, 2: 16}
-
-
-def _pilot_chunks(d: int, n_values: int = 1) -> int:
-    """First round: at least :data:`PILOT_CHAINS` chains. At small ``d`` that is
-    one chunk: splitting a millisecond of work over threads costs more than it saves."""
-    return math.ceil(PILOT_CHAINS[n_values] / chunk_size(d))
 
 
 def _limit_stats(data: np.ndarray, v: int,
@@ -321,6 +134,8 @@ def estimate_limit(p: LoopParams, seed: int, rel_precision: float, max_chains: i
     t0 = time.perf_counter()
     if curve is None:
         curve = reference_for(p, rel_precision, n_jobs, progress)
+    if p.n_s == 0:
+        return _reference_fit(p, seed, rel_precision, curve, t0)
     main = limit_plan(p, (p.n_s,), rel_precision, seed)
     known = _known_means(p, p.n_s)
     guess = [float(p.n_r + p.n_s)]
@@ -351,7 +166,7 @@ def estimate_limit(p: LoopParams, seed: int, rel_precision: float, max_chains: i
     wd, se, abs_hw, hw, inv = rel_halfwidth(data)
     # back to the user's units (the kernels ran on the normalised Sigma_r)
     wd, se, abs_hw = wd * p.dist_factor, se * p.dist_factor, abs_hw * p.dist_factor
-    wd_ci = (wd - abs_hw, wd + abs_hw)
+    wd_ci = Interval(wd - abs_hw, wd + abs_hw)
     diff = data[:, 0, 0, 0] - data[:, 0, 0, 1]
     sd = float(diff.std(ddof=1))
     drift_z = float(diff.mean() / (sd / math.sqrt(diff.shape[0]))) if sd > 0 else 0.0
@@ -363,9 +178,9 @@ def estimate_limit(p: LoopParams, seed: int, rel_precision: float, max_chains: i
                 f"(WD = {wd:.6g} > f(2) = {f2:.6g})")
     else:
         n_e = inv.n
-        n_e_ci = (n_e * math.exp(-hw), n_e * math.exp(hw))
+        n_e_ci = Interval(n_e * math.exp(-hw), n_e * math.exp(hw))
         ratio = n_e / p.n_r
-        ratio_ci = (n_e_ci[0] / p.n_r, n_e_ci[1] / p.n_r)
+        ratio_ci = Interval(n_e_ci[0] / p.n_r, n_e_ci[1] / p.n_r)
     converged = abs(drift_z) <= DRIFT_Z
     if p.memory == "all":
         note = (note + "; " if note else "") + (
@@ -393,6 +208,28 @@ def estimate_limit(p: LoopParams, seed: int, rel_precision: float, max_chains: i
         chains=int(data.shape[0]), generations=plan.generations, burn_in=burn,
         precision_reached=bool(hw <= rel_precision), converged=converged, drift_z=drift_z,
         seconds=time.perf_counter() - t0, note=note)
+
+
+def _reference_fit(p: LoopParams, seed: int, rel_precision: float, curve: ReferenceCurve,
+                   t0: float) -> EstimateResult:
+    """The answer at ``n_s = 0``: every generation is a fit on ``n_r`` real samples
+    (fresh ones, or the same fixed set), the reference fit itself, so ``n_e = n_r``
+    exactly and the limit is ``f(n_r)``: no chains run."""
+    f, se = curve.value(p.n_r)
+    curve.save()
+    k = p.dist_factor
+    wd, se = f * k, se * k
+    return EstimateResult(
+        d=p.d, n_r=p.n_r, n_s=0, lam=p.lam, loop=p.loop, metric=p.metric,
+        cov_estimator=p.cov_estimator, memory=p.memory, n_ini=p.n_ini, seed=seed,
+        rel_precision=rel_precision, wd=wd, wd_se=se,
+        wd_ci=Interval(wd - config.Z95 * se, wd + config.Z95 * se), n_e=float(p.n_r),
+        n_e_ci=Interval(float(p.n_r), float(p.n_r)), n_e_over_n_r=1.0,
+        n_e_over_n_r_ci=Interval(1.0, 1.0), n_e_rel_halfwidth=0.0, chains=0, generations=0,
+        burn_in=0, precision_reached=True, converged=True, drift_z=0.0,
+        seconds=time.perf_counter() - t0,
+        note="n_s = 0: every generation is a fit on n_r real samples, so n_e = n_r exactly "
+             "(no Monte Carlo); wd is the reference curve's f(n_r)")
 
 
 class _ExcessEvaluator:
@@ -464,8 +301,8 @@ class _ExcessEvaluator:
 
 
 def threshold_search(p: LoopParams, seed: int, rel_precision: float, max_chains: int,
-                     cap: int, n_jobs: int,
-                     progress: Progress = NULL_PROGRESS) -> ThresholdResult:
+                     cap: int, n_jobs: int, progress: Progress = NULL_PROGRESS,
+                     cap_wanted: int | None = None) -> ThresholdResult:
     """The admissible threshold ``n_s*(n_r, lam)`` by bracketing and integer bisection.
 
     A geometric grid of ``n_s`` (1, 2, 4, ... and ``cap``) is scanned
@@ -474,8 +311,14 @@ def threshold_search(p: LoopParams, seed: int, rel_precision: float, max_chains:
     near ``n_s = 0`` cannot stop the search; integer bisection then locates the
     last admissible ``n_s``. Every evaluation uses the same chain seeds (common
     random numbers). Each is made precise to ``rel_precision`` on ``n_e / n_r``.
+    ``cap_wanted`` is the cap asked for, when the budgets lowered it to ``cap``:
+    the result's note says so.
     """
     t0 = time.perf_counter()
+    lowered = ""
+    if cap_wanted is not None and cap_wanted > cap:
+        lowered = (f"the cap was lowered from {cap_wanted} (100 n_r) to {cap}, the largest n_s "
+                   "whose evaluation fits the work budget")
     curve = reference_for(p, rel_precision, n_jobs, progress)
     f_r, _ = curve.value(p.n_r)
     slope = abs(curve.log_slope(p.n_r))
@@ -502,7 +345,7 @@ def threshold_search(p: LoopParams, seed: int, rel_precision: float, max_chains:
             lower = max((m for m in ev.cache if ev.decisively_admissible(m)), default=0)
             return _threshold_result(p, seed, rel_precision, None, (lower, None), cap, ev,
                                      t0, "no threshold up to the cap: n_e >= n_r for every "
-                                     f"n_s <= {cap}")
+                                     f"n_s <= {cap}", lowered)
     admissible = [m for m in ev.cache if m < hi and not ev.inadmissible(m)]
     lo = max(admissible, default=0)
     star, _ = bisect_int(ev.inadmissible, lo, hi)
@@ -526,22 +369,25 @@ def threshold_search(p: LoopParams, seed: int, rel_precision: float, max_chains:
             "no n_s is decisively admissible: below n_s*, n_e / n_r is within the Monte Carlo "
             "precision of 1, so the threshold is only bounded above (lower rel_precision to "
             "resolve it)")
-    return _threshold_result(p, seed, rel_precision, star, (lower, upper), cap, ev, t0, note)
+    return _threshold_result(p, seed, rel_precision, star, (lower, upper), cap, ev, t0, note,
+                             lowered)
 
 
 def _threshold_result(p: LoopParams, seed: int, rel_precision: float, star: int | None,
                       ci: tuple[int, int | None], cap: int, ev: _ExcessEvaluator, t0: float,
-                      note: str) -> ThresholdResult:
+                      note: str, lowered: str = "") -> ThresholdResult:
     k = p.dist_factor
     scan = [{"n_s": m, "excess": k * v[0], "excess_se": k * v[1],
-             "excess_ci": (k * (v[0] - v[2]), k * (v[0] + v[2]))}
+             "excess_ci": Interval(k * (v[0] - v[2]), k * (v[0] + v[2]))}
             for m, v in sorted(ev.cache.items())]
     reached = all(v[3] for v in ev.cache.values())
     if not reached:
         note = (note + "; " if note else "") + (
             "some evaluations stopped at max_chains before reaching rel_precision")
+    if lowered:
+        note = (note + "; " if note else "") + lowered
     return ThresholdResult(
         d=p.d, n_r=p.n_r, lam=p.lam, metric=p.metric, cov_estimator=p.cov_estimator,
         memory=p.memory, seed=seed, rel_precision=rel_precision, n_s_star=star,
-        n_s_star_ci=ci, cap=cap, evaluations=len(ev.cache), precision_reached=reached,
-        seconds=time.perf_counter() - t0, scan=scan, note=note)
+        n_s_star_ci=Interval(*ci), cap=cap, evaluations=len(ev.cache), precision_reached=reached,
+        seconds=time.perf_counter() - t0, scan=tuple(scan), note=note)

@@ -103,7 +103,7 @@ def test_blas_threads_do_not_change_numbers(tmp_path):
     import numba
 
     code = ("import json, ess; print(json.dumps(ess.reference_curve([10, 20, 40, 80, 160], "
-            "rel_precision=0.05).tolist()))")
+            "rel_precision=0.05).f))")
     out = []
     for threads in ("1", "2"):
         env = dict(os.environ, OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads,

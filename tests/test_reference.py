@@ -18,25 +18,25 @@ def test_d1_reference_matches_quadrature(metric, cov):
     """Monte Carlo f(n) within 4 of its standard errors of the exact value (closed
     form for w2sq, quadrature for w2); the standard errors are small (< 0.2%)."""
     vals = ess.reference_curve(NS, d=1, metric=metric, cov_estimator=cov)
-    for n, (f, se) in zip(NS, vals):
+    for n, f, se in zip(NS, vals.f, vals.f_se):
         exact = reference_d1(n, metric, cov)
         assert abs(f - exact) <= 4 * se, (n, f, exact, se)
         assert se / f < 0.002
 
 
 def test_metrics_and_estimators_have_their_own_curves():
-    a = ess.reference_curve([10], d=2, metric="w2sq")[0, 0]
-    b = ess.reference_curve([10], d=2, metric="w2")[0, 0]
-    c = ess.reference_curve([10], d=2, metric="w2sq", cov_estimator="mle")[0, 0]
+    a = ess.reference_curve([10], d=2, metric="w2sq").f[0]
+    b = ess.reference_curve([10], d=2, metric="w2").f[0]
+    c = ess.reference_curve([10], d=2, metric="w2sq", cov_estimator="mle").f[0]
     assert abs(a - b) > 0.1 and abs(a - c) > 1e-3
 
 
 def test_curve_decreasing_on_grid_and_sigma_r_matters():
     ns = GRID[:30]
-    f = ess.reference_curve(ns, d=3)[:, 0]
+    f = np.array(ess.reference_curve(ns, d=3).f)
     assert np.all(np.diff(f) < 0)
-    g = ess.reference_curve([20], d=3, sigma_r=[1.0, 4.0, 0.25])[0, 0]
-    assert abs(g - ess.reference_curve([20], d=3)[0, 0]) > 0.01
+    g = ess.reference_curve([20], d=3, sigma_r=[1.0, 4.0, 0.25]).f[0]
+    assert abs(g - ess.reference_curve([20], d=3).f[0]) > 0.01
 
 
 def test_pchip_matches_scipy():

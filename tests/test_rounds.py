@@ -15,9 +15,10 @@ import pytest
 
 import ess
 from ess import chains, solve
-from ess.api import _validate_estimate
+from ess import plan as planning
 from ess.chains import chunk_size, cv_mean, limit_chunks, run_parallel, t975
 from ess.progress import NULL_PROGRESS
+from ess.request import estimate_request
 
 
 # -- run_parallel ---------------------------------------------------------------------
@@ -126,8 +127,8 @@ def test_cv_intervals_cover_with_a_first_round_of_chains():
     least 93% of the groups. With 95% coverage, falling below 93% is 4 standard
     errors (0.49 points) away; the homoscedastic standard error this replaced
     held it 91.4% of the time here."""
-    p = _validate_estimate(d=3, n_r=20, n_s=40, lam=0.9)[0]
-    plan = solve.pilot_plan(solve.limit_plan(p, (p.n_s,), 0.01, seed=2024))
+    p = estimate_request(d=3, n_r=20, n_s=40, lam=0.9).params
+    plan = planning.pilot_plan(planning.limit_plan(p, (p.n_s,), 0.01, seed=2024))
     N, groups = 28, 2000
     data = limit_chunks(plan, 0, N * groups // chunk_size(3), 2)
     y = data[:, 0, 0, :].mean(-1)
@@ -145,9 +146,9 @@ def test_cv_intervals_cover_with_a_first_round_of_chains():
 
 # -- the first round of a limit ------------------------------------------------------------
 def _plans(**kw):
-    p = _validate_estimate(**kw)[0]
-    main = solve.limit_plan(p, (p.n_s,), 0.01, seed=5)
-    return main, solve.pilot_plan(main)
+    p = estimate_request(**kw).params
+    main = planning.limit_plan(p, (p.n_s,), 0.01, seed=5)
+    return main, planning.pilot_plan(main)
 
 
 def test_pilot_plan_is_short_and_has_its_own_streams():
@@ -173,7 +174,7 @@ def test_run_limit_chooses_the_cheaper_way_on(first, expect):
     """A first round within precision ends there; a little short goes on with short
     windows; far short starts over with long windows, sized by the first round."""
     main, short = _plans(d=10, n_r=100, n_s=200, lam=0.9)
-    k = solve._pilot_chunks(10) * chunk_size(10)
+    k = planning.pilot_chunks(10) * chunk_size(10)
     data, reached, plan, aside = solve.run_limit(main, 200_000, 1, 2, NULL_PROGRESS,
                                           _fake_excess(first, 0.5, k))
     assert reached
@@ -197,10 +198,10 @@ def test_estimates_report_the_plan_they_used():
     # the augmentation loop has no control variates: far short, it starts over
     r = ess.estimate(d=1, n_r=100, n_s=200, lam=0.9, loop="augmentation", seed=1,
                      rel_precision=0.02)
-    p = _validate_estimate(d=1, n_r=100, n_s=200, lam=0.9, loop="augmentation",
-                           rel_precision=0.02)[0]
+    p = estimate_request(d=1, n_r=100, n_s=200, lam=0.9, loop="augmentation",
+                         rel_precision=0.02).params
     assert r.precision_reached
-    assert r.generations == solve.generations_for(p, 0.02)
+    assert r.generations == planning.generations_for(p, 0.02)
     # out of chains after starting over: the note counts the set-aside first round
     r = ess.estimate(d=1, n_r=100, n_s=200, lam=0.9, loop="augmentation", seed=1,
                      rel_precision=0.005, max_chains=768)
@@ -230,7 +231,7 @@ class _Counting:
 
     def work(self, n_values=1):
         return sum((b - a) * chunk_size(p.params.d)
-                   * solve.chain_cost(p.params, p.generations, n_values)
+                   * planning.chain_cost(p.params, p.generations, n_values)
                    for p, a, b in self.calls)
 
 
@@ -252,7 +253,7 @@ def test_a_fresh_start_counts_the_first_round_against_max_chains(monkeypatch, ma
 
 def test_a_fresh_start_stays_within_the_work_budget(monkeypatch):
     main, short = _plans(d=10, n_r=100, n_s=200, lam=0.9)
-    budget = 30 * solve.chain_cost(main.params, main.generations)   # 30 long chains
+    budget = 30 * planning.chain_cost(main.params, main.generations)   # 30 long chains
     monkeypatch.setattr(solve.config, "MAX_WORK", budget)
     fake = _Counting()
     monkeypatch.setattr(solve, "limit_chunks", fake)

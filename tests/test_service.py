@@ -145,7 +145,7 @@ def test_reference_curve_matches_python(http):
     assert set(REFERENCE_N) <= set(pts)
     ns = sorted(pts)
     py = ess.reference_curve(ns, d=2, metric="w2")     # this process's own cache
-    assert [pts[n] for n in ns] == [tuple(x) for x in py.tolist()]
+    assert [pts[n] for n in ns] == list(zip(py.f, py.f_se))
     assert http.get("/v1/reference", params={"d": 2, "metric": "w2"}).json()["from_store"]
 
 
@@ -158,14 +158,13 @@ def test_unknown_job_is_404(http):
 def test_response_models_carry_every_result_field():
     """The response models restate the result dataclasses with JSON types (null where a
     number is not finite); FastAPI drops keys a model lacks, so they must not drift."""
-    from dataclasses import fields
-
     from ess.service import EstimateOut, ScanRow, ThresholdOut
 
-    for out, cls in ((EstimateOut, ess.EstimateResult), (ThresholdOut, ess.ThresholdResult)):
-        assert list(out.model_fields) == [f.name for f in fields(cls)]
-    scan = ess.threshold(n_r=50, lam=0.8, rel_precision=0.1, store=False).to_dict()["scan"]
-    assert list(ScanRow.model_fields) == list(scan[0])
+    est = ess.estimate(n_r=50, n_s=0, store=False).to_dict()
+    thr = ess.threshold(n_r=50, lam=0.8, rel_precision=0.1, store=False).to_dict()
+    assert list(EstimateOut.model_fields) == list(est)
+    assert list(ThresholdOut.model_fields) == list(thr)
+    assert list(ScanRow.model_fields) == list(thr["scan"][0])
 
 
 # -- refusals ----------------------------------------------------------------------------

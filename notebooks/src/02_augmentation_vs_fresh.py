@@ -65,7 +65,7 @@ traj = pd.concat(frames, ignore_index=True)
 
 # %%
 limits = {lam: ess.estimate(d=D, n_r=N_R, n_s=N_S, lam=lam, seed=3) for lam in LAMS}
-f_nr = ess.reference_curve([N_R], d=D)[0, 0]
+f_nr = ess.reference_curve([N_R], d=D).f[0]
 for lam, r in limits.items():
     print(f"lam = {lam}: WD = {r.wd:.4f} [{r.wd_ci[0]:.4f}, {r.wd_ci[1]:.4f}], "
           f"n_e = {r.n_e:.1f} (n_e / n_r = {r.n_e_over_n_r:.2f}), {r.chains} chains, "

@@ -1,0 +1,241 @@
+"""One frozen request object per question, each built by one validator.
+
+The Python API, the command line and the service all turn what a user gave into
+a request here, and nowhere else: every check (ranges, the loop a question
+accepts, budgets, memory) runs before any computation, and raises
+:class:`ess.params.ParameterError` naming the parameter. A request carries the
+key under which its answer is stored (:meth:`EstimateRequest.key`); ``n_jobs``
+is not part of it, since answers do not depend on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from ess import config, defaults
+from ess.params import (
+    LoopParams,
+    ParameterError,
+    check_float,
+    check_int,
+    check_jobs,
+    check_seed,
+    loop_params,
+)
+from ess.plan import (
+    chain_budget,
+    chain_cost,
+    check_generations,
+    check_ring_memory,
+    default_cap,
+    generations_for,
+)
+from ess.reference import MAX_N
+
+#: Loops with a stationary limit (``estimate``); the fully synthetic loop collapses.
+LIMIT_LOOPS = ("fresh", "augmentation")
+#: Finest ``rel_precision`` accepted: a finer one needs more chains than the
+#: reference curve's precision tiers are built for.
+MIN_REL_PRECISION = 1e-4
+#: Coarsest ``rel_precision`` accepted.
+MAX_REL_PRECISION = 0.5
+
+
+def check_rel_precision(value) -> float:
+    """``rel_precision`` in ``[MIN_REL_PRECISION, MAX_REL_PRECISION]``."""
+    rng = f"a number in [{MIN_REL_PRECISION:g}, {MAX_REL_PRECISION:g}]"
+    rel = check_float("rel_precision", value, 0.0, MAX_REL_PRECISION, low_open=True)
+    if rel < MIN_REL_PRECISION:
+        raise ParameterError("rel_precision", f"rel_precision must be {rng}, got {rel:g}")
+    return rel
+
+
+def check_max_chains(value) -> int:
+    """``max_chains`` in ``[1, MAX_CHAINS]``."""
+    return check_int("max_chains", value, 1, config.MAX_CHAINS)
+
+
+@dataclass(frozen=True)
+class EstimateRequest:
+    """A validated ``estimate``: the limit of one loop and its ``n_e``.
+
+    Build it with :func:`estimate_request`.
+    """
+
+    params: LoopParams
+    seed: int
+    rel_precision: float
+    max_chains: int
+    n_jobs: int
+
+    def key(self) -> dict:
+        """Everything that changes the answer (not ``n_jobs``), for the result store."""
+        return {**self.params.key(), "seed": self.seed, "rel_precision": self.rel_precision,
+                "max_chains": self.max_chains}
+
+    def with_jobs(self, n_jobs: int) -> EstimateRequest:
+        """The same request on ``n_jobs`` threads (the answer does not change)."""
+        return replace(self, n_jobs=check_jobs(n_jobs))
+
+
+@dataclass(frozen=True)
+class ThresholdRequest(EstimateRequest):
+    """A validated ``threshold``: ``params`` has ``n_s = 0``; the search runs up to
+    ``cap``. ``cap_wanted`` is the default cap before the budgets lowered it (equal
+    to ``cap`` when nothing was lowered or the user gave the cap)."""
+
+    cap: int = 1
+    cap_wanted: int = 1
+
+    def key(self) -> dict:
+        """Everything that changes the answer, for the result store."""
+        return {**super().key(), "cap": self.cap}
+
+
+@dataclass(frozen=True)
+class SimulateRequest:
+    """A validated ``simulate``: ``chains`` trajectories of ``generations`` generations."""
+
+    params: LoopParams
+    seed: int
+    chains: int
+    generations: int
+    n_jobs: int
+
+    def key(self) -> dict:
+        """Everything that changes the answer (not ``n_jobs``)."""
+        return {**self.params.key(), "seed": self.seed, "chains": self.chains,
+                "generations": self.generations}
+
+
+@dataclass(frozen=True)
+class ReferenceRequest:
+    """A validated ``reference_curve``: ``f(n)`` at each of ``n``."""
+
+    params: LoopParams
+    n: tuple[int, ...]
+    rel_precision: float
+    n_jobs: int
+
+
+def _budget(rel_precision, max_chains) -> tuple[float, int]:
+    return check_rel_precision(rel_precision), check_max_chains(max_chains)
+
+
+def estimate_request(d: int | None = None, n_r=defaults.N_R, n_s=defaults.N_S, lam=None, *,
+                     n_ini=None, loop=defaults.LOOP, memory=defaults.MEMORY,
+                     metric=defaults.METRIC, cov_estimator=defaults.COV_ESTIMATOR,
+                     seed=defaults.SEED, rel_precision=defaults.REL_PRECISION,
+                     max_chains=defaults.MAX_CHAINS, n_jobs=None, mu_r=None, sigma_r=None,
+                     guidance=None) -> EstimateRequest:
+    """Check an ``estimate`` before any computation (see :func:`ess.estimate`).
+
+    Raises
+    ------
+    ParameterError
+        Naming the first bad parameter, or a budget the request does not fit.
+    """
+    p = loop_params(d, n_r, n_s, lam, n_ini, loop, memory, metric, cov_estimator, mu_r,
+                    sigma_r, guidance)
+    if p.loop not in LIMIT_LOOPS:
+        raise ParameterError("loop", f"loop must be {' or '.join(LIMIT_LOOPS)} for a limit; "
+                             f"the {p.loop} loop collapses and has none (use simulate)")
+    rel, mc = _budget(rel_precision, max_chains)
+    if p.n_s > 0:   # n_s = 0 is the reference fit itself: no chains run
+        check_generations(p, rel)
+        n_gen = generations_for(p, rel)
+        check_ring_memory(p, n_gen)
+        chain_budget(p, n_gen, mc)
+    return EstimateRequest(p, check_seed(seed), rel, mc, check_jobs(n_jobs))
+
+
+def threshold_request(d: int | None = None, n_r=defaults.N_R, lam=None, *, n_ini=None,
+                      memory=defaults.MEMORY, metric=defaults.METRIC,
+                      cov_estimator=defaults.COV_ESTIMATOR, seed=defaults.SEED,
+                      rel_precision=defaults.REL_PRECISION, cap=None,
+                      max_chains=defaults.MAX_CHAINS, n_jobs=None, mu_r=None, sigma_r=None,
+                      guidance=None) -> ThresholdRequest:
+    """Check a ``threshold`` before any computation (see :func:`ess.threshold`).
+
+    Raises
+    ------
+    ParameterError
+        Naming the first bad parameter, or a cap whose evaluations do not fit
+        the budgets.
+    """
+    p = loop_params(d, n_r, 0, lam, n_ini, "fresh", memory, metric, cov_estimator, mu_r,
+                    sigma_r, guidance, lam_default=defaults.THRESHOLD_LAM)
+    rel, mc = _budget(rel_precision, max_chains)
+    if cap is None:
+        cap, wanted = default_cap(p, rel, mc)
+    else:
+        cap = wanted = check_int("cap", cap, 1, config.MAX_COUNT)
+    at_cap = replace(p, n_s=cap)
+    check_generations(at_cap, rel, name="cap")
+    n_gen = generations_for(at_cap, rel)
+    check_ring_memory(p, n_gen)
+    try:
+        chain_budget(at_cap, n_gen, mc, n_values=2)
+    except ParameterError as e:
+        raise ParameterError("cap", f"cap is too large for d = {p.d}: at n_s = cap, {e}") \
+            from None
+    return ThresholdRequest(p, check_seed(seed), rel, mc, check_jobs(n_jobs), cap, wanted)
+
+
+def simulate_request(d: int | None = None, n_r=defaults.N_R, n_s=defaults.N_S, lam=None, *,
+                     n_ini=None, loop=defaults.LOOP, memory=defaults.MEMORY,
+                     metric=defaults.METRIC, cov_estimator=defaults.COV_ESTIMATOR,
+                     seed=defaults.SEED, chains=defaults.CHAINS,
+                     generations=defaults.GENERATIONS, n_jobs=None, mu_r=None, sigma_r=None,
+                     guidance=None) -> SimulateRequest:
+    """Check a ``simulate`` before any computation (see :func:`ess.simulate`).
+
+    Raises
+    ------
+    ParameterError
+        Naming the first bad parameter, or ``chains`` when the output or the
+        work would exceed its limit.
+    """
+    p = loop_params(d, n_r, n_s, lam, n_ini, loop, memory, metric, cov_estimator, mu_r,
+                    sigma_r, guidance)
+    chains = check_int("chains", chains, 1, config.MAX_CHAINS)
+    generations = check_int("generations", generations, 1, config.MAX_GENERATIONS)
+    most = config.MAX_BYTES // (TRAJECTORY_RECORDS * 8)
+    if chains * generations > most:
+        raise ParameterError("chains", f"chains * generations must be at most {most} "
+                             f"(memory), got {chains * generations}")
+    check_ring_memory(p, generations)
+    work = chains * chain_cost(p, generations)
+    if work > config.MAX_WORK:
+        raise ParameterError("chains", f"chains * generations is too large for d = {p.d}: "
+                             f"{work:.3g} work units, budget {config.MAX_WORK:g}; "
+                             "use fewer chains or generations")
+    return SimulateRequest(p, check_seed(seed), chains, generations, check_jobs(n_jobs))
+
+
+#: Numbers kept per chain and generation by ``simulate`` (see
+#: :func:`ess.chains.trajectories`).
+TRAJECTORY_RECORDS = 4
+
+
+def reference_request(n: Sequence[int] = defaults.REFERENCE_N, d: int | None = None, *,
+                      metric=defaults.METRIC, cov_estimator=defaults.COV_ESTIMATOR,
+                      sigma_r=None, rel_precision=defaults.REL_PRECISION,
+                      n_jobs=None) -> ReferenceRequest:
+    """Check a ``reference_curve`` before any computation (see :func:`ess.reference_curve`).
+
+    Raises
+    ------
+    ParameterError
+        Naming the first bad parameter.
+    """
+    p = loop_params(d, 2, 0, 1.0, 2, "fresh", 1, metric, cov_estimator, None, sigma_r)
+    try:
+        values = list(n)
+    except TypeError:
+        raise ParameterError("n", f"n must be a sequence of integers >= 2, got {n!r}") from None
+    if not values:
+        raise ParameterError("n", "n must have at least one value")
+    ns = tuple(check_int("n", v, 2, MAX_N) for v in values)
+    return ReferenceRequest(p, ns, check_rel_precision(rel_precision), check_jobs(n_jobs))
