@@ -2,6 +2,10 @@
 
 Effective sample sizes and admissible thresholds of self-consuming Gaussian
 loops ("Self-Consuming Generative Models Go MAD", Alemohammad et al., ICLR 2024).
+
+The public functions (:func:`estimate`, :func:`threshold`, :func:`simulate`,
+:func:`table`, :func:`threshold_grid`, :func:`reference_curve`) return frozen
+result objects (:mod:`ess.results`); every default is in :mod:`ess.defaults`.
 """
 
 __version__ = "0.1.0"
@@ -15,7 +19,15 @@ from ess.api import (  # noqa: E402
     threshold_grid,
 )
 from ess.params import ParameterError  # noqa: E402
-from ess.results import EstimateResult, SimulateResult, ThresholdResult  # noqa: E402
+from ess.results import (  # noqa: E402
+    EstimateResult,
+    Interval,
+    ReferenceCurveResult,
+    SimulateResult,
+    TableResult,
+    ThresholdGridResult,
+    ThresholdResult,
+)
 
 __all__ = [
     "__version__",
@@ -28,5 +40,9 @@ __all__ = [
     "EstimateResult",
     "ThresholdResult",
     "SimulateResult",
+    "TableResult",
+    "ThresholdGridResult",
+    "ReferenceCurveResult",
+    "Interval",
     "ParameterError",
 ]

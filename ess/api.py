@@ -37,7 +37,7 @@ from ess.results import (
     ThresholdGridResult,
     ThresholdResult,
 )
-from ess.solve import estimate_limit, reference_for, threshold_search
+from ess.solve import estimate_limit, reference_fit, reference_for, threshold_search
 from ess.store import ResultStore, open_store
 
 Store = str | os.PathLike | bool | None
@@ -79,6 +79,8 @@ def run_estimate(req: EstimateRequest, store: ResultStore | None,
                  bar: Progress = NULL_PROGRESS) -> EstimateResult:
     """The answer to a checked estimate, from ``store`` or computed (and stored)."""
     p = req.params
+    if p.n_s == 0:   # the reference fit itself: exact, no chains
+        return reference_fit(p, req.seed, req.rel_precision, req.n_jobs, bar)
     return _stored("estimate", EstimateResult, req.key(), store,
                    lambda: estimate_limit(p, req.seed, req.rel_precision, req.max_chains,
                                           req.n_jobs, bar), bar)

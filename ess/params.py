@@ -286,7 +286,8 @@ def check_lam(lam=None, guidance=None, default: float = defaults.LAM) -> float:
     """The sampling bias from ``lam`` or from a guidance factor ``w`` (not both)."""
     if guidance is not None:
         if lam is not None:
-            raise ParameterError("guidance", "give either lam or guidance, not both")
+            raise ParameterError("guidance",
+                                 "guidance and lam exclude each other: give one of them")
         return lam_from_guidance(guidance)
     return check_float("lam", default if lam is None else lam, 0.0, 1.0)
 

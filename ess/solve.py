@@ -134,8 +134,6 @@ def estimate_limit(p: LoopParams, seed: int, rel_precision: float, max_chains: i
     t0 = time.perf_counter()
     if curve is None:
         curve = reference_for(p, rel_precision, n_jobs, progress)
-    if p.n_s == 0:
-        return _reference_fit(p, seed, rel_precision, curve, t0)
     main = limit_plan(p, (p.n_s,), rel_precision, seed)
     known = _known_means(p, p.n_s)
     guess = [float(p.n_r + p.n_s)]
@@ -210,11 +208,17 @@ def estimate_limit(p: LoopParams, seed: int, rel_precision: float, max_chains: i
         seconds=time.perf_counter() - t0, note=note)
 
 
-def _reference_fit(p: LoopParams, seed: int, rel_precision: float, curve: ReferenceCurve,
-                   t0: float) -> EstimateResult:
+def reference_fit(p: LoopParams, seed: int, rel_precision: float, n_jobs: int,
+                  progress: Progress = NULL_PROGRESS) -> EstimateResult:
     """The answer at ``n_s = 0``: every generation is a fit on ``n_r`` real samples
     (fresh ones, or the same fixed set), the reference fit itself, so ``n_e = n_r``
-    exactly and the limit is ``f(n_r)``: no chains run."""
+    exactly and the limit is ``f(n_r)``: no chains run.
+
+    (:func:`estimate_limit` at ``n_s = 0`` estimates the same limit by Monte Carlo,
+    which the tests use to check the chains against the curve.)
+    """
+    t0 = time.perf_counter()
+    curve = reference_for(p, rel_precision, n_jobs, progress)
     f, se = curve.value(p.n_r)
     curve.save()
     k = p.dist_factor
