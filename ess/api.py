@@ -79,11 +79,13 @@ def run_estimate(req: EstimateRequest, store: ResultStore | None,
                  bar: Progress = NULL_PROGRESS) -> EstimateResult:
     """The answer to a checked estimate, from ``store`` or computed (and stored)."""
     p = req.params
-    if p.n_s == 0:   # the reference fit itself: exact, no chains
-        return reference_fit(p, req.seed, req.rel_precision, req.n_jobs, bar)
-    return _stored("estimate", EstimateResult, req.key(), store,
-                   lambda: estimate_limit(p, req.seed, req.rel_precision, req.max_chains,
-                                          req.n_jobs, bar), bar)
+
+    def compute() -> EstimateResult:
+        if p.n_s == 0:   # the reference fit itself: exact, no chains
+            return reference_fit(p, req.seed, req.rel_precision, req.n_jobs, bar)
+        return estimate_limit(p, req.seed, req.rel_precision, req.max_chains, req.n_jobs, bar)
+
+    return _stored("estimate", EstimateResult, req.key(), store, compute, bar)
 
 
 def run_threshold(req: ThresholdRequest, store: ResultStore | None,
