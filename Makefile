@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine (Python 3.11, pip, make):
 #   make run    install into .venv, then compute the default ESS table and threshold heatmap
 #   make test   install into .venv (with the test and distributed extras), then run the tests
+#   make test-fast  the same without the long statistical tests (those marked `slow`)
 #   make bench  the benchmark suite (several minutes): benchmarks/results/bench.md and PNGs
 #               (make bench-quick: under a minute, benchmarks/results/bench-quick.*)
 #   make bench-service  load on `ess serve`: benchmarks/results/service_load.md
@@ -9,7 +10,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 OUT    ?= ess-results
 
-.PHONY: run test lint bench bench-quick bench-service install clean
+.PHONY: run test test-fast lint bench bench-quick bench-service install clean
 
 $(BIN)/ess: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +26,9 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: install
 	$(BIN)/ess bench
