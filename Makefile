@@ -12,10 +12,16 @@ OUT    ?= ess-results
 
 .PHONY: run test test-fast lint bench bench-quick bench-service install clean
 
-$(BIN)/ess: pyproject.toml
+# Editable install in setuptools' compat mode: a .pth file puts this checkout on sys.path,
+# so `import ess` finds the package even when Python starts in the folder that contains
+# the clone (itself a folder named `ess`, which the default editable mode loses against,
+# as a namespace package: tests/test_install.py). The Makefile is a prerequisite so that
+# an existing .venv is reinstalled when this recipe changes.
+$(BIN)/ess: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,distributed]"
+	$(BIN)/python -m pip install --quiet -e ".[test,distributed]" \
+		--config-settings editable_mode=compat
 	touch $(BIN)/ess
 
 install: $(BIN)/ess
