@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -74,21 +75,25 @@ def render(src: Path) -> str:
     return text if text.endswith("\n") else text + "\n"  # as nbformat.write ends a file
 
 
-def client(nb: nbformat.NotebookNode, timeout: int = 3600):
-    """An ``nbclient.NotebookClient`` that runs ``nb`` in a fresh kernel, in this folder.
+def run(nb: nbformat.NotebookNode, timeout: int = 3600) -> None:
+    """Run ``nb`` top to bottom in a fresh kernel started in this folder (outputs in ``nb``).
 
-    The kernel talks to the client over local IPC sockets (POSIX), not TCP: over TCP
-    without CurveZMQ keys, which jupyter_client does not provision by default,
-    ipykernel >= 7 prints a warning that the traffic is unencrypted.
+    On POSIX the kernel talks to the client over IPC sockets in a private temporary
+    folder, not over TCP: jupyter_client starts kernels over TCP without CurveZMQ keys
+    by default, for which ipykernel >= 7 prints a warning that the traffic is not
+    encrypted. The socket path is absolute because the kernel runs in this folder and
+    the client in the caller's (a relative path names two different sockets).
     """
     from nbclient import NotebookClient
     from traitlets.config import Config
 
     config = Config()
-    if os.name == "posix":
-        config.KernelManager.transport = "ipc"
-    return NotebookClient(nb, timeout=timeout, kernel_name="python3", config=config,
-                          resources={"metadata": {"path": str(HERE)}})
+    with tempfile.TemporaryDirectory(prefix="ess-nb-") as sockets:
+        if os.name == "posix":
+            config.KernelManager.transport = "ipc"
+            config.KernelManager.ip = os.path.join(sockets, "kernel")
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", config=config,
+                       resources={"metadata": {"path": str(HERE)}}).execute()
 
 
 def execute(nb: nbformat.NotebookNode, name: str) -> None:
@@ -96,7 +101,7 @@ def execute(nb: nbformat.NotebookNode, name: str) -> None:
     import time
 
     t0 = time.perf_counter()
-    client(nb).execute()
+    run(nb)
     out = HERE / "executed" / f"{name}.ipynb"
     out.parent.mkdir(exist_ok=True)
     nbformat.write(nb, out)

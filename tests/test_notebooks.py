@@ -48,7 +48,7 @@ def test_notebook_runs_at_small_size(src, monkeypatch):
     monkeypatch.setenv("ESS_NB_SIZE", "small")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(NOTEBOOKS / f"{src.stem}.ipynb", as_version=4)
-    _builder().client(nb, timeout=600).execute()
+    _builder().run(nb, timeout=600)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.get("output_type") == "error"]
     assert not errors
