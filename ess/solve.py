@@ -16,19 +16,20 @@ import numpy as np
 from ess import config
 from ess.analytic import fresh_stationary_moments, fresh_stationary_second_moments, mixing_rate
 from ess.chains import (
+    MAX_ROUND_GROWTH,
+    ROUND_MARGIN,
     STREAM_LIMIT_PILOT,
     LimitPlan,
     adaptive,
     chunk_size,
-    cv_mean,
     kernel_memory,
     limit_chunks,
-    t975,
 )
 from ess.params import LoopParams, ParameterError
 from ess.progress import NULL_PROGRESS, Progress
 from ess.reference import Inversion, ReferenceCurve
 from ess.results import EstimateResult, ThresholdResult
+from ess.stats import cv_mean, t975
 
 #: Generations kept for ``memory="all"``, which has no geometric mixing rate.
 ALL_MEMORY_GENERATIONS = 400
@@ -175,7 +176,7 @@ def run_limit(main: LimitPlan, max_chains: int, n_values: int, n_jobs: int,
     ex = excess(data)
     if ex <= 1.0:
         return data, True, short, 0
-    need = k * min(ex * ex * 1.1, 64.0)     # chunks the short windows would need
+    need = k * min(ex * ex * ROUND_MARGIN, MAX_ROUND_GROWTH)  # chunks the short windows would need
     # main's chunks, if a chain's window average has variance proportional to 1 / window
     fresh = max(k, math.ceil(need * short.window / main.window))
     # what the first round leaves of max_chains and of the work budget
