@@ -51,13 +51,11 @@ class Server:
 
     def __init__(self, store: str | os.PathLike, *flags: str,
                  cache_dir: str | os.PathLike | None = None, timeout: float = 120.0) -> None:
-        import numba
-
-        import ess.config  # noqa: F401  (sets numba's cache folder)
+        import ess.config
 
         env = dict(os.environ)
         env.pop("ESS_STORE", None)
-        env["NUMBA_CACHE_DIR"] = str(numba.config.CACHE_DIR)
+        env["NUMBA_CACHE_DIR"] = str(ess.config.kernel_cache_root())   # this process's kernels
         if cache_dir is not None:
             env["ESS_CACHE_DIR"] = str(cache_dir)
         self.store = Path(store)

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ess import config
 from ess.kernels.distance import METRIC_W2, METRIC_W2SQ
+from ess.kernels.layout import REC_DIST, REC_MEAN_DEV, REC_MU0, REC_TR_SIGMA
 from ess.kernels.loops import (
     LOOP_AUGMENTATION,
     LOOP_FRESH,
@@ -37,6 +37,27 @@ STREAM_TRAJECTORY = 1
 STREAM_REFERENCE = 2
 #: The short-window first round of a limit (:func:`ess.solve.run_limit`).
 STREAM_LIMIT_PILOT = 3
+
+#: Safety margin on the chains a round of :func:`adaptive` asks for: it predicts
+#: them from the excess of the chains so far, itself an estimate; asking for 10%
+#: more makes a round that falls just short of the precision, and so one more
+#: round, less likely.
+ROUND_MARGIN = 1.1
+#: Cap on the growth of the chains in one round: at most this many times the chains
+#: so far. An excess measured on the few chains of a first round can be far too
+#: large by chance (it is squared to predict the chains); the cap makes the next
+#: round measure again before the rest of the budget is committed.
+MAX_ROUND_GROWTH = 64.0
+#: Rounds of :func:`adaptive` after the first: a bound that ends the loop whatever
+#: ``excess`` returns. Each round asks for at least one more chunk and usually for
+#: enough chains to finish, so estimates take two or three rounds.
+MAX_ROUNDS = 20
+
+#: Columns of :func:`trajectories`: the kernel record fields kept
+#: (:mod:`ess.kernels.layout`; ``tr Sigma^2`` is not kept).
+TRAJECTORY_FIELDS = (REC_DIST, REC_MEAN_DEV, REC_TR_SIGMA, REC_MU0)
+#: Positions of those fields in the array :func:`trajectories` returns.
+TRAJ_DIST, TRAJ_MEAN_DEV, TRAJ_TR_SIGMA, TRAJ_MU0 = range(len(TRAJECTORY_FIELDS))
 
 _LOOP_CODES = {"fully-synthetic": LOOP_FULLY_SYNTHETIC, "augmentation": LOOP_AUGMENTATION,
                "fresh": LOOP_FRESH}
@@ -167,8 +188,9 @@ def limit_chunks(plan: LimitPlan, start: int, stop: int, n_jobs: int,
 
     Returns
     -------
-    ndarray, shape (chains, V, 4, 2)
-        Per-chain window averages (see :func:`ess.kernels.loops._limit_chunk`).
+    ndarray, shape (chains, V, QUANTITIES, HALVES)
+        Per-chain window averages, ``[chain, config, quantity, half]`` (see
+        :func:`ess.kernels.loops._limit_chunk` and :mod:`ess.kernels.layout`).
     """
     p = plan.params
     cs = chunk_size(p.d)
@@ -191,7 +213,8 @@ def trajectories(p: LoopParams, n_chains: int, n_gen: int, seed: int, n_jobs: in
     """Whole trajectories of ``n_chains`` chains, shape ``(n_chains, n_gen, 4)``.
 
     In the user's units: ``dist``, ``|mu - mu_r|^2``, ``tr Sigma`` and ``mu[0]``
-    (the kernels run with ``mu_r = 0`` and the normalised ``Sigma_r``).
+    (the kernels run with ``mu_r = 0`` and the normalised ``Sigma_r``), in columns
+    ``TRAJ_DIST``, ``TRAJ_MEAN_DEV``, ``TRAJ_TR_SIGMA`` and ``TRAJ_MU0``.
     """
     cs = chunk_size(p.d)
     n_chunks = math.ceil(n_chains / cs)
@@ -204,90 +227,12 @@ def trajectories(p: LoopParams, n_chains: int, n_gen: int, seed: int, n_jobs: in
                                  np.zeros(p.d), p.L_r, p.sr_identity, n_gen)
 
     parts = run_parallel(one, range(n_chunks), n_jobs, progress)
-    out = np.concatenate(parts, axis=0)[:n_chains][:, :, [0, 1, 2, 4]]   # tr Sigma^2 not kept
-    out[:, :, 0] *= p.dist_factor
-    out[:, :, 1:3] *= p.scale
-    out[:, :, 3] = out[:, :, 3] * math.sqrt(p.scale) + p.mu_r[0]
+    out = np.concatenate(parts, axis=0)[:n_chains][:, :, list(TRAJECTORY_FIELDS)]
+    out[:, :, TRAJ_DIST] *= p.dist_factor
+    out[:, :, TRAJ_MEAN_DEV] *= p.scale
+    out[:, :, TRAJ_TR_SIGMA] *= p.scale
+    out[:, :, TRAJ_MU0] = out[:, :, TRAJ_MU0] * math.sqrt(p.scale) + p.mu_r[0]
     return out
-
-
-_T975 = (12.706205, 4.302653, 3.182446, 2.776445, 2.570582, 2.446912, 2.364624, 2.306004,
-         2.262157, 2.228139, 2.200985, 2.178813, 2.160369, 2.144787, 2.131450, 2.119905,
-         2.109816, 2.100922, 2.093024, 2.085963, 2.079614, 2.073873, 2.068658, 2.063899,
-         2.059539, 2.055529, 2.051831, 2.048407, 2.045230, 2.042272)
-
-
-def t975(dof: int) -> float:
-    """97.5% quantile of Student's t with ``dof`` degrees of freedom.
-
-    Tabulated up to 30, then the Cornish-Fisher expansion in ``1/dof`` (error
-    below 1e-6 there), so the estimate path does not import SciPy.
-    """
-    if dof < 1:
-        return math.inf
-    if dof <= 30:
-        return _T975[dof - 1]
-    z = config.Z95
-    g1 = (z**3 + z) / 4
-    g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
-    g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
-    g4 = (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160
-    v = float(dof)
-    return z + g1 / v + g2 / v**2 + g3 / v**3 + g4 / v**4
-
-
-def cv_mean(y: np.ndarray, X: np.ndarray | None = None,
-            mean_X: np.ndarray | None = None) -> tuple[float, float, int]:
-    """Mean of ``y`` and its standard error, with optional control variates.
-
-    With control variates ``X`` (shape ``(N, p)``) of known means ``mean_X``
-    the estimate is the intercept ``a`` of the least-squares fit
-    ``y ~ a + (X - mean_X) b``, that is ``mean(y) - (mean(X) - mean_X) . b``.
-    Its standard error is the heteroscedasticity-consistent HC3 one
-    (MacKinnon and White 1985; Long and Ervin 2000): each squared residual is
-    weighted by ``1 / (1 - h_i)^2`` with ``h_i`` its leverage. The window averages
-    of the distance and of the moments are skewed, and the spread of the
-    residuals grows with the moments, so the textbook formula with
-    ``s^2 (A'A)^{-1}`` (or its average over ``X``, Lavenberg and Welch) is too
-    small with a few dozen chains: over 400 seeds of :func:`ess.estimate` at five
-    settings from ``d = 1`` to 10, its 95% intervals held the limit (known to
-    within 1.5% of their half-width) 92.0 to 94.8% of the time, HC3's 94.0 to
-    97.0%. Intervals are Student-t with ``N - p - 1`` degrees of freedom.
-
-    Returns
-    -------
-    (float, float, int)
-        Estimate, standard error, and the degrees of freedom of the standard
-        error (for Student-t intervals: ``t975(dof) * se``).
-    """
-    y = np.asarray(y, dtype=float)
-    N = y.shape[0]
-    if X is None or X.shape[1] == 0 or N < X.shape[1] + 8:
-        return float(y.mean()), float(y.std(ddof=1) / math.sqrt(N)), N - 1
-    # Orthonormal, centred coordinates T of the control variates (columns without
-    # spread, or dependent on the others, dropped), then y = a + T b. Every sum is an
-    # einsum or np.sum (no BLAS: its rounding would depend on its thread count), and
-    # the only factorisation is that of a p x p matrix.
-    ybar = float(y.mean())
-    yc = y - ybar
-    Xc = X - X.mean(axis=0)
-    norm = np.sqrt(np.einsum("ij,ij->j", Xc, Xc))
-    cols = norm > 0.0
-    Z = Xc[:, cols] / norm[cols]
-    w, V = np.linalg.eigh(np.einsum("ij,ik->jk", Z, Z))
-    keep = w > w[-1] * 1e-12
-    if not np.any(keep):
-        return ybar, float(y.std(ddof=1) / math.sqrt(N)), N - 1
-    V = V[:, keep] / np.sqrt(w[keep])
-    T = np.einsum("ij,jk->ik", Z, V)
-    b = np.einsum("ij,i->j", T, yc)
-    resid = yc - np.einsum("ij,j->i", T, b)
-    u = np.einsum("j,jk->k", (X.mean(axis=0) - mean_X)[cols] / norm[cols], V)
-    est = ybar - float(np.sum(u * b))
-    g = 1.0 / N - np.einsum("ij,j->i", T, u)     # the estimate is sum(g * y)
-    lev = 1.0 / N + np.einsum("ij,ij->i", T, T)
-    var = float(np.sum((g * resid / (1.0 - lev)) ** 2))
-    return est, math.sqrt(var), N - int(np.sum(keep)) - 1
 
 
 def adaptive(run: Callable[[int, int], np.ndarray], chains_per_chunk: int,
@@ -298,7 +243,8 @@ def adaptive(run: Callable[[int, int], np.ndarray], chains_per_chunk: int,
 
     ``excess`` returns the ratio of the current 95% half-width to the wanted
     one. Since variance falls as ``1/chains``, the next round asks for
-    ``chains * excess^2`` chains (10% more, at least one more chunk). Every
+    ``chains * excess^2`` chains (:data:`ROUND_MARGIN` more, at most
+    :data:`MAX_ROUND_GROWTH` times the chains so far, at least one more chunk). Every
     decision depends only on the data, so the result does not depend on the
     number of threads. The first round is ``pilot_chunks`` chunks, or ``data``
     when given: what ``run(0, k)`` returned for some ``k``.
@@ -317,13 +263,13 @@ def adaptive(run: Callable[[int, int], np.ndarray], chains_per_chunk: int,
     else:
         n_chunks, rest = divmod(data.shape[0], chains_per_chunk)
         assert rest == 0, "data must be whole chunks"
-    for _ in range(20):
+    for _ in range(MAX_ROUNDS):
         ex = excess(data)
         if ex <= 1.0:
             return data, True
         if n_chunks >= max_chunks:
             return data, False
-        want = math.ceil(n_chunks * min(ex * ex * 1.1, 64.0))
+        want = math.ceil(n_chunks * min(ex * ex * ROUND_MARGIN, MAX_ROUND_GROWTH))
         want = min(max(want, n_chunks + 1), max_chunks)
         data = np.concatenate([data, run(n_chunks, want)], axis=0)
         n_chunks = want

@@ -12,6 +12,9 @@ import os
 from pathlib import Path
 
 import numba
+import platformdirs
+from numba.core import caching as _caching
+from numba.core.caching import _CacheLocator, _SourceFileBackedLocatorMixin
 
 #: Options for every Numba kernel. ``cache=True`` keeps compiled code on disk so
 #: that a second process does not recompile; ``nogil=True`` lets chunks of
@@ -57,16 +60,22 @@ def group_cost(d: int) -> float:
 
 
 def cache_dir() -> Path:
-    """Directory of the on-disk caches (reference curves).
+    """Directory of the on-disk caches (compiled kernels, reference curves, results).
 
-    ``ESS_CACHE_DIR`` overrides it; otherwise ``$XDG_CACHE_HOME/ess`` or
-    ``~/.cache/ess``.
+    ``ESS_CACHE_DIR`` overrides it; otherwise the operating system's per-user
+    cache folder (``platformdirs.user_cache_dir("ess")``): ``$XDG_CACHE_HOME/ess``
+    or ``~/.cache/ess`` on Linux, ``~/Library/Caches/ess`` on macOS,
+    ``%LOCALAPPDATA%\\ess\\Cache`` on Windows.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder (not created here).
     """
     env = os.environ.get("ESS_CACHE_DIR")
     if env:
         return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "ess"
+    return Path(platformdirs.user_cache_dir("ess", appauthor=False))
 
 
 @functools.cache
@@ -87,17 +96,87 @@ def source_hash(*names: str) -> str:
     return h.hexdigest()[:16]
 
 
-def _kernel_cache_dir() -> Path:
-    """Where Numba keeps compiled kernels: one folder per version of the kernel sources.
+def kernel_cache_root() -> Path:
+    """Folder that holds the folders of compiled kernels, one per kernel-source version.
 
-    Numba's own cache checks only the time stamp of the file that defines a
-    function, not of the files it calls into, so an edited helper in another
-    file could be served stale. Keying the folder by a hash of every kernel
-    source (and of the Numba version) rules that out, and keeps the cache out
-    of a possibly read-only install directory.
+    Numba's ``NUMBA_CACHE_DIR`` (``numba.config.CACHE_DIR``) when the user set it,
+    to send every Numba cache there; otherwise ``<cache_dir()>/numba``. A child
+    process with another ``ESS_CACHE_DIR`` reuses this process's compiled kernels
+    when given this folder as its ``NUMBA_CACHE_DIR``.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder.
     """
-    return cache_dir() / "numba" / f"{numba.__version__}-{source_hash('config.py', 'kernels/*.py')}"
+    user = numba.config.CACHE_DIR
+    return Path(user) if user else cache_dir() / "numba"
 
 
-if not os.environ.get("NUMBA_CACHE_DIR"):
-    numba.config.CACHE_DIR = str(_kernel_cache_dir())
+def kernel_cache_dir() -> Path:
+    """Where Numba keeps ess's compiled kernels: one folder per version of their sources.
+
+    Numba's own cache checks only the file that defines a function, not the files
+    it calls into, so an edited helper in another file could be served stale.
+    Naming the folder by a hash of every kernel source and of ``config.py`` (the
+    JIT flags), and by the Numba version, rules that out; it also keeps compiled
+    code out of a possibly read-only install folder.
+
+    Returns
+    -------
+    pathlib.Path
+        ``<kernel_cache_root()>/<numba version>-<source hash>``.
+    """
+    return kernel_cache_root() / f"{numba.__version__}-{source_hash('config.py', 'kernels/*.py')}"
+
+
+#: Numba's base class of function caches, whose ``_locator_classes`` Numba asks in
+#: turn (named ``_CacheImpl`` in older Numba).
+_CacheImpl = getattr(_caching, "CacheImpl", None) or _caching._CacheImpl
+#: The folder of ess's kernel sources: the functions defined there are cached in
+#: :func:`kernel_cache_dir`.
+_KERNEL_SOURCES = Path(__file__).resolve().parent / "kernels"
+
+
+class _KernelCacheLocator(_SourceFileBackedLocatorMixin, _CacheLocator):
+    """Numba cache locator for ess's kernels, and for nothing else.
+
+    Numba asks its locator classes in turn where to cache a function; this one,
+    registered first, answers only for functions defined in ``ess/kernels/`` and
+    places them in :func:`kernel_cache_dir` (in a subfolder per source folder, as
+    Numba's own ``NUMBA_CACHE_DIR`` locator does). For every other function it
+    answers nothing, so Numba decides as it would without ess: ``import ess``
+    leaves ``numba.config.CACHE_DIR`` and the user's own caches alone. If the folder
+    cannot be created or written, Numba's own locators take over.
+    """
+
+    def __init__(self, py_func, py_file: str) -> None:
+        self._py_file = py_file
+        self._lineno = py_func.__code__.co_firstlineno
+        self._cache_path = str(kernel_cache_dir() / self.get_suitable_cache_subpath(py_file))
+
+    def get_cache_path(self) -> str:
+        """The folder of this function's cache files."""
+        return self._cache_path
+
+    @classmethod
+    def from_function(cls, py_func, py_file: str):
+        """A locator for a function of ``ess/kernels/``, else ``None``."""
+        if Path(py_file).resolve().parent != _KERNEL_SOURCES:
+            return None
+        return super().from_function(py_func, py_file)
+
+
+def _register_kernel_locator() -> None:
+    """Put :class:`_KernelCacheLocator` first in Numba's list of locators (once).
+
+    A user's ``NUMBA_CACHE_LOCATOR_CLASSES`` replaces that list, and then decides
+    for ess's kernels too.
+    """
+    classes = _CacheImpl._locator_classes
+    classes[:] = [c for c in classes if c.__qualname__ != _KernelCacheLocator.__qualname__
+                  or c.__module__ != __name__]
+    classes.insert(0, _KernelCacheLocator)
+
+
+_register_kernel_locator()

@@ -1,7 +1,16 @@
 """Monotone piecewise-cubic Hermite interpolation (Fritsch and Carlson).
 
 A small re-implementation of the algorithm of ``scipy.interpolate.PchipInterpolator``
-so that the estimate path does not pay SciPy's import time; the tests compare the two.
+(the tests compare the two: values within 1e-12, derivatives within 1e-9), kept
+because of what that import costs. Every estimate inverts the reference curve,
+so a new process would import ``scipy.interpolate``, which brings 248 modules
+that nothing else on the estimate path loads (``scipy.optimize``,
+``scipy.sparse``, ``scipy.spatial``, ``scipy.fft``; ``scipy.special`` brings 25).
+Measured on the project's 2-core machine, in a process that had imported
+``ess`` and ``scipy.linalg`` (which Numba loads with the kernels): 172 to 223 ms
+(3 runs), and 119 to 203 ms (5 runs) even after ``scipy.special``, against 1.0
+to 1.5 s for a whole new ``ess estimate --d 1 --n-s 10 --no-store`` (about 0.5 s
+of it imports): 10 to 20% of a short estimate, for 40 lines of arithmetic.
 """
 
 from __future__ import annotations
@@ -44,6 +53,11 @@ def pchip(x: np.ndarray, y: np.ndarray, t: float) -> tuple[float, float]:
         Ordinates.
     t : float
         Point in ``[x[0], x[-1]]``.
+
+    Returns
+    -------
+    (float, float)
+        The interpolant and its derivative at ``t``.
     """
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)

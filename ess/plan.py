@@ -195,7 +195,7 @@ def _whole_halves(window: int, every: int) -> int:
 
 #: Chains of the first round of an estimate, and of a threshold evaluation (two
 #: configurations in lockstep): enough for the slopes of up to three control
-#: variates per configuration, since :func:`ess.chains.cv_mean` needs ``p + 8``
+#: variates per configuration, since :func:`ess.stats.cv_mean` needs ``p + 8``
 #: chains and its HC3 intervals held their 95% in 97% of 2000 first rounds of 12
 #: chains at ``d = 6`` and 10, and 500 at ``d = 20`` (a threshold's first round, 16
 #: chains with six control variates, is conservative: about 98.5%).

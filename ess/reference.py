@@ -23,11 +23,13 @@ import numpy as np
 
 from ess import __version__, config
 from ess.analytic import reference_linear_moments, reference_tr_sigma_sq
-from ess.chains import STREAM_REFERENCE, adaptive, chunk_rngs, cv_mean, run_parallel, t975
+from ess.chains import STREAM_REFERENCE, adaptive, chunk_rngs, run_parallel
 from ess.kernels.distance import METRIC_W2, METRIC_W2SQ
+from ess.kernels.layout import Q_DIST, Q_MEAN_DEV, QUANTITIES
 from ess.kernels.loops import _reference_chunk
 from ess.pchip import pchip
 from ess.progress import NULL_PROGRESS, Progress
+from ess.stats import cv_mean, t975
 from ess.store import key_hash, load_json, save_json
 
 #: Relative 95% half-width on ``n_e`` that the curve alone contributes, at the
@@ -84,8 +86,8 @@ def _identity(d: int, metric: str, cov_estimator: str, L_bytes: bytes, tier: flo
     L_r = np.frombuffer(L_bytes).reshape(d, d)
     key = {
         "version": __version__,
-        "code": config.source_hash("config.py", "chains.py", "reference.py", "analytic.py",
-                                   "kernels/*.py"),
+        "code": config.source_hash("config.py", "chains.py", "stats.py", "reference.py",
+                                   "analytic.py", "kernels/*.py"),
         "d": d, "metric": metric, "cov_estimator": cov_estimator,
         "L_r": L_r.tolist(), "tier": tier, "seed": config.REFERENCE_SEED,
         "grid": "2*2^(k/4)",
@@ -166,15 +168,19 @@ class ReferenceCurve:
 
         target = self.tier * self._min_slope   # relative 95% half-width on f(n)
 
+        def stats(data: np.ndarray) -> tuple[float, float, int]:
+            # the distances' mean, with the fits' moments as control variates
+            return cv_mean(data[:, Q_DIST], data[:, Q_MEAN_DEV:QUANTITIES], known)
+
         def excess(data: np.ndarray) -> float:
-            est, se, dof = cv_mean(data[:, 0], data[:, 1:], known)
+            est, se, dof = stats(data)
             return (t975(dof) * se / abs(est)) / target if est != 0 else math.inf
 
         pilot = max(4, math.ceil(64 / cs))
         budget = max(pilot * cs, min(2**24, int(config.MAX_REFERENCE_WORK
                                                  / config.group_cost(self.d))))
         data, _ = adaptive(run, cs, pilot, budget, excess)
-        est, se, _ = cv_mean(data[:, 0], data[:, 1:], known)
+        est, se, _ = stats(data)
         return est, se, int(data.shape[0])
 
     def value(self, n: int) -> tuple[float, float]:

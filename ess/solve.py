@@ -15,7 +15,8 @@ import numpy as np
 
 from ess import config
 from ess.analytic import fresh_stationary_moments, fresh_stationary_second_moments
-from ess.chains import LimitPlan, adaptive, chunk_size, cv_mean, limit_chunks, t975
+from ess.chains import MAX_ROUND_GROWTH, ROUND_MARGIN, LimitPlan, adaptive, chunk_size, limit_chunks
+from ess.kernels.layout import Q_DIST, Q_MEAN_DEV
 from ess.params import LoopParams
 from ess.plan import (
     bisect_int,
@@ -28,6 +29,7 @@ from ess.plan import (
 from ess.progress import NULL_PROGRESS, Progress
 from ess.reference import Inversion, ReferenceCurve
 from ess.results import EstimateResult, Interval, ThresholdResult
+from ess.stats import cv_mean, t975
 
 #: |z| above which the two halves of the kept window are said to differ: the
 #: two-sided 99.9% normal quantile, so that a converged chain set is flagged about
@@ -70,7 +72,7 @@ def run_limit(main: LimitPlan, max_chains: int, n_values: int, n_jobs: int,
     ex = excess(data)
     if ex <= 1.0:
         return data, True, short, 0
-    need = k * min(ex * ex * 1.1, 64.0)     # chunks the short windows would need
+    need = k * min(ex * ex * ROUND_MARGIN, MAX_ROUND_GROWTH)  # chunks the short windows would need
     # main's chunks, if a chain's window average has variance proportional to 1 / window
     fresh = max(k, math.ceil(need * short.window / main.window))
     # what the first round leaves of max_chains and of the work budget
@@ -107,10 +109,10 @@ def _known_means(p: LoopParams, n_s: int) -> np.ndarray | None:
 
 def _limit_stats(data: np.ndarray, v: int,
                  known: np.ndarray | None) -> tuple[float, float, int]:
-    y = data[:, v, 0, :].mean(axis=-1)
+    y = data[:, v, Q_DIST, :].mean(axis=-1)
     if known is None:
         return cv_mean(y)
-    return cv_mean(y, data[:, v, 1:1 + len(known), :].mean(axis=-1), known)
+    return cv_mean(y, data[:, v, Q_MEAN_DEV:Q_MEAN_DEV + len(known), :].mean(axis=-1), known)
 
 
 def reference_for(p: LoopParams, rel_precision: float, n_jobs: int,
@@ -165,7 +167,7 @@ def estimate_limit(p: LoopParams, seed: int, rel_precision: float, max_chains: i
     # back to the user's units (the kernels ran on the normalised Sigma_r)
     wd, se, abs_hw = wd * p.dist_factor, se * p.dist_factor, abs_hw * p.dist_factor
     wd_ci = Interval(wd - abs_hw, wd + abs_hw)
-    diff = data[:, 0, 0, 0] - data[:, 0, 0, 1]
+    diff = data[:, 0, Q_DIST, 0] - data[:, 0, Q_DIST, 1]   # first half minus second
     sd = float(diff.std(ddof=1))
     drift_z = float(diff.mean() / (sd / math.sqrt(diff.shape[0]))) if sd > 0 else 0.0
     note = ""
@@ -269,11 +271,12 @@ class _ExcessEvaluator:
         k1, k0 = _known_means(p, n_s), _known_means(p, 0)
 
         def stats(data: np.ndarray) -> tuple[float, float, int]:
-            y = data[:, 0, 0, :].mean(-1) - data[:, 1, 0, :].mean(-1)
+            y = data[:, 0, Q_DIST, :].mean(-1) - data[:, 1, Q_DIST, :].mean(-1)
             if k1 is None:
                 return cv_mean(y)
-            k = 1 + len(k1)
-            X = np.concatenate([data[:, 0, 1:k, :].mean(-1), data[:, 1, 1:k, :].mean(-1)], axis=1)
+            cvs = slice(Q_MEAN_DEV, Q_MEAN_DEV + len(k1))
+            X = np.concatenate([data[:, 0, cvs, :].mean(-1), data[:, 1, cvs, :].mean(-1)],
+                               axis=1)
             return cv_mean(y, X, np.concatenate([k1, k0]))
 
         def excess(data: np.ndarray) -> float:

@@ -27,8 +27,9 @@ from ess import __version__, config
 #: Layout version of result-store entries.
 FORMAT = 1
 #: Sources whose edits can change a stored answer.
-_CODE = ("config.py", "params.py", "analytic.py", "pchip.py", "chains.py", "solve.py",
-         "reference.py", "results.py", "api.py", "kernels/*.py")
+_CODE = ("config.py", "defaults.py", "params.py", "request.py", "plan.py", "analytic.py",
+         "pchip.py", "chains.py", "stats.py", "solve.py", "reference.py", "results.py", "api.py",
+         "kernels/*.py")
 #: Values of ``ESS_STORE`` that turn the default store off.
 OFF = ("off", "none", "0", "false", "no")
 

@@ -100,15 +100,13 @@ def test_dask_client_and_threshold_grid(cluster):
 
 def test_blas_threads_do_not_change_numbers(tmp_path):
     """A Dask worker runs one BLAS thread, a local process one per core: same numbers."""
-    import numba
-
     code = ("import json, ess; print(json.dumps(ess.reference_curve([10, 20, 40, 80, 160], "
             "rel_precision=0.05).f))")
     out = []
     for threads in ("1", "2"):
         env = dict(os.environ, OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads,
                    ESS_CACHE_DIR=str(tmp_path / threads),   # compute the curve afresh
-                   NUMBA_CACHE_DIR=numba.config.CACHE_DIR)  # but not the kernels
+                   NUMBA_CACHE_DIR=str(ess.config.kernel_cache_root()))  # but not the kernels
         run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                              text=True, timeout=300, check=True)
         out.append(json.loads(run.stdout))

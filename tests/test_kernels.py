@@ -5,6 +5,7 @@ import pytest
 
 from ess.chains import chunk_rngs
 from ess.kernels.distance import METRIC_W2, METRIC_W2SQ, _distance_terms, _tr_sqrt_psd
+from ess.kernels.layout import REC_FIELDS
 from ess.kernels.random import seed_state
 from ess.kernels.sampling import (
     ROWS_MIN_D,
@@ -183,14 +184,14 @@ def test_scalar_d1_chain_is_identical_to_the_general_kernel(case):
     loop, n_ini, n_r, ns, lam, mem, mle, metric, mu, sd, ident = case
     ns = np.array(ns, dtype=np.int64)
     T = 60
-    a, b = np.empty((len(ns), T, 5)), np.empty((len(ns), T, 5))
+    a, b = np.empty((len(ns), T, REC_FIELDS)), np.empty((len(ns), T, REC_FIELDS))
     for fn, out in ((_run_chain, a), (d1, b)):
         fn(*chunk_rngs(1, 0, 0, True), loop, n_ini, n_r, ns, lam,
            min(mem, T), mle, metric, np.array([mu]), np.array([[sd]]), ident, T, 0, 1, out)
     assert np.array_equal(a, b)
     # Recording only generations 7, 10, 13, ... changes nothing else.
     for fn in (_run_chain, d1):
-        part = np.full((len(ns), len(range(7, T, 3)), 5), np.nan)
+        part = np.full((len(ns), len(range(7, T, 3)), REC_FIELDS), np.nan)
         fn(*chunk_rngs(1, 0, 0, True), loop, n_ini, n_r, ns, lam,
            min(mem, T), mle, metric, np.array([mu]), np.array([[sd]]), ident, T, 7, 3, part)
         assert np.array_equal(part, a[:, 7::3])

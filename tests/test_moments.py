@@ -15,6 +15,8 @@ from ess.analytic import (
     fresh_stationary_second_moments,
     fully_synthetic_trace_factor,
 )
+from ess.chains import TRAJ_MEAN_DEV, TRAJ_MU0, TRAJ_TR_SIGMA
+from ess.kernels.layout import Q_TR_SIGMA_SQ
 
 FRESH_CASES = [
     # d, n_r, n_s, lam, cov_estimator
@@ -51,7 +53,7 @@ def test_fresh_loop_stationary_moments(case):
     rho = n_s / (n_r + n_s)
     assert rho**100 < 1e-3
     a, c = fresh_stationary_moments(n_r, n_s, lam, cov, float(d))
-    for q, want in ((1, a), (2, c)):
+    for q, want in ((TRAJ_MEAN_DEV, a), (TRAJ_TR_SIGMA, c)):
         per_chain = traj[:, 100:, q].mean(axis=1)
         se = per_chain.std(ddof=1) / np.sqrt(per_chain.size)
         assert abs(per_chain.mean() - want) <= 4 * se, (q, per_chain.mean(), want, se)
@@ -92,8 +94,8 @@ def test_fresh_loop_stationary_tr_sigma_squared(case):
     d, n_r, n_s, lam, cov = case
     p = loop_params(d=d, n_r=n_r, n_s=n_s, lam=lam, cov_estimator=cov)
     chunks = -(-400 // chunk_size(d))
-    per_chain = limit_chunks(LimitPlan(p, (n_s,), 100, 300, 3), 0, chunks, 2)[:, 0, 3, :]
-    per_chain = per_chain.mean(axis=-1)
+    data = limit_chunks(LimitPlan(p, (n_s,), 100, 300, 3), 0, chunks, 2)
+    per_chain = data[:, 0, Q_TR_SIGMA_SQ, :].mean(axis=-1)
     want = fresh_stationary_second_moments(d, n_r, n_s, lam, cov)[3]
     se = per_chain.std(ddof=1) / np.sqrt(per_chain.size)
     assert per_chain.size >= 300
@@ -107,7 +109,7 @@ def test_fully_synthetic_martingale_and_trace_decay(d, n_s, lam, cov):
     _, traj = ess.simulate(d=d, n_r=n_ini, n_s=n_s, lam=lam, loop="fully-synthetic", seed=9,
                            cov_estimator=cov, chains=R, generations=T, mu_r=np.full(d, 0.5),
                            return_trajectories=True)
-    mu0 = traj[:, :, 3]
+    mu0 = traj[:, :, TRAJ_MU0]
     # Martingale: E mu_t = mu_r, and increments are uncorrelated with the past.
     for t in range(1, T):
         inc = mu0[:, t] - mu0[:, t - 1]
@@ -119,7 +121,7 @@ def test_fully_synthetic_martingale_and_trace_decay(d, n_s, lam, cov):
     factor = fully_synthetic_trace_factor(n_s, lam, cov)
     start = d * (n_ini - 1) / divisor(n_ini, cov)
     for t in range(T):
-        tr = traj[:, t, 2]
+        tr = traj[:, t, TRAJ_TR_SIGMA]
         want = start * factor**t
         assert abs(tr.mean() - want) <= 4 * tr.std(ddof=1) / np.sqrt(R), (t, tr.mean(), want)
 
@@ -127,7 +129,7 @@ def test_fully_synthetic_martingale_and_trace_decay(d, n_s, lam, cov):
 def test_fully_synthetic_covariance_collapses_even_unbiased():
     _, traj = ess.simulate(d=2, n_r=20, n_s=10, lam=1.0, loop="fully-synthetic", seed=1,
                            chains=200, generations=2000, return_trajectories=True)
-    tr = traj[:, -1, 2]
+    tr = traj[:, -1, TRAJ_TR_SIGMA]
     assert np.all(np.isfinite(tr))
     assert np.median(tr) < 1e-20
-    assert traj[:, 0, 2].min() > 1e-3
+    assert traj[:, 0, TRAJ_TR_SIGMA].min() > 1e-3

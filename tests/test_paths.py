@@ -11,6 +11,7 @@ import pytest
 from scipy import stats
 
 import ess
+from ess.chains import TRAJ_DIST, TRAJ_MEAN_DEV, TRAJ_TR_SIGMA
 from tests import naive
 
 CASES = [
@@ -39,9 +40,9 @@ def test_sample_level_and_sufficient_statistics_agree(case):
     slow = np.array([naive.chain(rng, loop, n_ini, n_r, n_s, lam, memory, cov == "mle",
                                  np.zeros(d), Sr, N_GEN) for _ in range(R)])
     for t in range(N_GEN):
-        for q in range(3):
+        for q in (TRAJ_DIST, TRAJ_MEAN_DEV, TRAJ_TR_SIGMA):
             a, b = fast[:, t, q], slow[:, t, q]
             se = np.sqrt(a.var(ddof=1) / R + b.var(ddof=1) / R)
             assert abs(a.mean() - b.mean()) <= 4.5 * se + 1e-12, (t, q, a.mean(), b.mean(), se)
-    p = stats.ks_2samp(fast[:, -1, 0], slow[:, -1, 0]).pvalue
+    p = stats.ks_2samp(fast[:, -1, TRAJ_DIST], slow[:, -1, TRAJ_DIST]).pvalue
     assert p > 1e-3

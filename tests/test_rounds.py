@@ -16,9 +16,11 @@ import pytest
 import ess
 from ess import chains, solve
 from ess import plan as planning
-from ess.chains import chunk_size, cv_mean, limit_chunks, run_parallel, t975
+from ess.chains import chunk_size, limit_chunks, run_parallel
+from ess.kernels.layout import Q_DIST, Q_MEAN_DEV
 from ess.progress import NULL_PROGRESS
 from ess.request import estimate_request
+from ess.stats import cv_mean, t975
 
 
 # -- run_parallel ---------------------------------------------------------------------
@@ -110,7 +112,7 @@ def test_cv_mean_drops_constant_and_repeated_control_variates():
 def test_cv_mean_does_not_depend_on_blas_threads():
     """Results do not depend on the number of threads, BLAS's included: a million rows
     (a fine reference curve's size), with one BLAS thread and with two."""
-    code = ("import numpy as np; from ess.chains import cv_mean; "
+    code = ("import numpy as np; from ess.stats import cv_mean; "
             "rng = np.random.default_rng(0); X = rng.chisquare(3, size=(10**6, 3)); "
             "y = 1 + X @ [0.3, -0.2, 0.01] + 0.1 * X[:, 0] * rng.normal(size=10**6); "
             "print(repr(cv_mean(y, X, np.array([3.0, 3.0, 3.0]))))")
@@ -131,8 +133,8 @@ def test_cv_intervals_cover_with_a_first_round_of_chains():
     plan = planning.pilot_plan(planning.limit_plan(p, (p.n_s,), 0.01, seed=2024))
     N, groups = 28, 2000
     data = limit_chunks(plan, 0, N * groups // chunk_size(3), 2)
-    y = data[:, 0, 0, :].mean(-1)
-    X = data[:, 0, 1:4, :].mean(-1)
+    y = data[:, 0, Q_DIST, :].mean(-1)
+    X = data[:, 0, Q_MEAN_DEV:Q_MEAN_DEV + 3, :].mean(-1)
     known = solve._known_means(p, p.n_s)
     truth = cv_mean(y, X, known)[0]
     hits = 0

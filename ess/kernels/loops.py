@@ -16,6 +16,20 @@ from numba import njit
 
 from ess.config import JIT
 from ess.kernels.distance import METRIC_W2, _distance_terms
+from ess.kernels.layout import (
+    HALVES,
+    Q_DIST,
+    Q_MEAN_DEV,
+    Q_TR_SIGMA,
+    Q_TR_SIGMA_SQ,
+    QUANTITIES,
+    REC_DIST,
+    REC_FIELDS,
+    REC_MEAN_DEV,
+    REC_MU0,
+    REC_TR_SIGMA,
+    REC_TR_SIGMA_SQ,
+)
 from ess.kernels.random import _chi2_consts
 from ess.kernels.sampling import _chol_upper, _draw_group, _group_d1, _pool_into
 
@@ -140,9 +154,10 @@ def _run_chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, me
         Generations ``t = rec_from, rec_from + rec_every, ... < n_gen`` (0-based,
         0 is the first model) are recorded; the distance, which needs an
         eigen-decomposition for ``d >= 3``, is computed only for them.
-    traj : ndarray, shape (V, n_rec, 5)
+    traj : ndarray, shape (V, n_rec, REC_FIELDS)
         Output: per recorded generation ``dist``, ``|mu - mu_r|^2``, ``tr Sigma``,
-        ``tr Sigma^2`` and the first coordinate of ``mu``.
+        ``tr Sigma^2`` and the first coordinate of ``mu`` (the fields ``REC_*`` of
+        :mod:`ess.kernels.layout`).
     """
     d = mu_r.shape[0]
     V = n_s_values.shape[0]
@@ -178,11 +193,11 @@ def _run_chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, me
         dist, msq, tr = _distance_terms(mu, Sig, mu_r, L_r, sr_identity, tr_sr, metric, A, B)
         tr2 = _sum_sq(Sig)
         for v in range(V):
-            traj[v, 0, 0] = dist
-            traj[v, 0, 1] = msq
-            traj[v, 0, 2] = tr
-            traj[v, 0, 3] = tr2
-            traj[v, 0, 4] = mu[0]
+            traj[v, 0, REC_DIST] = dist
+            traj[v, 0, REC_MEAN_DEV] = msq
+            traj[v, 0, REC_TR_SIGMA] = tr
+            traj[v, 0, REC_TR_SIGMA_SQ] = tr2
+            traj[v, 0, REC_MU0] = mu[0]
     _chol_upper(Sig, Uw)
     for v in range(V):
         for i in range(d):
@@ -228,11 +243,11 @@ def _run_chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, me
             if rec:
                 dist, msq, tr = _distance_terms(mu, Sig, mu_r, L_r, sr_identity, tr_sr, metric,
                                                 A, B)
-                traj[v, r, 0] = dist
-                traj[v, r, 1] = msq
-                traj[v, r, 2] = tr
-                traj[v, r, 3] = _sum_sq(Sig)
-                traj[v, r, 4] = mu[0]
+                traj[v, r, REC_DIST] = dist
+                traj[v, r, REC_MEAN_DEV] = msq
+                traj[v, r, REC_TR_SIGMA] = tr
+                traj[v, r, REC_TR_SIGMA_SQ] = _sum_sq(Sig)
+                traj[v, r, REC_MU0] = mu[0]
             _chol_upper(Sig, Uw)
             for i in range(d):
                 ring_mu[v, cur, i] = mu[i]
@@ -301,11 +316,11 @@ def _chain_d1_body(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam
     for v in range(V):
         if rec_from == 0:
             dist, msq = _dist_d1(first_m, sig, root, mr, sr, sr_identity, tr_sr, metric)
-            traj[v, 0, 0] = dist
-            traj[v, 0, 1] = msq
-            traj[v, 0, 2] = sig
-            traj[v, 0, 3] = sig * sig
-            traj[v, 0, 4] = first_m
+            traj[v, 0, REC_DIST] = dist
+            traj[v, 0, REC_MEAN_DEV] = msq
+            traj[v, 0, REC_TR_SIGMA] = sig
+            traj[v, 0, REC_TR_SIGMA_SQ] = sig * sig
+            traj[v, 0, REC_MU0] = first_m
         ring_mu[v, 0] = first_m
         ring_s[v, 0] = sq_lam * root
     inv_r = 1.0 / np.sqrt(n_r)
@@ -365,11 +380,11 @@ def _chain_d1_body(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam
             root = np.sqrt(sig) if sig > 0.0 else 0.0
             if rec:
                 dist, msq = _dist_d1(mu, sig, root, mr, sr, sr_identity, tr_sr, metric)
-                traj[v, r, 0] = dist
-                traj[v, r, 1] = msq
-                traj[v, r, 2] = sig
-                traj[v, r, 3] = sig * sig
-                traj[v, r, 4] = mu
+                traj[v, r, REC_DIST] = dist
+                traj[v, r, REC_MEAN_DEV] = msq
+                traj[v, r, REC_TR_SIGMA] = sig
+                traj[v, r, REC_TR_SIGMA_SQ] = sig * sig
+                traj[v, r, REC_MU0] = mu
             ring_mu[v, cur] = mu
             ring_s[v, cur] = sq_lam * root
         newest = cur
@@ -419,22 +434,23 @@ def _limit_chunk(rng_real, rng_syn, rng_mix, n_chains, loop, n_ini, n_r, n_s_val
 
     Returns
     -------
-    ndarray, shape (n_chains, V, 4, 2)
+    ndarray, shape (n_chains, V, QUANTITIES, HALVES)
         ``[chain, config, quantity, half]`` with quantities ``dist``,
-        ``|mu - mu_r|^2``, ``tr Sigma`` and ``tr Sigma^2``.
+        ``|mu - mu_r|^2``, ``tr Sigma`` and ``tr Sigma^2`` (``Q_*`` of
+        :mod:`ess.kernels.layout`).
     """
     V = n_s_values.shape[0]
     n_gen = burn_in + window
-    half = window // every // 2
-    traj = np.empty((V, 2 * half, 5))
+    half = window // every // HALVES
+    traj = np.empty((V, HALVES * half, REC_FIELDS))
     ws = _workspace_d1(n_s_values, memory)
-    out = np.empty((n_chains, V, 4, 2))
+    out = np.empty((n_chains, V, QUANTITIES, HALVES))
     for c in range(n_chains):
         _chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, memory, mle,
                metric, mu_r, L_r, sr_identity, n_gen, burn_in, every, traj, ws)
         for v in range(V):
-            for k in range(4):
-                for h in range(2):
+            for k in range(QUANTITIES):     # quantity k is record field k
+                for h in range(HALVES):
                     s = 0.0
                     start = h * half
                     for t in range(start, start + half):
@@ -450,15 +466,15 @@ def _trajectory_chunk(rng_real, rng_syn, rng_mix, n_chains, loop, n_ini, n_r, n_
 
     Returns
     -------
-    ndarray, shape (n_chains, n_gen, 5)
+    ndarray, shape (n_chains, n_gen, REC_FIELDS)
         Per generation ``dist``, ``|mu - mu_r|^2``, ``tr Sigma``, ``tr Sigma^2`` and
-        ``mu[0]``.
+        ``mu[0]`` (``REC_*`` of :mod:`ess.kernels.layout`).
     """
     n_s_values = np.empty(1, dtype=np.int64)
     n_s_values[0] = n_s
-    traj = np.empty((1, n_gen, 5))
+    traj = np.empty((1, n_gen, REC_FIELDS))
     ws = _workspace_d1(n_s_values, memory)
-    out = np.empty((n_chains, n_gen, 5))
+    out = np.empty((n_chains, n_gen, REC_FIELDS))
     for c in range(n_chains):
         _chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, memory, mle,
                metric, mu_r, L_r, sr_identity, n_gen, 0, 1, traj, ws)
@@ -474,8 +490,9 @@ def _reference_chunk(rng, n_samples, n, mle, metric, mu_r, L_r, sr_identity):
 
     Returns
     -------
-    ndarray, shape (n_samples, 4)
-        ``dist``, ``|m - mu_r|^2``, ``tr Sigma_hat`` and ``tr Sigma_hat^2`` of each fit.
+    ndarray, shape (n_samples, QUANTITIES)
+        ``dist``, ``|m - mu_r|^2``, ``tr Sigma_hat`` and ``tr Sigma_hat^2`` of each fit
+        (``Q_*`` of :mod:`ess.kernels.layout`).
     """
     d = mu_r.shape[0]
     tr_sr = 0.0
@@ -488,15 +505,15 @@ def _reference_chunk(rng, n_samples, n, mle, metric, mu_r, L_r, sr_identity):
     S = np.empty((d, d))
     A = np.empty((d, d))
     B = np.empty((d, d))
-    out = np.empty((n_samples, 4))
+    out = np.empty((n_samples, QUANTITIES))
     for s in range(n_samples):
         _draw_group(rng, mu_r, U_r, n, m, S, A, B, sr_identity)
         for i in range(d):
             for j in range(d):
                 S[i, j] /= q
         dist, msq, tr = _distance_terms(m, S, mu_r, L_r, sr_identity, tr_sr, metric, A, B)
-        out[s, 0] = dist
-        out[s, 1] = msq
-        out[s, 2] = tr
-        out[s, 3] = _sum_sq(S)
+        out[s, Q_DIST] = dist
+        out[s, Q_MEAN_DEV] = msq
+        out[s, Q_TR_SIGMA] = tr
+        out[s, Q_TR_SIGMA_SQ] = _sum_sq(S)
     return out
