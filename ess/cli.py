@@ -270,7 +270,8 @@ def _sigma(text: str | None):
     return parse_list("sigma_r", text)   # numbers as text: validation converts them
 
 
-def _writable(path: Path, name: str = "out", given: str | None = None) -> Path:
+def _writable(path: Path, name: str = "out", given: str | None = None,
+              what: str = "file path") -> Path:
     """Check before computing that ``path`` can be written (creating its folder).
 
     The message names ``given``, the path the user typed (``path`` may be a file
@@ -280,7 +281,7 @@ def _writable(path: Path, name: str = "out", given: str | None = None) -> Path:
     derived = "" if str(path) == given else f" (for {str(path)!r})"
 
     def refuse(reason: str):
-        raise ParameterError(name, f"{name} must be a writable file path; cannot write "
+        raise ParameterError(name, f"{name} must be a writable {what}; cannot write "
                              f"{given!r}{derived}: {reason}")
 
     for folder in path.parents:   # the nearest existing folder must be a folder
@@ -574,7 +575,7 @@ def _cmd_bench(args) -> int:
     out = None
     if args.out is not None:
         out = Path(args.out)
-        _writable(out / "bench.md")
+        _writable(out / "bench.md", "out", args.out, "folder")
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     from benchmarks.suite import run

@@ -297,6 +297,8 @@ def _save(fig, path: str | Path | None, dpi: int = 130):
     (``None`` when not given)."""
     if path is None:
         return None
+    if fig.get_layout_engine() is None:   # ess's figures are constrained; others not
+        fig.tight_layout()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=dpi, bbox_inches="tight", pad_inches=0.08)
