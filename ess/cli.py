@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,39 +27,65 @@ class _Parser(argparse.ArgumentParser):
                   if " " in self.prog else f"ess: error: {message} (see 'ess --help')\n")
 
 
-def _model_flags(sp: argparse.ArgumentParser, lists: bool = False, n_s: bool = True,
-                 loop: bool = True, collapsing: bool = False) -> None:
+def _seq(values) -> str:
+    """A default list as it is typed on the command line: ``0,50,100``."""
+    return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+
+
+def _model_flags(sp: argparse.ArgumentParser, n_r, n_s=None, lam=None, loop: bool = True,
+                 collapsing: bool = False, lists: bool = False) -> None:
+    """The loop's parameters; ``n_r``, ``n_s`` and ``lam`` are this command's defaults
+    (``n_s = None``: the command has no ``--n-s``), shown by ``--help``."""
     many = " (comma-separated list)" if lists else ""
-    sp.add_argument("--d", default="1", help="dimension (default 1)")
-    sp.add_argument("--n-r", default=None, help=f"real samples per generation{many}")
-    if n_s:
-        sp.add_argument("--n-s", default=None, help=f"synthetic samples per generation{many}")
+    sp.add_argument("--d", default=None,
+                    help=f"dimension (default: the size of --sigma-r or --mu-r when given, "
+                         f"else {defaults.D})")
+    sp.add_argument("--n-r", default=None,
+                    help=f"real samples per generation{many} (default {n_r})")
+    if n_s is not None:
+        sp.add_argument("--n-s", default=None,
+                        help=f"synthetic samples per generation{many} (default {n_s})")
     g = sp.add_mutually_exclusive_group()
-    g.add_argument("--lam", default=None, help=f"sampling bias in [0, 1]{many}")
+    g.add_argument("--lam", default=None,
+                   help=f"sampling bias in [0, 1], 1 = unbiased{many} (default {lam})")
     g.add_argument("--guidance", default=None,
-                   help=f"classifier-free guidance w >= 0, lam = 1/(1+w){many}")
+                   help=f"classifier-free guidance w >= 0, instead of --lam: lam = 1/(1+w){many}")
     sp.add_argument("--n-ini", default=None, help="size of the first real set (default n_r)")
     if loop:
         kinds = "fresh | augmentation | fully-synthetic" if collapsing else (
             "fresh | augmentation (the fully synthetic loop has no limit: use simulate)")
-        sp.add_argument("--loop", default="fresh", help=f"{kinds} (default fresh)")
-    sp.add_argument("--memory", default="1", help="past models feeding synthetic data: K or all")
-    sp.add_argument("--metric", default="w2sq", help="w2sq (default) | w2")
-    sp.add_argument("--cov-estimator", default="unbiased", help="unbiased (default) | mle")
+        sp.add_argument("--loop", default=defaults.LOOP,
+                        help=f"{kinds} (default {defaults.LOOP})")
+    sp.add_argument("--memory", default=str(defaults.MEMORY),
+                    help=f"past models feeding synthetic data: K or all "
+                         f"(default {defaults.MEMORY})")
+    sp.add_argument("--metric", default=defaults.METRIC,
+                    help=f"w2sq | w2 (default {defaults.METRIC})")
+    sp.add_argument("--cov-estimator", default=defaults.COV_ESTIMATOR,
+                    help=f"unbiased | mle (default {defaults.COV_ESTIMATOR})")
     sp.add_argument("--sigma-r", default=None,
-                    help="reference covariance: comma-separated diagonal, or a .npy/.txt file")
-    sp.add_argument("--mu-r", default=None, help="reference mean: comma-separated values")
-    sp.add_argument("--seed", default="0", help="seed (default 0)")
+                    help="reference covariance: comma-separated diagonal, or a .npy/.txt/.csv "
+                         "file holding the matrix (default the identity)")
+    sp.add_argument("--mu-r", default=None,
+                    help="reference mean: comma-separated values (default 0)")
+    sp.add_argument("--seed", default=str(defaults.SEED), help=f"seed (default {defaults.SEED})")
     sp.add_argument("--jobs", default=None, help="threads (default: every core)")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _budget_flags(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("--rel-precision", default="0.01",
-                    help="relative 95%% half-width wanted on n_e (default 0.01)")
-    sp.add_argument("--max-chains", default=str(config.DEFAULT_MAX_CHAINS),
-                    help=f"chain budget (default {config.DEFAULT_MAX_CHAINS}, "
+    sp.add_argument("--rel-precision", default=str(defaults.REL_PRECISION),
+                    help=f"relative 95%% half-width wanted on n_e "
+                         f"(default {defaults.REL_PRECISION:g})")
+    sp.add_argument("--max-chains", default=str(defaults.MAX_CHAINS),
+                    help=f"chain budget (default {defaults.MAX_CHAINS}, "
                          f"at most {config.MAX_CHAINS})")
+
+
+def _cap_flag(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--cap", default=None,
+                    help=f"largest n_s searched (default {defaults.CAP_PER_N_R} n_r, lowered "
+                         f"where the work budget requires it: the output says so)")
 
 
 def _store_flags(sp: argparse.ArgumentParser) -> None:
@@ -77,6 +105,19 @@ def _backend_flags(sp: argparse.ArgumentParser) -> None:
                     help="Dask scheduler address for --backend dask, e.g. tcp://host:8786")
 
 
+#: ``ess heatmap --kind``: what each kind draws, and its default figure name.
+HEATMAP_KINDS = {
+    "threshold": ("heatmap of the admissible threshold n_s* over (n_r, lam)",
+                  "threshold_heatmap.png"),
+    "ne": ("heatmaps of n_e/n_r over (n_r, n_s), one panel per lam\n"
+           f"{'':19}(the paper's Fig. 11)",
+           "ne_heatmap.png"),
+    "threshold-lines": ("lines of n_s* against lam, one per n_r, with 95% interval bars\n"
+                        f"{'':19}(the paper's Fig. 12; the same cells as --kind threshold)",
+                        "threshold_lines.png"),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``ess`` argument parser."""
     ap = _Parser(prog="ess", description="Effective sample size of self-consuming "
@@ -85,45 +126,66 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     sp = sub.add_parser("estimate", help="limit WD(n_r, n_s, lam) and n_e")
-    _model_flags(sp)
+    _model_flags(sp, n_r=defaults.N_R, n_s=defaults.N_S, lam=f"{defaults.LAM:g}")
     _budget_flags(sp)
     _store_flags(sp)
     sp.add_argument("--json", action="store_true", help="print one JSON object")
 
     sp = sub.add_parser("threshold", help="admissible threshold n_s*(n_r, lam)")
-    _model_flags(sp, n_s=False, loop=False)
+    _model_flags(sp, n_r=defaults.N_R, lam=f"{defaults.THRESHOLD_LAM:g}", loop=False)
     _budget_flags(sp)
     _store_flags(sp)
-    sp.add_argument("--cap", default=None, help="largest n_s searched (default 100 n_r)")
+    _cap_flag(sp)
     sp.add_argument("--json", action="store_true", help="print one JSON object")
 
     sp = sub.add_parser("table", help="n_e and n_e/n_r with CIs over a grid")
-    _model_flags(sp, lists=True, loop=False)
+    _model_flags(sp, n_r=_seq(defaults.TABLE_N_R), n_s=_seq(defaults.TABLE_N_S),
+                 lam=_seq(defaults.TABLE_LAM), loop=False, lists=True)
     _budget_flags(sp)
     _store_flags(sp)
     _backend_flags(sp)
     sp.add_argument("--out", default=str(DEFAULT_DIR / "ess_table.csv"),
-                    help="output file: .csv, .json or .md (default ess-results/ess_table.csv)")
+                    help="output file: .csv or .json (every column) or .md (the columns a "
+                         "reader wants) (default ess-results/ess_table.csv)")
     sp.add_argument("--json", action="store_true", help="also print the rows as JSON")
 
-    sp = sub.add_parser("heatmap", help="threshold heatmap, or n_e/n_r heatmap (Fig. 11)")
+    kinds = "\n".join(f"  {k:<16} {what}" for k, (what, _) in HEATMAP_KINDS.items())
+    sp = sub.add_parser(
+        "heatmap", help="figures over a grid: threshold heatmap, n_e/n_r heatmaps (Fig. 11), "
+        "threshold lines (Fig. 12)", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Draw a figure over a grid of cells and write its numbers beside it\n"
+        f"(same name, .csv). --kind:\n{kinds}\n\nGrid defaults:\n"
+        f"  threshold, threshold-lines  --n-r {_seq(defaults.HEATMAP_N_R)} "
+        f"--lam {_seq(defaults.HEATMAP_LAM)}\n"
+        f"  {'ne':<27} --n-r {_seq(defaults.NE_HEATMAP_N_R)} --n-s {_seq(defaults.NE_HEATMAP_N_S)} "
+        f"--lam {_seq(defaults.NE_HEATMAP_LAM)}")
     sp.add_argument("--kind", default="threshold",
-                    help="threshold: n_s* over (n_r, lam); ne: n_e/n_r over (n_r, n_s) at one lam")
-    _model_flags(sp, lists=True, loop=False)
+                    help=f"{' | '.join(HEATMAP_KINDS)} (default threshold)")
+    _model_flags(sp, n_r=f"{_seq(defaults.HEATMAP_N_R)}; --kind ne: "
+                 f"{_seq(defaults.NE_HEATMAP_N_R)}",
+                 n_s=f"{_seq(defaults.NE_HEATMAP_N_S)}; --kind ne only: the other kinds "
+                 "search n_s",
+                 lam=f"{_seq(defaults.HEATMAP_LAM)}; --kind ne: {_seq(defaults.NE_HEATMAP_LAM)}"
+                 ", one panel each", loop=False, lists=True)
     _budget_flags(sp)
     _store_flags(sp)
-    sp.add_argument("--cap", default=None, help="largest n_s searched (default 100 n_r)")
+    _cap_flag(sp)
     _backend_flags(sp)
     sp.add_argument("--out", default=None,
                     help="figure (.png/.pdf/.svg); its numbers go to the same name .csv "
-                         "(default ess-results/threshold_heatmap.png or ne_heatmap.png)")
+                         "(default ess-results/<kind's name>.png: "
+                         + ", ".join(name for _, name in HEATMAP_KINDS.values()) + ")")
 
     sp = sub.add_parser("simulate", help="trajectories of any loop kind")
-    _model_flags(sp, collapsing=True)
-    sp.add_argument("--chains", default="200", help="chains (default 200)")
-    sp.add_argument("--generations", default="50", help="generations (default 50)")
+    _model_flags(sp, n_r=defaults.N_R, n_s=defaults.N_S, lam=f"{defaults.LAM:g}",
+                 collapsing=True)
+    sp.add_argument("--chains", default=str(defaults.CHAINS),
+                    help=f"chains (default {defaults.CHAINS})")
+    sp.add_argument("--generations", default=str(defaults.GENERATIONS),
+                    help=f"generations (default {defaults.GENERATIONS})")
     sp.add_argument("--out", default=str(DEFAULT_DIR / "simulate.csv"),
-                    help="per-generation CSV/JSON/MD (default ess-results/simulate.csv)")
+                    help="per-generation table: .csv, .json or .md "
+                         "(default ess-results/simulate.csv)")
     sp.add_argument("--plot", nargs="?", const="", default=None,
                     help="also draw a figure (default: the --out name with .png)")
     sp.add_argument("--json", action="store_true", help="print one JSON object")
@@ -208,19 +270,41 @@ def _sigma(text: str | None):
     return parse_list("sigma_r", text)   # numbers as text: validation converts them
 
 
-def _writable(path: Path, name: str = "out") -> Path:
-    """Check before computing that ``path`` can be written."""
+def _writable(path: Path, name: str = "out", given: str | None = None,
+              what: str = "file path") -> Path:
+    """Check before computing that ``path`` can be written (creating its folder).
+
+    The message names ``given``, the path the user typed (``path`` may be a file
+    derived from it, such as the .csv beside a figure), and what is wrong.
+    """
+    given = str(path) if given is None else given
+    derived = "" if str(path) == given else f" (for {str(path)!r})"
+
+    def refuse(reason: str):
+        raise ParameterError(name, f"{name} must be a writable {what}; cannot write "
+                             f"{given!r}{derived}: {reason}")
+
+    for folder in path.parents:   # the nearest existing folder must be a folder
+        if folder.exists() or folder.is_symlink():
+            if not folder.is_dir():
+                refuse(f"{str(folder)!r} is a file, not a folder")
+            break
+    if path.is_dir():
+        refuse("it is a folder")
     existed = path.exists()
+    missing = [f for f in path.parents if not f.exists()]   # innermost first
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a", encoding="utf-8"):
             pass
     except OSError as e:
-        raise ParameterError(name,
-            f"{name} must be a writable file path; cannot write {str(path)!r} "
-                             f"({e.strerror})") from None
-    if not existed:
-        path.unlink()
+        refuse(e.strerror or str(e))
+    finally:   # leave no trace: the writers create the folders again
+        if not existed and path.is_file():
+            path.unlink()
+        for folder in missing:
+            if folder.is_dir():
+                folder.rmdir()
     return path
 
 
@@ -260,185 +344,219 @@ def _one(name: str, values: list[str]) -> str:
     return values[0]
 
 
-def _ci(ci, fmt: str = ".6g") -> str:
-    if ci is None:
-        return ""
-    lo, hi = ci
-    hi_s = "beyond the cap" if hi is None else format(hi, fmt)
-    return f"95% CI [{format(lo, fmt)}, {hi_s}]"
-
-
 def _header(r) -> str:
     return (f"d = {r.d}, metric {r.metric}, {r.cov_estimator} covariance, "
             f"memory {r.memory}, seed {r.seed}")
 
 
+def estimate_text(res) -> str:
+    """What ``ess estimate`` prints for an :class:`~ess.results.EstimateResult`.
+
+    Numbers keep their significant digits whatever their size, with as many as
+    their interval resolves; ``n_s = 0`` is said to be exact (no Monte Carlo),
+    and a null ``n_e`` gets no precision on ``n_e``.
+    """
+    from ess.report import VERDICT_TEXT, num, percent, with_ci
+
+    lines = [f"ess estimate: {res.loop} loop, n_r = {res.n_r}, n_s = {res.n_s}, "
+             f"lam = {res.lam:g}, n_ini = {res.n_ini}", f"  {_header(res)}"]
+    verdict = VERDICT_TEXT.get(res.verdict, res.verdict)
+    if res.n_s == 0:
+        wd, wd_ci = with_ci(res.wd, *res.wd_ci)
+        lines += [f"  limit WD      {wd}   95% CI {wd_ci}",
+                  f"  n_e           {num(res.n_e)} = n_r exactly",
+                  f"  n_e / n_r     1 exactly   ({verdict})"]
+    else:
+        wd, wd_ci = with_ci(res.wd, *res.wd_ci)
+        lines.append(f"  limit WD      {wd}   95% CI {wd_ci}")
+        if res.n_e is None:
+            lines += ["  n_e           below 2 (see the note)",
+                      f"  n_e / n_r     below {num(2 / res.n_r, 3)}"]
+        else:
+            ne, ne_ci = with_ci(res.n_e, *res.n_e_ci)
+            ratio, ratio_ci = with_ci(res.n_e_over_n_r, *res.n_e_over_n_r_ci)
+            lines += [f"  n_e           {ne}   95% CI {ne_ci}",
+                      f"  n_e / n_r     {ratio}   95% CI {ratio_ci}   ({verdict})"]
+        if res.n_e is None:
+            wd_rel = (res.wd_ci[1] - res.wd_ci[0]) / 2 / abs(res.wd) if res.wd else math.inf
+            known = f"WD known to ±{percent(wd_rel)}"
+        else:
+            known = f"n_e known to ±{percent(res.n_e_rel_halfwidth)}"
+        reached = "precision reached" if res.precision_reached else "PRECISION NOT REACHED"
+        lines.append(f"  {res.chains} chains x {res.generations} generations (burn-in "
+                     f"{res.burn_in}); {known} ({reached}); "
+                     f"{'converged' if res.converged else 'DRIFT DETECTED'}; {_took(res)}")
+    if res.note:
+        lines.append(f"  note: {res.note}")
+    return "\n".join(lines)
+
+
 def _cmd_estimate(args) -> int:
     from ess.api import estimate
 
-    key, lam = _lam_values(args, "1")
+    key, lam = _lam_values(args, f"{defaults.LAM:g}")
     kw = _common(args) | _budget(args)
     kw[key] = _one(key, lam)
-    res = estimate(n_r=_or(args.n_r, defaults.N_R), n_s=_or(args.n_s, defaults.N_S), loop=args.loop,
-                   **kw)
-    if args.json:
-        print(json.dumps(res.to_dict()))
-        return 0
-    print(f"ess estimate: {res.loop} loop, n_r = {res.n_r}, n_s = {res.n_s}, "
-          f"lam = {res.lam:g}, n_ini = {res.n_ini}")
-    print(f"  {_header(res)}")
-    print(f"  limit WD      {res.wd:.6g}   {_ci(res.wd_ci)}")
-    if res.n_e is None:
-        print(f"  n_e           below 2 ({res.note})")
-    else:
-        print(f"  n_e           {res.n_e:.5g}   {_ci(res.n_e_ci, '.5g')}")
-        lo, hi = res.n_e_over_n_r_ci
-        verdict = ("synthetic data helps" if lo > 1 else
-                   "synthetic data hurts" if hi < 1 else "no significant effect")
-        print(f"  n_e / n_r     {res.n_e_over_n_r:.4f}   {_ci(res.n_e_over_n_r_ci, '.4f')}"
-              f"   ({verdict})")
-    print(f"  {res.chains} chains x {res.generations} generations (burn-in {res.burn_in}); "
-          f"n_e known to ±{100 * res.n_e_rel_halfwidth:.2f}% "
-          f"({'precision reached' if res.precision_reached else 'PRECISION NOT REACHED'}); "
-          f"{'converged' if res.converged else 'DRIFT DETECTED'}; {_took(res)}")
-    if res.note and res.n_e is not None:
-        print(f"  note: {res.note}")
+    res = estimate(n_r=_or(args.n_r, defaults.N_R), n_s=_or(args.n_s, defaults.N_S),
+                   loop=args.loop, **kw)
+    print(json.dumps(res.to_dict()) if args.json else estimate_text(res))
     return 0
+
+
+def threshold_text(res) -> str:
+    """What ``ess threshold`` prints for a :class:`~ess.results.ThresholdResult`."""
+    lines = [f"ess threshold: fresh loop, n_r = {res.n_r}, lam = {res.lam:g}",
+             f"  {_header(res)}"]
+    lo, hi = res.n_s_star_ci
+    if res.n_s_star is None:
+        lines.append(f"  n_s*   none up to the cap ({res.cap}): n_e >= n_r for every n_s "
+                     f"searched (95% CI of n_s* [{lo}, beyond the cap])")
+    else:
+        lines.append(f"  n_s*   {res.n_s_star}   95% CI [{lo}, "
+                     f"{'beyond the cap' if hi is None else hi}]")
+        what = ("no positive amount of synthetic data is admissible" if res.n_s_star == 0
+                else f"up to {res.n_s_star} synthetic samples per generation keep n_e >= n_r")
+        lines.append(f"         ({what})")
+    lines.append(f"  {res.evaluations} evaluations up to the cap {res.cap}, common random "
+                 f"numbers; "
+                 f"{'precision reached' if res.precision_reached else 'PRECISION NOT REACHED'}"
+                 f"; {_took(res)}")
+    if res.note:
+        lines.append(f"  note: {res.note}")
+    return "\n".join(lines)
 
 
 def _cmd_threshold(args) -> int:
     from ess.api import threshold
 
-    key, lam = _lam_values(args, "0.9")
+    key, lam = _lam_values(args, f"{defaults.THRESHOLD_LAM:g}")
     kw = _common(args) | _budget(args)
     kw[key] = _one(key, lam)
     res = threshold(n_r=_or(args.n_r, defaults.N_R), cap=args.cap, **kw)
-    if args.json:
-        print(json.dumps(res.to_dict()))
-        return 0
-    print(f"ess threshold: fresh loop, n_r = {res.n_r}, lam = {res.lam:g}")
-    print(f"  {_header(res)}")
-    if res.n_s_star is None:
-        print(f"  n_s*   none up to the cap ({res.cap}): n_e >= n_r for every n_s searched")
-    else:
-        print(f"  n_s*   {res.n_s_star}   {_ci(res.n_s_star_ci, 'd')}")
-        what = ("no positive amount of synthetic data is admissible" if res.n_s_star == 0
-                else f"up to {res.n_s_star} synthetic samples per generation keep n_e >= n_r")
-        print(f"         ({what})")
-    print(f"  {res.evaluations} evaluations, common random numbers; "
-          f"{'precision reached' if res.precision_reached else 'PRECISION NOT REACHED'}; "
-          f"{_took(res)}")
-    if res.note:
-        print(f"  note: {res.note}")
+    print(json.dumps(res.to_dict()) if args.json else threshold_text(res))
     return 0
+
+
+def table_text(res) -> str:
+    """What ``ess table`` prints: one line per cell."""
+    from ess.report import cell_notes, estimate_flags, num, with_ci
+
+    lines = [f"ess table: {len(res)} cells, {_header(res[0])}",
+             f"  {'n_r':>6} {'n_s':>6} {'lam':>5} {'n_e':>10} {'n_e/n_r':>9}  "
+             f"{'95% CI of n_e/n_r':<20}  verdict"]
+    for r in res:
+        if r.n_e is None:
+            ne, ratio, ci = "< 2", "", ""
+        elif r.n_s == 0:
+            ne, ratio, ci = num(r.n_e), "1", "exact"
+        else:
+            ne = with_ci(r.n_e, *r.n_e_ci)[0]
+            ratio, ci = with_ci(r.n_e_over_n_r, *r.n_e_over_n_r_ci)
+        flags = estimate_flags(r)
+        lines.append(f"  {r.n_r:>6} {r.n_s:>6} {r.lam:>5g} {ne:>10} {ratio:>9}  {ci:<20}  "
+                     f"{r.verdict}" + (f"  (!) {flags}" if flags else ""))
+    lines += [f"  note: {n}" for n in cell_notes(res)]
+    stored = sum(r.from_store for r in res)
+    if stored:
+        lines.append(f"  {stored} of {len(res)} cells from the result store")
+    return "\n".join(lines)
 
 
 def _cmd_table(args) -> int:
     from ess.api import table
-    from ess.report import check_table_path, estimate_rows, write_rows
+    from ess.report import check_table_path, write_table
 
     out = _writable(check_table_path(args.out, "out"))
-    lam = _lam_list(args, "1,0.9,0.7")
+    lam = _lam_list(args, _seq(defaults.TABLE_LAM))
     kw = _common(args) | _budget(args) | _where(args)
-    n_r = parse_list("n_r", _or(args.n_r, "50,100,200"))
-    n_s = parse_list("n_s", _or(args.n_s, "0,50,100,200,400"))
+    n_r = parse_list("n_r", _or(args.n_r, _seq(defaults.TABLE_N_R)))
+    n_s = parse_list("n_s", _or(args.n_s, _seq(defaults.TABLE_N_S)))
     res = table(n_r=n_r, n_s=n_s, lam=lam, **kw)
-    rows = estimate_rows(res)
-    write_rows(rows, out, title=f"ESS table ({_header(res[0])})")
+    write_table(res, out, title=f"ESS table: {res[0].loop} loop, {_header(res[0])}, "
+                f"rel_precision {res[0].rel_precision:g}")
     if args.json:
-        print(json.dumps(rows))
+        print(json.dumps(res.to_rows()))
     else:
-        print(f"ess table: {len(rows)} cells, {_header(res[0])}")
-        print(f"  {'n_r':>6} {'n_s':>6} {'lam':>5} {'n_e':>10} {'n_e/n_r':>8}  95% CI of n_e/n_r")
-        for r in res:
-            ne = "< 2" if r.n_e is None else f"{r.n_e:.5g}"
-            ratio = "" if r.n_e is None else f"{r.n_e_over_n_r:.4f}"
-            ci = "" if r.n_e is None else _ci(r.n_e_over_n_r_ci, ".4f")[7:]
-            flag = "" if r.precision_reached and r.converged else "  (!) " + r.note
-            print(f"  {r.n_r:>6} {r.n_s:>6} {r.lam:>5g} {ne:>10} {ratio:>8}  {ci}{flag}")
-        stored = sum(r.from_store for r in res)
-        if stored:
-            print(f"  {stored} of {len(res)} cells from the result store")
+        print(table_text(res))
         print(f"wrote {out}")
     return 0
 
 
 def _cmd_heatmap(args) -> int:
-    from ess.report import (
-        check_table_path,
-        estimate_rows,
-        ne_heatmap,
-        threshold_heatmap,
-        threshold_rows,
-        write_rows,
-    )
+    from ess import report
 
-    kind = check_choice("kind", args.kind, ("threshold", "ne"))
-    default = DEFAULT_DIR / ("threshold_heatmap.png" if kind == "threshold" else "ne_heatmap.png")
-    out = Path(args.out) if args.out else default
-    if out.suffix.lower() not in (".png", ".pdf", ".svg"):
-        raise ParameterError("out", f"out must end in .png, .pdf or .svg, got {str(out)!r}")
-    csv_path = _writable(check_table_path(out.with_suffix(".csv")))
-    _writable(out)
+    kind = check_choice("kind", args.kind, tuple(HEATMAP_KINDS))
+    given = args.out if args.out else str(DEFAULT_DIR / HEATMAP_KINDS[kind][1])
+    out = _writable(report.check_figure_path(given, "out"))   # the figure first
+    csv_path = _writable(out.with_suffix(".csv"), "out", given)
     kw = _common(args) | _budget(args) | _where(args)
-    if kind == "threshold":
+    if kind in ("threshold", "threshold-lines"):
         from ess.api import threshold_grid
 
         if args.n_s is not None:
-            raise ParameterError("n_s",
-                "n_s is searched by the threshold heatmap; do not give --n-s")
-        lam = _lam_list(args, "0.5,0.6,0.7,0.8,0.9")
-        n_r = parse_list("n_r", _or(args.n_r, "25,50,100,200,400"))
+            raise ParameterError("n_s", f"n_s is searched by --kind {kind}; do not give --n-s")
+        lam = _lam_list(args, _seq(defaults.HEATMAP_LAM))
+        n_r = parse_list("n_r", _or(args.n_r, _seq(defaults.HEATMAP_N_R)))
         res = threshold_grid(n_r=n_r, lam=lam, cap=args.cap, **kw)
-        write_rows(threshold_rows(res), csv_path)
-        threshold_heatmap(res, out)
+        report.write_table(res, csv_path)
+        draw = report.threshold_heatmap if kind == "threshold" else report.threshold_lines
+        draw(res, out)
     else:
         from ess.api import table
 
         if args.cap is not None:
-            raise ParameterError("cap",
-                "cap applies to the threshold heatmap only (--kind threshold)")
-        kw["lam"] = [_one("lam", _lam_list(args, "0.85"))]
-        n_r = parse_list("n_r", _or(args.n_r, "100,200,400,800"))
-        n_s = parse_list("n_s", _or(args.n_s, "25,50,100,200,400,800,1600,3200"))
-        res = table(n_r=n_r, n_s=n_s, **kw)
-        write_rows(estimate_rows(res), csv_path)
-        ne_heatmap(res, out)
+            raise ParameterError("cap", "cap applies to the threshold kinds only "
+                                 "(--kind threshold or threshold-lines)")
+        lam = _lam_list(args, _seq(defaults.NE_HEATMAP_LAM))
+        n_r = parse_list("n_r", _or(args.n_r, _seq(defaults.NE_HEATMAP_N_R)))
+        n_s = parse_list("n_s", _or(args.n_s, _seq(defaults.NE_HEATMAP_N_S)))
+        res = table(n_r=n_r, n_s=n_s, lam=lam, **kw)
+        report.write_table(res, csv_path)
+        report.ne_heatmap(res, out)
+    for note in report.cell_notes(res):
+        print(f"note: {note}")
     print(f"wrote {out} and {csv_path}")
     return 0
 
 
+def simulate_text(res, out=None, plot=None) -> str:
+    """What ``ess simulate`` prints: the last generation's summary."""
+    from ess.report import num
+
+    last = res.rows[-1]
+    real = "" if res.loop == "fully-synthetic" else f"n_r = {res.n_r}, "
+    lines = [f"ess simulate: {res.loop} loop, {real}n_s = {res.n_s}, lam = {res.lam:g}, "
+             f"{res.chains} chains x {res.generations} generations", f"  {_header(res)}",
+             f"  generation {last['generation']}: mean {res.metric} = "
+             f"{num(last['dist_mean'])} (5-95% of chains: {num(last['dist_q05'])} .. "
+             f"{num(last['dist_q95'])}), mean tr Sigma/d = "
+             f"{num(last['tr_sigma_over_d_mean'])}"]
+    if 0 < last["tr_sigma_over_d_mean"] < sys.float_info.min:
+        lines.append(f"  (tr Sigma has collapsed: below {sys.float_info.min:.2g}, the smallest "
+                     "normal float, its values have underflowed and lost their digits)")
+    if out is not None:
+        lines.append(f"wrote {out}" + (f" and {plot}" if plot else ""))
+    return "\n".join(lines)
+
+
 def _cmd_simulate(args) -> int:
     from ess.api import simulate
-    from ess.report import check_table_path, simulate_plot, write_rows
+    from ess.report import check_figure_path, check_table_path, simulate_plot, write_table
 
     out = _writable(check_table_path(args.out, "out"))
     plot = None
     if args.plot is not None:
-        plot = Path(args.plot) if args.plot else out.with_suffix(".png")
-        if plot.suffix.lower() not in (".png", ".pdf", ".svg"):
-            raise ParameterError("plot", f"plot must end in .png, .pdf or .svg, got {str(plot)!r}")
-        _writable(plot, "plot")
-    key, lam = _lam_values(args, "1")
+        given = args.plot if args.plot else str(out.with_suffix(".png"))
+        plot = _writable(check_figure_path(given, "plot"), "plot")
+    key, lam = _lam_values(args, f"{defaults.LAM:g}")
     kw = _common(args)
     kw[key] = _one(key, lam)
-    res = simulate(n_r=_or(args.n_r, defaults.N_R), n_s=_or(args.n_s, defaults.N_S), loop=args.loop,
-                   chains=args.chains, generations=args.generations, **kw)
-    write_rows(res.rows, out, title=f"simulate: {res.loop} loop ({_header(res)})")
+    res = simulate(n_r=_or(args.n_r, defaults.N_R), n_s=_or(args.n_s, defaults.N_S),
+                   loop=args.loop, chains=args.chains, generations=args.generations, **kw)
+    write_table(res, out, title=f"simulate: {res.loop} loop ({_header(res)})")
     if plot is not None:
         simulate_plot(res, plot)
-    if args.json:
-        print(json.dumps(res.to_dict()))
-    else:
-        last = res.rows[-1]
-        real = "" if res.loop == "fully-synthetic" else f"n_r = {res.n_r}, "
-        print(f"ess simulate: {res.loop} loop, {real}n_s = {res.n_s}, "
-              f"lam = {res.lam:g}, {res.chains} chains x {res.generations} generations")
-        print(f"  {_header(res)}")
-        print(f"  generation {last['generation']}: mean {res.metric} = {last['dist_mean']:.4g} "
-              f"(5-95%: {last['dist_q05']:.4g}..{last['dist_q95']:.4g}), "
-              f"mean tr Sigma/d = {last['tr_sigma_over_d_mean']:.4g}")
-        print(f"wrote {out}" + (f" and {plot}" if plot else ""))
+    print(json.dumps(res.to_dict()) if args.json else simulate_text(res, out, plot))
     return 0
 
 
@@ -457,7 +575,7 @@ def _cmd_bench(args) -> int:
     out = None
     if args.out is not None:
         out = Path(args.out)
-        _writable(out / "bench.md")
+        _writable(out / "bench.md", "out", args.out, "folder")
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     from benchmarks.suite import run
@@ -484,7 +602,12 @@ _COMMANDS = {"estimate": _cmd_estimate, "threshold": _cmd_threshold, "table": _c
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (2 for bad input)."""
+    """Run the command line; returns the exit status (2 for bad input).
+
+    A closed pipe on stdout (``ess simulate --json | head``) ends the command
+    quietly with status 1, as the Python documentation recommends (section
+    "Note on SIGPIPE" of the ``signal`` module).
+    """
     ap = build_parser()
     try:
         args = ap.parse_args(argv)
@@ -494,13 +617,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.print_help()
         return 2
     try:
-        return _COMMANDS[args.command](args)
+        status = _COMMANDS[args.command](args)
+        sys.stdout.flush()   # a closed pipe shows here, not at interpreter exit
+        return status
     except ParameterError as e:
         print(f"ess: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ess: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Python flushes stdout again at exit: point it at devnull so that flush
+        # does not fail (and print a traceback) too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 def main_entry() -> None:
