@@ -223,6 +223,7 @@ def test_threshold_at_huge_n_r_is_resolved():
     assert 0 < lo <= r.n_s_star <= hi < r.cap and "only bounded above" not in r.note
 
 
+@pytest.mark.slow
 def test_interval_coverage_against_the_exact_limit_at_zero_synthetic():
     """At n_s = 0 the limit is exactly f(n_r), known in closed form for d = 1 (SPEC
     section 4). Over 60 seeds the 95% interval of WD must cover it at least 51 times:

@@ -18,6 +18,9 @@ from ess.analytic import (
 from ess.chains import TRAJ_MEAN_DEV, TRAJ_MU0, TRAJ_TR_SIGMA
 from ess.kernels.layout import Q_TR_SIGMA_SQ
 
+#: Statistical comparisons over many chains: `make test-fast` skips them.
+pytestmark = pytest.mark.slow
+
 FRESH_CASES = [
     # d, n_r, n_s, lam, cov_estimator
     (1, 10, 20, 0.9, "unbiased"),

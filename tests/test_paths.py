@@ -14,6 +14,9 @@ import ess
 from ess.chains import TRAJ_DIST, TRAJ_MEAN_DEV, TRAJ_TR_SIGMA
 from tests import naive
 
+#: Statistical comparisons over many chains: `make test-fast` skips them.
+pytestmark = pytest.mark.slow
+
 CASES = [
     # loop, d, n_ini, n_r, n_s, lam, memory, cov_estimator, sigma_r
     ("fresh", 1, 5, 5, 10, 0.9, 1, "unbiased", None),

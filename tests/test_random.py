@@ -73,6 +73,7 @@ def test_xoshiro_matches_the_reference_recurrence():
     assert [int(x) for x in _draw_u64(st.copy(), 1000)] == expected
 
 
+@pytest.mark.slow
 def test_uniform_is_uniform():
     u = _draw(seed_state(np.random.SeedSequence(1)), 1_000_000, 1, 0)
     assert u.min() >= 0.0 and u.max() < 1.0
@@ -80,6 +81,7 @@ def test_uniform_is_uniform():
     assert abs(u.mean() - 0.5) < 5 * np.sqrt(1 / 12 / u.size)
 
 
+@pytest.mark.slow
 def test_ziggurat_normals():
     """Distribution, moments to the fourth, and the tail beyond the base layer
     (a separate code path) at its exact frequency, within 5 standard errors."""

@@ -123,6 +123,7 @@ def test_cv_mean_does_not_depend_on_blas_threads():
     assert len(outs) == 1, outs
 
 
+@pytest.mark.slow
 def test_cv_intervals_cover_with_a_first_round_of_chains():
     """2000 groups of 28 chains (one first round at d = 3) from the kernels, three
     control variates: the 95% t intervals must hold the all-chain estimate in at
