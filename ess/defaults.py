@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ess import config
 
-#: Dimension: 1, so that a first try is instant (SPEC section 5).
+#: Dimension: 1, so that a first try is instant (contract section 5).
 D = 1
 #: Real samples per generation.
 N_R = 100
@@ -37,7 +37,7 @@ SEED = 0
 REL_PRECISION = 0.01
 #: Chain budget of one computation.
 MAX_CHAINS = config.DEFAULT_MAX_CHAINS
-#: Threshold cap, as a multiple of ``n_r`` (SPEC section 3: ``100 n_r``).
+#: Threshold cap, as a multiple of ``n_r`` (contract section 3: ``100 n_r``).
 CAP_PER_N_R = 100
 
 #: ``simulate``: chains and generations.

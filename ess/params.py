@@ -296,7 +296,7 @@ def loop_params(d=None, n_r=defaults.N_R, n_s=defaults.N_S, lam=None, n_ini=None
                 loop=defaults.LOOP, memory=defaults.MEMORY, metric=defaults.METRIC,
                 cov_estimator=defaults.COV_ESTIMATOR, mu_r=None, sigma_r=None,
                 guidance=None, lam_default: float = defaults.LAM) -> LoopParams:
-    """Validate one loop configuration (SPEC sections 1 and 5).
+    """Validate one loop configuration (docs/contract.md, sections 1 and 5).
 
     ``d = None`` takes the dimension from ``sigma_r`` or ``mu_r`` when given
     (:func:`infer_d`).

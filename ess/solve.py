@@ -1,4 +1,4 @@
-"""The limit, ``n_e`` and the threshold ``n_s*`` (SPEC section 3).
+"""The limit, ``n_e`` and the threshold ``n_s*`` (docs/contract.md, section 3).
 
 Functions here take validated parameters (:class:`ess.params.LoopParams`) and
 return result objects; :mod:`ess.api` is the public, validating front.

@@ -1,4 +1,4 @@
-"""Limits, effective sample sizes and thresholds (SPEC section 3), fixed seeds."""
+"""Limits, effective sample sizes and thresholds (contract section 3), fixed seeds."""
 
 import math
 
@@ -225,7 +225,7 @@ def test_threshold_at_huge_n_r_is_resolved():
 
 @pytest.mark.slow
 def test_interval_coverage_against_the_exact_limit_at_zero_synthetic():
-    """At n_s = 0 the limit is exactly f(n_r), known in closed form for d = 1 (SPEC
+    """At n_s = 0 the limit is exactly f(n_r), known in closed form for d = 1 (contract
     section 4). Over 60 seeds the 95% interval of WD must cover it at least 51 times:
     P(Binomial(60, 0.95) <= 50) < 0.2%, so a fixed-seed failure means bad coverage."""
     from ess.analytic import reference_d1

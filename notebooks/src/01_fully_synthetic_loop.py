@@ -3,9 +3,9 @@
 #
 # Every generation fits a Gaussian to `n_s` samples drawn (with sampling bias `lam`) from the
 # previous generation's model, with no real data after the first fit on `n_ini` real samples
-# (SPEC section 1). The paper (Alemohammad et al., Sec. 3) shows that the mean then wanders like
+# (contract section 1). The paper (Alemohammad et al., Sec. 3) shows that the mean then wanders like
 # a martingale and the covariance collapses to zero. This notebook measures both with `ess`
-# and checks them against the exact facts of SPEC section 4:
+# and checks them against the exact facts of contract section 4:
 #
 # * `E[mu_t] = E[mu_{t-1}]` (a martingale) and, per coordinate,
 #   `Var(mu_t) = Var(mu_{t-1}) + lam E[Sigma_{t-1}] / n_s`;

@@ -1,9 +1,9 @@
 # %% [markdown]
 # # 2. Synthetic augmentation only delays the decline; fresh data converges
 #
-# The paper's Fig. 10 setting (SPEC section 2): `d = 100`, `P_r = N(0, I)`, unbiased covariance,
+# The paper's Fig. 10 setting (contract section 2): `d = 100`, `P_r = N(0, I)`, unbiased covariance,
 # `w2sq`, `n_r = 100` real and `n_s = 900` synthetic samples per generation, first model fit on
-# `n_ini` = 100 or 1000 real samples, sampling bias `lam` = 1 or 0.8. Three loops (SPEC
+# `n_ini` = 100 or 1000 real samples, sampling bias `lam` = 1 or 0.8. Three loops (contract
 # section 1):
 #
 # * **fully synthetic**: only synthetic samples after generation 1;

@@ -4,7 +4,7 @@
 # In the fresh data loop the distance converges to `WD(n_r, n_s, lam)`; the effective sample
 # size `n_e` is the number of real samples whose plain fit is as close to `P_r`
 # (`f(n_e) = WD`), and the threshold `n_s*(n_r, lam)` is the largest `n_s` with
-# `n_e >= n_r` (SPEC section 3). The paper (Sec. 5 and its Figs. 11-12, `d = 100`) reports that
+# `n_e >= n_r` (contract section 3). The paper (Sec. 5 and its Figs. 11-12, `d = 100`) reports that
 # modest synthetic data raises `n_e` above `n_r`, too much pulls it below, stronger bias
 # (smaller `lam`) lowers the threshold, the threshold becomes constant in `n_r` as `n_r` grows,
 # and `lam -> 1` seems to always increase `n_e`. This notebook measures each claim with `ess`.
