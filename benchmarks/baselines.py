@@ -1,8 +1,8 @@
 """Two plain NumPy baselines of the fresh-data loop's chain averages, to compare speed with `ess`.
 
 Both estimate the same thing as :func:`ess.estimate` (docs/contract.md, sections 1-3): the
-fresh data loop with ``P_r = N(0, I_d)`` and ``memory = 1``, distance ``w2sq``; each chain is run for
-``burn_in + window`` generations (generation 1, fit on ``n_ini`` real samples, counts as
+fresh data loop with ``P_r = N(0, I_d)`` and ``memory = 1``, distance ``w2sq``; each chain is
+run for ``burn_in + window`` generations (generation 1, fit on ``n_ini`` real samples, counts as
 the first), the first ``burn_in`` models are dropped and the distance is averaged over
 the next ``window``.
 
