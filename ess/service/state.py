@@ -311,16 +311,16 @@ class Service:
                 for n, v in sorted(curve.points.items())]
 
     def stop_now(self) -> None:
-        """Cancel what runs, at its next chunk of chains, and take nothing new (on a
-        signal, before the server waits for its open requests)."""
+        """Take nothing new, cancel queued jobs at once and running work at its next
+        chunk of chains (on a stop signal, before the server waits for its open
+        requests). A queued job ends ``cancelled`` here: its worker will not run it."""
         self.scheduler.stopping.set()
         for job in list(self.jobs.values()):
-            job.cancel.set()
+            job.stop()
 
     def shutdown(self) -> None:
-        """Cancel running and queued work and wait for the threads."""
-        for job in list(self.jobs.values()):
-            job.stop()
+        """:meth:`stop_now`, then wait for the computing threads."""
+        self.stop_now()
         self.scheduler.shutdown()
 
 
