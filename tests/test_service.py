@@ -449,10 +449,12 @@ def test_queue_full_is_429_and_identical_requests_join(tmp_path):
             b = _post_in_thread(c, "/v1/estimate", body, out, "b")
             time.sleep(0.2)
             assert svc.scheduler.queued == 1 and "b" not in out   # joined, not refused
-            time.sleep(1.0)
+            time.sleep(1.6)
             busy = c.post("/v1/estimate", json=body | {"seed": 42})
             assert busy.status_code == 429, busy.text
-            assert int(busy.headers["retry-after"]) >= 2    # the held worker's age, twice
+            # the held worker's age (> 1.6 s, over the 1 s first guess) times the two
+            # waves the queue needs: at least 4
+            assert int(busy.headers["retry-after"]) >= 4, busy.headers
             assert "max_queue" in busy.json()["detail"]
             assert c.get("/v1/health").json()["queued"] == 1
             gate.set()
@@ -466,23 +468,27 @@ def test_queue_full_is_429_and_identical_requests_join(tmp_path):
 
 
 def test_health_stays_responsive_during_a_computation(tmp_path):
-    """The kernels release the GIL: /v1/health answers while a slow estimate runs."""
+    """The kernels release the GIL: /v1/health answers all along a slow estimate,
+    not after it. The bound is relative to the estimate's own duration (a quarter
+    of it), so that a machine slowed by other work stretches both alike."""
     with serving(tmp_path, workers=1) as (svc, c):
         _compiled(c)
         out = {}
+        t0 = time.perf_counter()
         t = _post_in_thread(c, "/v1/estimate", SLOW | {"seed": 1}, out, "slow")
         _until(lambda: svc.scheduler.running == 1)
         waits = []
         while t.is_alive():
-            t0 = time.perf_counter()
+            t1 = time.perf_counter()
             h = c.get("/v1/health")
-            waits.append(time.perf_counter() - t0)
+            waits.append(time.perf_counter() - t1)
             assert h.status_code == 200 and h.json()["running"] in (0, 1)
             time.sleep(0.05)
         t.join()
+        duration = time.perf_counter() - t0
         assert out["slow"].status_code == 200, out["slow"].text
         assert len(waits) >= 5, "the slow request was too quick to test anything"
-        assert max(waits) < 1.0, max(waits)
+        assert max(waits) < duration / 4, (max(waits), duration)
 
 
 def _compiled(c) -> None:
