@@ -28,7 +28,7 @@ from ess.store import ResultStore, default_store_dir
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def _server_class():
+def _server_class() -> type:
     """uvicorn's ``Server`` that cancels the service's computations as soon as a
     stop signal arrives (imported lazily: the command line starts faster)."""
     import uvicorn
