@@ -8,7 +8,7 @@ asks ``/v1/health`` every 50 ms. Every response is checked against its request,
 and the new answers against the Python API computed afterwards in this process
 (same seeds). Latencies go to ``benchmarks/results/service_load.{json,md}``.
 
-The test suite runs the same load (``tests/test_service.py``) with its checks.
+The test suite runs the same load (``tests/test_service_process.py``) with its checks.
 """
 
 from __future__ import annotations

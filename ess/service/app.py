@@ -1,0 +1,315 @@
+"""The FastAPI application of ``ess serve``: routers, refusals, and :func:`create_app`.
+
+Routes reach the server's state, a :class:`~ess.service.state.Service`, through
+the dependency :func:`get_service` (``app.state.service``), so the routers are
+module-level objects shared by every application. Request bodies are checked
+twice: by their models (:mod:`ess.service.schemas`: types and the package's
+ranges) and then by the service (the same validation as the Python API, then
+this server's :class:`~ess.limits.Limits`). Every refusal is a ``422`` whose
+``loc`` is ``["body" or "query", field]`` and whose message names the field, and
+the limit when the request is over one (``type`` is then ``limit.<name>``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import platform
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal
+
+import numba
+import numpy as np
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ess import __version__, config, defaults
+from ess.limits import Limits
+from ess.params import COV_ESTIMATORS, METRICS, ParameterError
+from ess.progress import ComputationCancelledError
+from ess.service.jobs import Job
+from ess.service.scheduler import QueueFullError, ShuttingDownError
+from ess.service.schemas import (
+    EstimateIn,
+    EstimateOut,
+    HealthOut,
+    JobOut,
+    MessageOut,
+    ReferenceOut,
+    TableIn,
+    TableOut,
+    ThresholdIn,
+    ThresholdOut,
+    ValidationOut,
+    VersionOut,
+)
+from ess.service.state import FieldError, Service
+from ess.store import ResultStore
+
+
+def get_service(request: Request) -> Service:
+    """The :class:`Service` of the application serving ``request`` (a dependency)."""
+    return request.app.state.service
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+
+_REFUSED = {422: {"model": ValidationOut, "description": "bad input or over a server limit"}}
+_BUSY = {429: {"model": MessageOut, "description": "queue full; see Retry-After"},
+         503: {"model": MessageOut, "description": "the server is stopping"}}
+_NO_JOB = {404: {"model": MessageOut, "description": "no such job"}}
+
+
+# -- computing endpoints -------------------------------------------------------------------
+computing = APIRouter(prefix="/v1", tags=["computations"], responses={**_REFUSED, **_BUSY})
+
+
+@computing.post("/estimate", response_model=EstimateOut, response_description="the estimate",
+                summary="limit WD(n_r, n_s, lam) and the effective sample size n_e")
+async def estimate(body: EstimateIn, svc: ServiceDep) -> dict:
+    """One loop's limit and ``n_e``: as ``ess estimate --json`` and ``ess.estimate``."""
+    return await svc.answer("estimate", svc.check_estimate(svc.arguments(body)))
+
+
+@computing.post("/threshold", response_model=ThresholdOut,
+                response_description="the threshold", summary="admissible threshold "
+                                                             "n_s*(n_r, lam)")
+async def threshold(body: ThresholdIn, svc: ServiceDep) -> dict:
+    """The largest ``n_s`` with ``n_e >= n_r``: as ``ess threshold --json``."""
+    return await svc.answer("threshold", svc.check_threshold(svc.arguments(body)))
+
+
+@computing.post("/table", response_model=TableOut | JobOut,
+                responses={200: {"model": TableOut, "description": "every cell answered"},
+                           202: {"model": JobOut, "description": "a job computes the table; "
+                                 "follow Location (GET /v1/jobs/{id})"}},
+                summary="n_e over a grid of (n_r, n_s, lam); long grids run as a job")
+async def table(body: TableIn, svc: ServiceDep) -> Any:
+    """One estimate per cell, ``n_r`` outermost; tables with more than ``sync_cells``
+    cells to compute answer ``202`` with a job."""
+    cells = await asyncio.to_thread(svc.table_cells, svc.arguments(body))
+    answer = await svc.table(cells)
+    if isinstance(answer, Job):
+        return JSONResponse(status_code=202, content=answer.view(),
+                            headers={"Location": f"/v1/jobs/{answer.id}"})
+    return answer
+
+
+def only_query(*names: str):
+    """A dependency refusing unknown or repeated query parameters (a typo is not
+    silently ignored)."""
+
+    def check(request: Request) -> None:
+        keys = [k for k, _ in request.query_params.multi_items()]
+        for k in keys:
+            if k not in names:
+                raise FieldError(k, f"{k} is not a parameter of this endpoint (known: "
+                                 f"{', '.join(names)})", where="query")
+            if keys.count(k) > 1:
+                raise FieldError(k, f"{k} must be given once, got {keys.count(k)} values",
+                                 where="query")
+
+    return check
+
+
+@computing.get("/reference", response_model=ReferenceOut,
+               dependencies=[Depends(only_query("d", "metric", "cov_estimator"))],
+               summary="the reference curve f(n) (model fit on n real samples), at the tier "
+                       "of the default rel_precision")
+async def reference(
+        svc: ServiceDep,
+        d: Annotated[int, Query(ge=1, le=config.MAX_D, description="dimension (a server may "
+                                "accept less: see its limit max_d)")] = defaults.D,
+        metric: Annotated[Literal[METRICS], Query()] = defaults.METRIC,
+        cov_estimator: Annotated[Literal[COV_ESTIMATORS], Query()] = defaults.COV_ESTIMATOR,
+) -> dict:
+    """``f(n)`` at ``n = 2, 4, ..., 1024`` and every other cached ``n``."""
+    return await svc.reference_curve(d, metric, cov_estimator)
+
+
+# -- jobs ----------------------------------------------------------------------------------
+jobs = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=_NO_JOB)
+
+
+def get_job(job_id: str, svc: ServiceDep) -> Job:
+    """The job ``job_id`` (a dependency), or ``404``."""
+    job = svc.jobs.get(job_id)
+    if job is None:
+        raise StarletteHTTPException(404, f"no job with id {job_id!r} (finished jobs are kept "
+                                          f"for the last {svc.limits.job_history})")
+    return job
+
+
+JobDep = Annotated[Job, Depends(get_job)]
+
+
+@jobs.get("/{job_id}", response_model=JobOut, summary="progress and result of a table job")
+async def job_status(job: JobDep) -> dict:
+    """The job's status, cells done, and its table once done."""
+    return job.view()
+
+
+@jobs.delete("/{job_id}", response_model=JobOut,
+             summary="cancel a table job (cells already computed stay in the store)")
+async def cancel_job(job: JobDep) -> dict:
+    """Cancel a queued job at once, a running one at its next chunk of chains (waited
+    for up to 10 s); a finished job does not change."""
+    job.stop()
+    for _ in range(500):
+        if job.status in Job.FINAL:
+            break
+        await asyncio.sleep(0.02)
+    return job.view()
+
+
+# -- about the server ----------------------------------------------------------------------
+about = APIRouter(prefix="/v1", tags=["server"])
+
+
+@about.get("/health", response_model=HealthOut, summary="liveness and load")
+async def health(svc: ServiceDep) -> dict:
+    """Answered at once whatever the load."""
+    sch = svc.scheduler
+    return {"status": "stopping" if sch.stopping.is_set() else "ok",
+            "running": sch.running, "queued": sch.queued, "workers": svc.limits.workers,
+            "max_queue": svc.limits.max_queue, "jobs": len(svc.jobs),
+            "uptime_seconds": time.time() - svc.started, "store": str(svc.store.root)}
+
+
+@about.get("/version", response_model=VersionOut, summary="versions")
+async def version() -> dict:
+    """Versions of ess, Python, NumPy and Numba."""
+    return {"ess": __version__, "api": "v1", "python": platform.python_version(),
+            "numpy": np.__version__, "numba": numba.__version__}
+
+
+# -- refusals ------------------------------------------------------------------------------
+def _refusal(loc: list, msg: str, kind: str) -> JSONResponse:
+    return JSONResponse(status_code=422, content={"detail": [{"loc": loc, "msg": msg,
+                                                              "type": kind}]})
+
+
+async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """A request its model refuses: each error's ``loc`` as FastAPI gives it, its
+    message prefixed with the field."""
+    items = []
+    for e in exc.errors():
+        loc = [x if isinstance(x, (str, int)) else str(x) for x in e.get("loc", ())]
+        if e.get("type") == "json_invalid":
+            msg = f"body: malformed JSON ({e.get('ctx', {}).get('error', 'invalid')})"
+            loc = ["body"]
+        else:
+            names = [x for x in loc[1:] if isinstance(x, str)]
+            where = names[0] if names else (loc[0] if loc else "body")
+            msg = f"{where}: {e.get('msg', 'invalid value')}"
+        items.append({"loc": loc, "msg": msg, "type": str(e.get("type", "value_error"))})
+    return JSONResponse(status_code=422, content={"detail": items})
+
+
+async def _located(request: Request, exc: FieldError) -> JSONResponse:
+    return _refusal([exc.where, exc.name], str(exc), exc.kind)
+
+
+async def _parameter(request: Request, exc: ParameterError) -> JSONResponse:
+    """The Python API's refusal, located by the parameter's name: a body field."""
+    return _refusal(["body", exc.name], str(exc), "value_error")
+
+
+async def _full(request: Request, exc: QueueFullError) -> JSONResponse:
+    return JSONResponse(status_code=429, headers={"Retry-After": str(exc.retry_after)},
+                        content={"detail": str(exc)})
+
+
+async def _stopping(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(status_code=503, headers={"Retry-After": "5"},
+                        content={"detail": "the server is stopping; the computation "
+                                           "was cancelled"})
+
+
+async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if exc.status_code == 400:   # a body that is not even text (FastAPI's parse error)
+        return _refusal(["body"], f"body: malformed JSON ({exc.detail})", "json_invalid")
+    return JSONResponse(status_code=exc.status_code, headers=exc.headers,
+                        content={"detail": str(exc.detail)})
+
+
+class JsonBodies:
+    """ASGI middleware: every POST body is read as JSON whatever its ``Content-Type``.
+
+    ``curl -d '{...}'`` labels its JSON as a form; without this, such a request
+    would be refused with a message about dictionaries rather than answered.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-type"]
+            scope = dict(scope, headers=[*headers, (b"content-type", b"application/json")])
+        await self.app(scope, receive, send)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """At the end of the application's life, cancel running work and wait for the
+    computing threads."""
+    yield
+    await asyncio.to_thread(app.state.service.shutdown)
+
+
+def describe(limits: Limits) -> str:
+    """The API's description at ``/docs``, with this server's limits."""
+    return (
+        "Effective sample size of self-consuming Gaussian loops: how much synthetic data "
+        "can you mix into training? Field names and meanings follow the `ess` command line; "
+        "the contract (model, names, defaults, JSON keys) is the project's "
+        "`docs/contract.md`. Answers already computed come from the result store "
+        "(`from_store`).\n\n"
+        "The request schemas state the package's ranges. **This server** accepts at most "
+        f"`d` = {limits.max_d} (limit `max_d`), `max_chains` = {limits.max_chains} (limit "
+        f"`max_chains`, also the default when it is smaller), {limits.max_grid} cells per "
+        f"table (limit `max_grid`) and {limits.max_work:.3g} work units per computation "
+        f"(limit `max_work`); over a limit the answer is `422` with `type` "
+        f"`limit.<name>`. It computes on {limits.workers} workers with {limits.max_queue} "
+        f"places to wait (beyond, `429`); tables with more than {limits.sync_cells} cells "
+        "to compute run as jobs (`202`).")
+
+
+def create_app(store: ResultStore, limits: Limits | None = None) -> FastAPI:
+    """The FastAPI application of ``ess serve``.
+
+    Parameters
+    ----------
+    store : ResultStore
+        Result store shared with the command line and the Python API.
+    limits : Limits, optional
+        What the server accepts (default :class:`Limits`).
+
+    Returns
+    -------
+    FastAPI
+        With the :class:`Service` as ``app.state.service``; its lifespan's end
+        cancels running work and waits for the computing threads.
+    """
+    limits = (limits or Limits()).checked()
+    svc = Service(store, limits)
+    store.remove_stale_temporaries()
+    app = FastAPI(title="ess", version=__version__, lifespan=lifespan,
+                  description=describe(limits))
+    app.state.service = svc
+    app.add_middleware(JsonBodies)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(FieldError, _located)
+    app.add_exception_handler(ParameterError, _parameter)
+    app.add_exception_handler(QueueFullError, _full)
+    app.add_exception_handler(ShuttingDownError, _stopping)
+    app.add_exception_handler(ComputationCancelledError, _stopping)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    for router in (computing, jobs, about):
+        app.include_router(router)
+    return app
