@@ -282,12 +282,16 @@ class LoopParams:
         }
 
 
+def check_exclusive_lam(lam, guidance) -> None:
+    """``lam`` and ``guidance`` (one value each, or one grid axis each) exclude each other."""
+    if lam is not None and guidance is not None:
+        raise ParameterError("guidance", "guidance and lam exclude each other: give one of them")
+
+
 def check_lam(lam=None, guidance=None, default: float = defaults.LAM) -> float:
     """The sampling bias from ``lam`` or from a guidance factor ``w`` (not both)."""
+    check_exclusive_lam(lam, guidance)
     if guidance is not None:
-        if lam is not None:
-            raise ParameterError("guidance",
-                                 "guidance and lam exclude each other: give one of them")
         return lam_from_guidance(guidance)
     return check_float("lam", default if lam is None else lam, 0.0, 1.0)
 

@@ -20,7 +20,13 @@ from pydantic import BaseModel
 
 from ess import api, config, defaults
 from ess.limits import Limits
-from ess.params import ParameterError, infer_d, lam_from_guidance, loop_params
+from ess.params import (
+    ParameterError,
+    check_exclusive_lam,
+    infer_d,
+    lam_from_guidance,
+    loop_params,
+)
 from ess.plan import chain_budget, chain_cost, generations_for
 from ess.progress import ComputationCancelledError, Progress
 from ess.reference import tier_for
@@ -164,9 +170,8 @@ class Service:
         """
         kw = dict(kw)
         axes = {k: kw.pop(k) for k in ("n_r", "n_s")}
+        check_exclusive_lam(kw.get("lam"), kw.get("guidance"))
         if "guidance" in kw:
-            if "lam" in kw:
-                raise ParameterError("guidance", "give either lam or guidance, not both")
             lam = [lam_from_guidance(w) for w in kw.pop("guidance")]
         else:
             lam = kw.pop("lam", list(defaults.TABLE_LAM))
