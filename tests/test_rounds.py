@@ -185,10 +185,12 @@ def test_run_limit_chooses_the_cheaper_way_on(first, expect):
     if first <= 1.0:
         assert data.shape[0] == k
     elif expect == "short":
-        assert data.shape[0] == math.ceil(k * first**2 * 1.1 / chunk_size(10)) * chunk_size(10)
+        need = math.ceil(k * first**2 * chains.ROUND_MARGIN / chunk_size(10))
+        assert data.shape[0] == need * chunk_size(10)
         assert np.array_equal(data[:k], limit_chunks(short, 0, k // chunk_size(10), 1))
     else:   # sized by the first round, assuming variance ~ 1 / window
-        want = math.ceil(k / chunk_size(10) * first**2 * 1.1 * short.window / main.window)
+        want = math.ceil(k / chunk_size(10) * first**2 * chains.ROUND_MARGIN
+                         * short.window / main.window)
         assert data.shape[0] == want * chunk_size(10)
         assert np.array_equal(data, limit_chunks(main, 0, want, 1))
 
@@ -197,7 +199,9 @@ def test_estimates_report_the_plan_they_used():
     # the control variates make the first round enough at d = 10
     r = ess.estimate(d=10, n_r=100, n_s=200, lam=0.9, seed=0)
     main, short = _plans(d=10, n_r=100, n_s=200, lam=0.9)
-    assert r.precision_reached and r.generations == short.generations and r.chains == 12
+    first_round = planning.pilot_chunks(10) * chunk_size(10)
+    assert r.precision_reached and r.generations == short.generations
+    assert r.chains == first_round
     # the augmentation loop has no control variates: far short, it starts over
     r = ess.estimate(d=1, n_r=100, n_s=200, lam=0.9, loop="augmentation", seed=1,
                      rel_precision=0.02)
@@ -208,8 +212,9 @@ def test_estimates_report_the_plan_they_used():
     # out of chains after starting over: the note counts the set-aside first round
     r = ess.estimate(d=1, n_r=100, n_s=200, lam=0.9, loop="augmentation", seed=1,
                      rel_precision=0.005, max_chains=768)
-    assert not r.precision_reached and r.chains == 512
-    assert "max_chains = 768, counting a first round of 256 shorter chains" in r.note
+    aside = planning.pilot_chunks(1) * chunk_size(1)
+    assert not r.precision_reached and r.chains == 768 - aside
+    assert f"max_chains = 768, counting a first round of {aside} shorter chains" in r.note
 
 
 def test_chains_module_keeps_the_pilot_stream_apart():
