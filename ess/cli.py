@@ -52,8 +52,11 @@ def _model_flags(sp: argparse.ArgumentParser, n_r, n_s=None, lam=None, loop: boo
                    help=f"classifier-free guidance w >= 0, instead of --lam: lam = 1/(1+w){many}")
     sp.add_argument("--n-ini", default=None, help="size of the first real set (default n_r)")
     if loop:
-        kinds = "fresh | augmentation | fully-synthetic" if collapsing else (
-            "fresh | augmentation (the fully synthetic loop has no limit: use simulate)")
+        kinds = ("fresh | augmentation | fully-synthetic (alias replace) | accumulate | "
+                 "accumulate-subsample; a comma-separated list draws them side by side"
+                 if collapsing else
+                 "fresh | augmentation (fully-synthetic, alias replace, and the accumulate "
+                 "loops have no limit: use simulate)")
         sp.add_argument("--loop", default=defaults.LOOP,
                         help=f"{kinds} (default {defaults.LOOP})")
     sp.add_argument("--memory", default=str(defaults.MEMORY),
