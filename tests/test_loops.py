@@ -207,3 +207,158 @@ def test_a_pool_beyond_the_memory_limit_is_refused():
         simulate_request(loop="accumulate-subsample", generations=most + 1, **kw)
     with pytest.raises(ParameterError, match=r"^n_ini must be at most"):
         simulate_request(loop="accumulate-subsample", n_ini=10**7, generations=2, **kw)
+
+
+# --- n_e over generations -------------------------------------------------------------
+def test_every_mean_in_the_rows_has_its_standard_error_and_interval():
+    s = ess.simulate(d=2, n_s=10, loop="accumulate", chains=20, generations=3)
+    for row in s.rows:
+        means = [k[:-5] for k in row if k.endswith("_mean")]
+        assert len(means) == 6
+        for name in means:
+            assert f"{name}_se" in row and f"{name}_ci" in row
+            lo, hi = row[f"{name}_ci"]
+            assert lo <= row[f"{name}_mean"] <= hi
+        assert {"n_e", "n_e_ci", "n_e_over_n_r", "n_e_over_n_r_ci", "n_e_note"} <= set(row)
+    cols = set(s.to_frame().columns)
+    assert {"dist_ci_low", "dist_ci_high", "n_e_ci_low", "n_e_ci_high"} <= cols
+    assert not any(c.endswith("_ci") for c in cols)
+
+
+def test_n_e_at_generation_one_covers_n_ini():
+    """Generation 1 is a fit on n_ini real samples, so E dist(G^1, P_r) = f(n_ini): the
+    95% interval of n_e(1) covers n_ini in 95% of seeds. Over 200 seeds (d = 2, 100
+    chains, n_ini = 40) at least 180 cover it (the count is Binomial(200, 0.95) when the
+    intervals hold their level: 180 is 3.2 standard deviations below 190)."""
+    covered = 0
+    for seed in range(200):
+        row = ess.simulate(d=2, n_r=40, n_s=10, loop="accumulate", chains=100, generations=1,
+                           seed=seed).rows[0]
+        lo, hi = row["n_e_ci"]
+        covered += lo <= 40 <= hi
+    assert covered >= 180, covered
+
+
+@pytest.mark.parametrize("loop", ["fresh", "augmentation"])
+def test_n_e_over_generations_converges_to_the_limit(loop):
+    """The fresh and augmentation loops have a limit: E dist(G^t, P_r) at t = 30 (the
+    second moments forget the start at rate (2/3)^2 per generation) matches estimate's
+    limit within 4 combined standard errors, and the n_e(30) interval overlaps estimate's
+    n_e interval."""
+    kw = dict(d=1, n_r=20, n_s=40, lam=0.9, loop=loop, seed=3)
+    r = ess.estimate(rel_precision=0.01, store=False, **kw)
+    s = ess.simulate(chains=20000, generations=30, **kw)
+    last = s.rows[-1]
+    se = np.hypot(last["dist_se"], r.wd_se)
+    assert abs(last["dist_mean"] - r.wd) <= 4 * se, (last["dist_mean"], r.wd, se)
+    lo, hi = last["n_e_ci"]
+    assert lo <= r.n_e_ci.high and r.n_e_ci.low <= hi
+
+
+def test_replace_and_fully_synthetic_give_identical_numbers():
+    kw = dict(d=3, n_r=10, n_s=10, lam=0.9, chains=30, generations=6, seed=2)
+    a = ess.simulate(loop="replace", **kw)
+    b = ess.simulate(loop="fully-synthetic", **kw)
+    assert a.loop == b.loop == "fully-synthetic"
+    assert a.to_frame().equals(b.to_frame())
+
+
+def test_below_two_is_said_plainly():
+    """The fully synthetic loop drifts away: its E dist exceeds f(2), and the rows say
+    "below 2" (n_e None) instead of extrapolating; the text output says so too."""
+    from ess.cli import simulate_text
+
+    s = ess.simulate(n_r=10, n_s=3, loop="replace", chains=200, generations=40, seed=1)
+    last = s.rows[-1]
+    assert last["n_e"] is None and last["n_e_note"] == "below 2"
+    assert last["n_e_over_n_r"] is None
+    assert s.rows[0]["n_e"] is not None and s.rows[0]["n_e_note"] == ""
+    assert "n_e below 2" in simulate_text(s)
+
+
+def test_a_list_of_loops_gives_one_result_per_loop():
+    """ess.simulate(loop=[...]): a SimulateGridResult, one SimulateResult per loop in the
+    order given, each the same as simulating that loop alone; to_frame() stacks their
+    rows after a loop column; the trajectories come back as a tuple."""
+    kw = dict(d=2, n_r=8, n_s=6, chains=16, generations=4, seed=7)
+    g, trajs = ess.simulate(loop=["accumulate", "replace"], return_trajectories=True, **kw)
+    assert isinstance(g, ess.SimulateGridResult) and [r.loop for r in g] == [
+        "accumulate", "fully-synthetic"]
+    alone = ess.simulate(loop="accumulate", **kw)
+    assert g[0].to_frame().equals(alone.to_frame())
+    df = g.to_frame()
+    assert list(df.columns[:2]) == ["loop", "generation"] and len(df) == 8
+    assert len(trajs) == 2 and trajs[0].shape == (16, 4, 7)
+    with pytest.raises(ParameterError, match="must not repeat") as e:
+        ess.simulate(loop=["replace", "fully-synthetic"], **kw)
+    assert e.value.name == "loop"
+    with pytest.raises(ParameterError, match="loop must be one of"):
+        ess.simulate(loop=["fresh", "hoard"], **kw)
+
+
+# --- command line ---------------------------------------------------------------------
+def test_cli_simulate_several_loops(tmp_path, capsys):
+    import json
+
+    from ess.cli import main
+
+    out = tmp_path / "s.csv"
+    assert main(["simulate", "--loop", "replace,accumulate,accumulate-subsample", "--d", "2",
+                 "--n-r", "20", "--n-s", "20", "--chains", "30", "--generations", "5",
+                 "--out", str(out), "--plot", "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "fully-synthetic: generation 5" in text and "accumulate-subsample: generation 5" \
+        in text and "n_e = " in text
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("loop,generation,dist_mean,dist_se,dist_ci_low")
+    assert len(lines) == 1 + 3 * 5
+    assert (tmp_path / "s.png").stat().st_size > 10_000
+    assert main(["simulate", "--loop", "fresh,accumulate", "--chains", "10", "--generations",
+                 "3", "--out", str(tmp_path / "s.json"), "--json", "--quiet"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [r["loop"] for r in data["loops"]] == ["fresh", "accumulate"]
+    assert data["loops"][0]["rows"][0]["n_e_ci"][0] > 0
+    rows = json.loads((tmp_path / "s.json").read_text())
+    assert rows[0]["loop"] == "fresh" and len(rows) == 6
+
+
+@pytest.mark.parametrize("argv,name", [
+    (["simulate", "--loop", "fresh,hoard"], "loop must be one of"),
+    (["simulate", "--loop", "replace,fully-synthetic"], "loop must not repeat"),
+    (["estimate", "--loop", "accumulate"], "the accumulate loop has no stationary limit"),
+    (["estimate", "--loop", "accumulate-subsample"], "use simulate"),
+    (["simulate", "--loop", "accumulate-subsample", "--d", "100", "--n-s", "10000",
+      "--chains", "1", "--jobs", "1", "--generations", "2000"], "generations must be at most"),
+])
+def test_cli_bad_loops_get_one_line_and_status_2(argv, name, capsys, tmp_path):
+    from ess.cli import main
+
+    assert main([*argv, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ess: error: ") and name in err and err.count("\n") == 1
+
+
+def test_estimate_help_points_the_accumulate_loops_to_simulate(capsys):
+    from ess.cli import main
+
+    main(["estimate", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "alias replace" in out and "accumulate loops have no limit: use simulate" in out
+    main(["simulate", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "fully-synthetic (alias replace) | accumulate | accumulate-subsample" in out
+
+
+def test_simulate_plot_of_several_loops(tmp_path):
+    from matplotlib.figure import Figure
+
+    from ess import report
+
+    g = ess.simulate(d=2, n_r=10, n_s=5, loop=["replace", "accumulate"], chains=20,
+                     generations=30)
+    fig = report.simulate_plot(g, tmp_path / "g.png")
+    assert isinstance(fig, Figure) and (tmp_path / "g.png").stat().st_size > 10_000
+    ax_ne, ax_tr = fig.axes[:2]
+    assert ax_ne.get_yscale() == "log"
+    assert {t.get_text() for t in ax_ne.get_legend().get_texts()} >= {"fully-synthetic",
+                                                                      "accumulate"}
