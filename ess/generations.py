@@ -66,7 +66,13 @@ def summary(x: np.ndarray) -> dict[str, np.ndarray]:
         se = np.where(np.isfinite(mean), se, np.nan)
         hw = t975(R - 1) * se if R > 1 else se
         lo, hi = mean - hw, mean + hw
-    q05, med, q95 = np.quantile(x, [0.05, 0.5, 0.95], axis=0)
+        q = np.quantile(x, [0.05, 0.5, 0.95], axis=0)
+    # Interpolating between two infinite values (log det of singular covariances) gives
+    # nan: those quantiles are taken at the nearest order statistic instead.
+    bad = np.isnan(q) & ~np.isnan(x).any(axis=0)
+    if bad.any():
+        q[bad] = np.quantile(x, [0.05, 0.5, 0.95], axis=0, method="nearest")[bad]
+    q05, med, q95 = q
     return {"mean": mean, "se": se, "ci_low": lo, "ci_high": hi, "median": med, "q05": q05,
             "q95": q95}
 

@@ -362,3 +362,15 @@ def test_simulate_plot_of_several_loops(tmp_path):
     assert ax_ne.get_yscale() == "log"
     assert {t.get_text() for t in ax_ne.get_legend().get_texts()} >= {"fully-synthetic",
                                                                       "accumulate"}
+
+
+def test_quantiles_of_infinite_log_determinants():
+    """d = 4 fits on n_ini = 3 real samples are singular: their log det is -inf in every
+    chain, and so are its median and quantiles (not the nan of interpolating between two
+    infinities); the mean has no standard error."""
+    s = ess.simulate(d=4, n_r=3, n_s=2, loop="accumulate", chains=10, generations=2)
+    row = s.rows[0]
+    assert row["log_det_sigma_mean"] == row["log_det_sigma_median"] == -np.inf
+    assert row["log_det_sigma_q05"] == row["log_det_sigma_q95"] == -np.inf
+    assert np.isnan(row["log_det_sigma_se"])
+    assert s.to_dict()["rows"][0]["log_det_sigma_se"] is None
