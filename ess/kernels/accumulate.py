@@ -40,17 +40,22 @@ import numpy as np
 from numba import njit
 
 from ess.config import JIT
-from ess.kernels.distance import _distance_terms
+from ess.kernels.distance import METRIC_W2, _distance_terms, _sym_eigvals
 from ess.kernels.layout import (
     REC_DIST,
     REC_FIELDS,
+    REC_FROB_DEV,
+    REC_LOG_DET,
     REC_MEAN_DEV,
+    REC_MIN_EIG,
     REC_MU0,
     REC_TR_SIGMA,
     REC_TR_SIGMA_SQ,
 )
 from ess.kernels.loops import (
-    _diagnostics,
+    _frob_dev,
+    _log_det_chol,
+    _min_eig,
     _sigma_of,
     _split_buffers,
     _split_synthetic,
@@ -65,16 +70,57 @@ LOOP_ACCUMULATE_SUBSAMPLE = 4
 
 
 @njit(**JIT)
-def _record(rec, mu, Sig, mu_r, L_r, SR, sr_identity, tr_sr, metric, A, B, ew):
+def _record(rec, mu, Sig, U, mu_r, L_r, SR, sr_identity, tr_sr, metric, A, B, ew):
     """Every record field (:mod:`ess.kernels.layout`) of the model ``N(mu, Sig)``,
-    diagnostics included; ``A``, ``B`` and ``ew`` are work space."""
-    dist, msq, tr = _distance_terms(mu, Sig, mu_r, L_r, sr_identity, tr_sr, metric, A, B)
+    diagnostics included, with the numbers of :func:`ess.kernels.distance._distance_terms`
+    and :func:`ess.kernels.loops._diagnostics` bit for bit.
+
+    ``U`` is the upper Cholesky factor of ``Sig`` (the one the chain keeps for its
+    next batch), whose pivots give ``log det``. With ``Sigma_r = I`` and ``d >= 3``
+    one eigen-decomposition of ``Sigma`` serves both the distance (``tr
+    Sigma^{1/2}`` is the sum of the square roots of its positive eigenvalues, summed
+    in the order ``_distance_terms`` sums them) and the smallest eigenvalue: at
+    ``d = 10`` that is half a generation's work. ``A``, ``B`` and ``ew`` are work space.
+    """
+    d = mu.shape[0]
+    if sr_identity and d >= 3:
+        msq = 0.0
+        for i in range(d):
+            msq += (mu[i] - mu_r[i]) ** 2
+        tr = 0.0
+        for i in range(d):
+            tr += Sig[i, i]
+        for i in range(d):
+            for j in range(d):
+                A[i, j] = Sig[i, j]
+        _sym_eigvals(A, ew)
+        ts = 0.0
+        lo = ew[0, 0]
+        for i in range(d):
+            if ew[0, i] > 0.0:
+                ts += np.sqrt(ew[0, i])
+            if ew[0, i] < lo:
+                lo = ew[0, i]
+        w2sq = msq + tr + tr_sr - 2.0 * ts
+        if w2sq < 0.0:
+            w2sq = 0.0
+        dist = np.sqrt(w2sq) if metric == METRIC_W2 else w2sq
+        rec[REC_MIN_EIG] = lo
+    else:
+        dist, msq, tr = _distance_terms(mu, Sig, mu_r, L_r, sr_identity, tr_sr, metric, A, B)
+        rec[REC_MIN_EIG] = Sig[0, 0] if d == 1 else _min_eig(Sig, A, ew)
     rec[REC_DIST] = dist
     rec[REC_MEAN_DEV] = msq
     rec[REC_TR_SIGMA] = tr
     rec[REC_TR_SIGMA_SQ] = _sum_sq(Sig)
     rec[REC_MU0] = mu[0]
-    _diagnostics(Sig, SR, rec, A, ew)
+    if d == 1:
+        s = Sig[0, 0]
+        rec[REC_LOG_DET] = np.log(s) if s > 0.0 else -np.inf
+        rec[REC_FROB_DEV] = abs(s - SR[0, 0])
+    else:
+        rec[REC_LOG_DET] = _log_det_chol(U)
+        rec[REC_FROB_DEV] = _frob_dev(Sig, SR)
 
 
 @njit(**JIT)
@@ -154,8 +200,8 @@ def _run_chain_accumulate(rng_real, rng_syn, rng_mix, n_ini, n_s, lam, memory, m
         for i in range(d):
             for j in range(d):
                 Sig[i, j] = pool_S[i, j] / q
-        _record(traj[t], pool_m, Sig, mu_r, L_r, SR, sr_identity, tr_sr, metric, A, B, ew)
         _chol_upper(Sig, Uw)
+        _record(traj[t], pool_m, Sig, Uw, mu_r, L_r, SR, sr_identity, tr_sr, metric, A, B, ew)
         newest = newest + 1 if newest + 1 < K else 0
         for i in range(d):
             ring_mu[newest, i] = pool_m[i]
@@ -307,8 +353,8 @@ def _run_chain_subsample(rng_real, rng_syn, rng_mix, n_ini, n_r, n_s, lam, memor
                     perm[i] = perm[j]
                     perm[j] = tmp_i
         _fit_rows(X, perm, m, mu, Sig, z, mle)
-        _record(traj[t], mu, Sig, mu_r, L_r, SR, sr_identity, tr_sr, metric, A, B, ew)
         _chol_upper(Sig, Uw)
+        _record(traj[t], mu, Sig, Uw, mu_r, L_r, SR, sr_identity, tr_sr, metric, A, B, ew)
         newest = newest + 1 if newest + 1 < K else 0
         for i in range(d):
             ring_mu[newest, i] = mu[i]

@@ -121,12 +121,54 @@ def _sigma_of(L):
 
 
 @njit(**JIT)
+def _frob_dev(Sig, SR):
+    """``||Sigma - Sigma_r||_F``."""
+    d = Sig.shape[0]
+    fro = 0.0
+    for i in range(d):
+        for j in range(d):
+            e = Sig[i, j] - SR[i, j]
+            fro += e * e
+    return np.sqrt(fro)
+
+
+@njit(**JIT)
+def _log_det_chol(U):
+    """``log det Sigma`` from the upper Cholesky factor ``U`` of ``Sigma``
+    (:func:`ess.kernels.sampling._chol_upper`): twice the sum of the logarithms of
+    its pivots, ``-inf`` when one is zero (singular to working precision)."""
+    ld = 0.0
+    for i in range(U.shape[0]):
+        if U[i, i] > 0.0:
+            ld += 2.0 * np.log(U[i, i])
+        else:
+            return -np.inf
+    return ld
+
+
+@njit(**JIT)
+def _min_eig(Sig, W, ew):
+    """The smallest eigenvalue of ``Sigma`` (``d >= 2``) by
+    :func:`ess.kernels.distance._sym_eigvals` on a copy (``W``, ``ew`` work space)."""
+    d = Sig.shape[0]
+    for i in range(d):
+        for j in range(d):
+            W[i, j] = Sig[i, j]
+    _sym_eigvals(W, ew)
+    lo = ew[0, 0]
+    for i in range(1, d):
+        if ew[0, i] < lo:
+            lo = ew[0, i]
+    return lo
+
+
+@njit(**JIT)
 def _diagnostics(Sig, SR, rec, W, ew):
     """The trajectory path's diagnostics of a model covariance, into ``rec``.
 
-    ``rec[REC_LOG_DET] = log det Sigma`` (twice the sum of the logarithms of the
-    pivots of :func:`ess.kernels.sampling._chol_upper`; ``-inf`` when a pivot is
-    zero to working precision: a singular or collapsed ``Sigma``),
+    ``rec[REC_LOG_DET] = log det Sigma`` (:func:`_log_det_chol` of the factor of
+    :func:`ess.kernels.sampling._chol_upper`; ``-inf`` when a pivot is zero to
+    working precision: a singular or collapsed ``Sigma``),
     ``rec[REC_FROB_DEV] = ||Sigma - Sigma_r||_F`` and ``rec[REC_MIN_EIG]``, the
     smallest eigenvalue of ``Sigma`` (:func:`ess.kernels.distance._sym_eigvals`,
     accurate to a few units of rounding relative to ``||Sigma||``). For ``d = 1``
@@ -151,30 +193,10 @@ def _diagnostics(Sig, SR, rec, W, ew):
         rec[REC_FROB_DEV] = abs(s - SR[0, 0])
         rec[REC_MIN_EIG] = s
         return
-    fro = 0.0
-    for i in range(d):
-        for j in range(d):
-            e = Sig[i, j] - SR[i, j]
-            fro += e * e
-    rec[REC_FROB_DEV] = np.sqrt(fro)
+    rec[REC_FROB_DEV] = _frob_dev(Sig, SR)
     _chol_upper(Sig, W)
-    ld = 0.0
-    for i in range(d):
-        if W[i, i] > 0.0:
-            ld += 2.0 * np.log(W[i, i])
-        else:
-            ld = -np.inf
-            break
-    rec[REC_LOG_DET] = ld
-    for i in range(d):
-        for j in range(d):
-            W[i, j] = Sig[i, j]
-    _sym_eigvals(W, ew)
-    lo = ew[0, 0]
-    for i in range(1, d):
-        if ew[0, i] < lo:
-            lo = ew[0, i]
-    rec[REC_MIN_EIG] = lo
+    rec[REC_LOG_DET] = _log_det_chol(W)
+    rec[REC_MIN_EIG] = _min_eig(Sig, W, ew)
 
 
 @njit(inline="always", **JIT)
