@@ -185,6 +185,187 @@ def fresh_moment_step(a: float, c: float, n_r: int, n_s: int, lam: float,
     return a2, c2
 
 
+def augmentation_moment_step(a: float, b: float, c: float, n_r: int, n_s: int, lam: float,
+                             cov_estimator: str, tr_sigma_r: float) -> tuple[float, float, float]:
+    """One generation of the augmentation loop's first moments, ``memory = 1``.
+
+    The training set is the fixed real set (``n_r`` samples, mean ``m_0``, scatter
+    ``S_0``) and ``n_s`` samples of ``N(mu, lam Sigma)``, the previous model (mean
+    ``ybar = mu + e``, ``E|e|^2 = lam tr Sigma / n_s``; scatter ``S_y`` with
+    ``E tr S_y = (n_s - 1) lam tr Sigma``). Since ``mu`` depends on ``m_0``, the cross
+    moment ``b = E (m_0 - mu_r).(mu - mu_r)`` joins ``a = E|mu - mu_r|^2`` and
+    ``c = E tr Sigma``; with ``n = n_r + n_s``, ``q`` the divisor of ``n`` and
+    ``e_0 = E|m_0 - mu_r|^2 = tr Sigma_r / n_r``, pooling gives::
+
+        a' = (n_r^2 e_0 + 2 n_r n_s b + n_s^2 a + n_s lam c) / n^2
+        b' = (n_r e_0 + n_s b) / n
+        c' = ((n_r - 1) tr Sigma_r + (n_s - 1) lam c
+              + (n_r n_s / n)(e_0 - 2 b + a) + (n_r / n) lam c) / q
+
+    the last line from ``S' = S_0 + S_y + (n_r n_s / n)(m_0 - ybar)(m_0 - ybar)^T``
+    (the synthetic terms vanish at ``n_s = 0``). Generation 1 has
+    ``a = b = e_0`` and ``c = ((n_r - 1)/q_{n_r}) tr Sigma_r``; the recursion
+    converges (``b -> e_0``): the loop's limit is the expectation over the fixed
+    real set.
+
+    Returns
+    -------
+    (float, float, float)
+        The next ``(a, b, c)``.
+    """
+    n = n_r + n_s
+    q = divisor(n, cov_estimator)
+    t = tr_sigma_r
+    e0 = t / n_r
+    syn = 1.0 if n_s > 0 else 0.0
+    a2 = (n_r**2 * e0 + 2 * n_r * n_s * b + n_s**2 * a + n_s * lam * c) / n**2
+    b2 = (n_r * e0 + n_s * b) / n
+    c2 = ((n_r - 1) * t + syn * (n_s - 1) * lam * c + n_r * n_s / n * (e0 - 2 * b + a)
+          + syn * n_r / n * lam * c) / q
+    return a2, b2, c2
+
+
+def accumulate_moment_step(a: float, c: float, pool: int, n_s: int, lam: float,
+                           cov_estimator: str) -> tuple[float, float]:
+    """One generation of the accumulate loop's first moments, ``memory = 1``.
+
+    The model ``G^t`` is the fit on the whole pool of ``N = pool`` samples (mean
+    ``mu``, scatter ``q_N Sigma``); the next batch, ``k = n_s`` samples of ``N(mu, lam
+    Sigma)`` (mean ``mu + e``, ``E|e|^2 = lam tr Sigma / k``), joins it, ``N' = N + k``.
+    Pooling gives ``mu' = mu + (k / N') e`` (a martingale) and the scatter
+    ``q_N Sigma + S_B + (N k / N') e e^T`` with ``E tr S_B = (k - 1) lam tr Sigma``, so::
+
+        a' = a + k lam c / N'^2
+        c' = (q_N + lam (k - 1 + N / N')) c / q_{N'}
+
+    with ``a = E|mu - mu_r|^2``, ``c = E tr Sigma`` and ``q_N`` the divisor of ``N``.
+    Generation 1 (``N = n_ini``) has ``a = tr Sigma_r / n_ini`` and ``c =
+    ((n_ini - 1)/q_{n_ini}) tr Sigma_r``. At ``lam = 1`` (unbiased divisor) the factor
+    is ``1 - k / (N' (N' - 1))``, whose product over ``N' = n_ini + t k`` converges
+    to a positive number: ``E tr Sigma_t`` stays away from 0 (no collapse); for
+    ``lam < 1`` it is about ``1 - (1 - lam) k / N'``, and ``E tr Sigma_t`` falls like
+    ``t^{-(1 - lam)}``.
+
+    Returns
+    -------
+    (float, float)
+        The next ``(a, c)``.
+    """
+    N, k = pool, n_s
+    N2 = N + k
+    if k == 0:
+        return a, c
+    a2 = a + k * lam * c / N2**2
+    c2 = (divisor(N, cov_estimator) + lam * (k - 1 + N / N2)) * c / divisor(N2, cov_estimator)
+    return a2, c2
+
+
+def subsample_moments(p: float, g: float, pool: int, fit: int,
+                      cov_estimator: str) -> tuple[float, float]:
+    """``E|mu - mu_r|^2`` and ``E tr Sigma`` of a fit on ``fit`` of the ``pool`` samples
+    of a pool, chosen uniformly without replacement, from the pool's moments ``p =
+    E|P - mu_r|^2`` (``P`` the pool mean) and ``g = E tr C`` (``C`` the pool scatter).
+
+    For a simple random sample without replacement of ``m`` from ``N`` (``V = tr C /
+    (N - 1)``, the population variance): the subsample mean is ``P + delta`` with
+    ``E[delta | pool] = 0``, ``E[|delta|^2 | pool] = (1 - m/N) V / m``, and the
+    subsample scatter has ``E[tr S | pool] = (m - 1) V``. Hence::
+
+        a = p + (1 - m/N) g / (m (N - 1))
+        c = (m - 1) g / (q_m (N - 1))
+    """
+    N, m = pool, fit
+    return (p + (1.0 - m / N) * g / (m * (N - 1)),
+            (m - 1) * g / (divisor(m, cov_estimator) * (N - 1)))
+
+
+def subsample_pool_step(p: float, g: float, pool: int, fit: int, n_s: int, lam: float,
+                        cov_estimator: str) -> tuple[float, float]:
+    """One generation of the ``accumulate-subsample`` pool's moments, ``memory = 1``.
+
+    The model was fit on ``m = fit`` of the ``N = pool`` samples: ``mu = P + delta``
+    and ``E tr Sigma = c`` (:func:`subsample_moments`). Its batch, ``k = n_s`` samples
+    of ``N(mu, lam Sigma)`` with mean ``mu + e``, joins the pool, ``N' = N + k``:
+    ``P' = P + (k / N')(delta + e)`` and ``C' = C + S_B + (N k / N')(delta + e)(delta +
+    e)^T``, where ``delta`` and ``e`` have mean 0 given the pool and
+    ``E|delta + e|^2 = (1 - m/N) g / (m (N - 1)) + lam c / k``. So::
+
+        p' = p + (k / N')^2 E|delta + e|^2
+        g' = g + (k - 1) lam c + (N k / N') E|delta + e|^2
+
+    With ``m = N`` (no subsampling) this is :func:`accumulate_moment_step`.
+
+    Returns
+    -------
+    (float, float)
+        The next pool's ``(p, g)``.
+    """
+    N, m, k = pool, fit, n_s
+    if k == 0:
+        return p, g
+    _, c = subsample_moments(p, g, N, m, cov_estimator)
+    N2 = N + k
+    dev = (1.0 - m / N) * g / (m * (N - 1)) + lam * c / k
+    return p + (k / N2) ** 2 * dev, g + (k - 1) * lam * c + N * k / N2 * dev
+
+
+def loop_first_moments(loop: str, n_ini: int, n_r: int, n_s: int, lam: float,
+                       cov_estimator: str, tr_sigma_r: float,
+                       generations: int) -> tuple[np.ndarray, np.ndarray]:
+    """``E|mu_t - mu_r|^2`` and ``E tr Sigma_t``, ``t = 1 .. generations``, any loop kind,
+    ``memory = 1``, any ``P_r`` (only ``tr Sigma_r`` enters).
+
+    Both are exact: every loop's pair (with the auxiliary moments below) obeys a
+    linear recursion from generation 1's ``(tr Sigma_r / n_ini, ((n_ini - 1) /
+    q_{n_ini}) tr Sigma_r)``:
+
+    * ``fresh``: :func:`fresh_moment_step` (contract section 4);
+    * ``fully-synthetic``: ``a' = a + lam c / n_s``, ``c' = ((n_s - 1) lam / q) c``
+      (:func:`fully_synthetic_trace_factor`);
+    * ``augmentation``: :func:`augmentation_moment_step`, with the cross moment of
+      the fixed real set's mean and the model's;
+    * ``accumulate``: :func:`accumulate_moment_step` over the growing pool
+      ``N_t = n_ini + (t - 1) n_s``;
+    * ``accumulate-subsample``: the pool's mean and scatter moments
+      (:func:`subsample_pool_step`), and the expectation over the subsample of
+      ``min(n_r + n_s, N_t)`` from ``t = 2`` (:func:`subsample_moments`).
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        ``a[t - 1] = E|mu_t - mu_r|^2`` and ``c[t - 1] = E tr Sigma_t``.
+    """
+    T = tr_sigma_r
+    a = np.empty(generations)
+    c = np.empty(generations)
+    a[0] = T / n_ini
+    c[0] = (n_ini - 1) / divisor(n_ini, cov_estimator) * T
+    b = a[0]
+    pool, p, g = n_ini, T / n_ini, (n_ini - 1) * T
+    fit = n_ini
+    for t in range(1, generations):
+        if loop == "fresh":
+            a[t], c[t] = fresh_moment_step(a[t - 1], c[t - 1], n_r, n_s, lam, cov_estimator, T)
+        elif loop == "fully-synthetic":
+            a[t] = a[t - 1] + lam * c[t - 1] / n_s
+            c[t] = fully_synthetic_trace_factor(n_s, lam, cov_estimator) * c[t - 1]
+        elif loop == "augmentation":
+            a[t], b, c[t] = augmentation_moment_step(a[t - 1], b, c[t - 1], n_r, n_s, lam,
+                                                     cov_estimator, T)
+        elif loop == "accumulate":
+            a[t], c[t] = accumulate_moment_step(a[t - 1], c[t - 1], pool, n_s, lam,
+                                                cov_estimator)
+            pool += n_s
+        elif loop == "accumulate-subsample":
+            p, g = subsample_pool_step(p, g, pool, fit, n_s, lam, cov_estimator)
+            pool += n_s
+            fit = min(n_r + n_s, pool)
+            a[t], c[t] = subsample_moments(p, g, pool, fit, cov_estimator)
+        else:
+            raise ValueError(f"unknown loop {loop!r}")
+    return a, c
+
+
 def fully_synthetic_trace_factor(n_s: int, lam: float, cov_estimator: str) -> float:
     """Per-generation factor of ``E tr Sigma_t``, fully synthetic loop: ``(n_s - 1) lam / q``."""
     return (n_s - 1) * lam / divisor(n_s, cov_estimator)

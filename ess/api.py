@@ -19,10 +19,12 @@ import numpy as np
 from ess import config, defaults
 from ess.backends import get_backend, map_cells
 from ess.chains import trajectories
-from ess.params import ParameterError, check_float, check_grid_axis, check_int
+from ess.generations import generation_rows
+from ess.params import ParameterError, check_float, check_grid_axis, check_int, check_loop
 from ess.progress import NULL_PROGRESS, Progress
 from ess.request import (
     EstimateRequest,
+    SimulateRequest,
     ThresholdRequest,
     estimate_request,
     reference_request,
@@ -32,6 +34,7 @@ from ess.request import (
 from ess.results import (
     EstimateResult,
     ReferenceCurveResult,
+    SimulateGridResult,
     SimulateResult,
     TableResult,
     ThresholdGridResult,
@@ -231,22 +234,16 @@ def threshold(d: int | None = None, n_r: int = defaults.N_R, lam: float | None =
     return _with_bar("threshold", progress, lambda bar: run_threshold(req, where, bar))
 
 
-#: The quantities that :func:`simulate` summarises per generation: the name of
-#: their columns, and the trajectory column (of :func:`ess.chains.trajectories`)
-#: they come from, transformed to the user-facing quantity.
-SIMULATE_QUANTITIES = ("dist", "mean_dev", "tr_sigma_over_d")
-
-
 def simulate(d: int | None = None, n_r: int = defaults.N_R, n_s: int = defaults.N_S,
-             lam: float | None = None, *, n_ini: int | None = None, loop: str = defaults.LOOP,
+             lam: float | None = None, *, n_ini: int | None = None,
+             loop: str | Sequence[str] = defaults.LOOP,
              memory: int | str = defaults.MEMORY, metric: str = defaults.METRIC,
              cov_estimator: str = defaults.COV_ESTIMATOR, seed: int = defaults.SEED,
              chains: int = defaults.CHAINS, generations: int = defaults.GENERATIONS,
              n_jobs: int | None = None, mu_r=None, sigma_r=None,
              guidance: float | None = None, progress: bool = False,
-             return_trajectories: bool = False
-             ) -> SimulateResult | tuple[SimulateResult, np.ndarray]:
-    """Trajectories of any loop kind, summarised per generation.
+             return_trajectories: bool = False):
+    """Trajectories of any loop kind, summarised per generation, with ``n_e(t)``.
 
     Parameters
     ----------
@@ -254,8 +251,10 @@ def simulate(d: int | None = None, n_r: int = defaults.N_R, n_s: int = defaults.
         As in :func:`estimate`.
     n_jobs, mu_r, sigma_r, guidance, progress
         As in :func:`estimate`.
-    loop : {"fresh", "augmentation", "fully-synthetic"}
-        Loop kind (``"replace"`` is another name of ``"fully-synthetic"``).
+    loop : str or sequence of str
+        ``"fresh"``, ``"augmentation"``, ``"fully-synthetic"`` (also called
+        ``"replace"``), ``"accumulate"`` or ``"accumulate-subsample"``; or a list of
+        them (no repeats), run with the same parameters and seed.
     chains, generations : int
         Independent trajectories, and generations of each (the first is the fit
         on ``n_ini`` real samples).
@@ -264,17 +263,27 @@ def simulate(d: int | None = None, n_r: int = defaults.N_R, n_s: int = defaults.
 
     Returns
     -------
-    SimulateResult
-        Each row gives, for generation ``t = 1 .. generations``, the mean, the
-        median and the 5-95% band over chains of ``dist``, ``|mu - mu_r|`` and
-        ``tr Sigma / d``. With ``return_trajectories``, also the raw array of
-        shape ``(chains, generations, 4)`` holding ``dist``, ``|mu - mu_r|^2``,
-        ``tr Sigma`` and the first coordinate of ``mu``.
+    SimulateResult or SimulateGridResult
+        For one loop, a :class:`~ess.results.SimulateResult` whose rows give, for
+        generation ``t = 1 .. generations``, the mean over chains of ``dist``,
+        ``|mu - mu_r|``, ``tr Sigma / d``, ``log det Sigma``, ``||Sigma -
+        Sigma_r||_F`` and the smallest eigenvalue of ``Sigma``, each with its
+        standard error (``_se``) and 95% interval (``_ci``), median and 5-95% band;
+        and ``n_e(t)``, the ``n`` with ``f(n) = E dist(G^t, P_r)`` (the reference
+        curve and inversion of :func:`estimate`), with ``n_e_ci``, ``n_e_over_n_r``
+        and ``n_e_note`` (``"below 2"`` when ``E dist`` exceeds ``f(2)``). For a
+        list of loops, a :class:`~ess.results.SimulateGridResult`: one
+        ``SimulateResult`` per loop, in order, whose ``to_frame()`` stacks their
+        rows after a ``loop`` column. With ``return_trajectories``, also the raw
+        array of shape ``(chains, generations, 7)`` (columns ``TRAJ_*`` of
+        :mod:`ess.chains`: ``dist``, ``|mu - mu_r|^2``, ``tr Sigma``, ``mu[0]``,
+        ``log det Sigma``, ``||Sigma - Sigma_r||_F``, smallest eigenvalue), or a
+        tuple of them, one per loop.
 
     Raises
     ------
     ParameterError
-        Naming a bad parameter, before any computation.
+        Naming a bad parameter (of any loop of a list), before any computation.
 
     Examples
     --------
@@ -282,31 +291,39 @@ def simulate(d: int | None = None, n_r: int = defaults.N_R, n_s: int = defaults.
     >>> s = ess.simulate(loop="replace", n_s=10, chains=100, generations=30)
     >>> s.rows[-1]["tr_sigma_over_d_mean"] < s.rows[0]["tr_sigma_over_d_mean"]
     True
+    >>> g = ess.simulate(loop=["fresh", "accumulate"], chains=50, generations=5)
+    >>> list(g.to_frame()["loop"].unique())
+    ['fresh', 'accumulate']
     """
-    req = simulate_request(d, n_r, n_s, lam, n_ini=n_ini, loop=loop, memory=memory,
-                           metric=metric, cov_estimator=cov_estimator, seed=seed,
-                           chains=chains, generations=generations, n_jobs=n_jobs, mu_r=mu_r,
-                           sigma_r=sigma_r, guidance=guidance)
+    many = isinstance(loop, (list, tuple))
+    loops = check_grid_axis("loop", list(loop), check_loop) if many else [loop]
+    reqs = [simulate_request(d, n_r, n_s, lam, n_ini=n_ini, loop=kind, memory=memory,
+                             metric=metric, cov_estimator=cov_estimator, seed=seed,
+                             chains=chains, generations=generations, n_jobs=n_jobs, mu_r=mu_r,
+                             sigma_r=sigma_r, guidance=guidance) for kind in loops]
+    out = [_with_bar("simulate", progress, lambda bar, r=r: run_simulate(r, bar))
+           for r in reqs]
+    results = [r for r, _ in out]
+    res = SimulateGridResult(tuple(results)) if many else results[0]
+    if not return_trajectories:
+        return res
+    return res, (tuple(t for _, t in out) if many else out[0][1])
+
+
+def run_simulate(req: SimulateRequest,
+                 bar: Progress = NULL_PROGRESS) -> tuple[SimulateResult, np.ndarray]:
+    """A checked simulate: the trajectories, and their per-generation rows with
+    ``n_e(t)`` (:func:`ess.generations.generation_rows`)."""
     p = req.params
     t0 = time.perf_counter()
-    traj = _with_bar("simulate", progress,
-                     lambda bar: trajectories(p, req.chains, req.generations, req.seed,
-                                              req.n_jobs, bar))
-    quantities = (traj[:, :, 0], np.sqrt(traj[:, :, 1]), traj[:, :, 2] / p.d)
-    rows = []
-    for t in range(req.generations):
-        row = {"generation": t + 1}
-        for name, a in zip(SIMULATE_QUANTITIES, (q[:, t] for q in quantities)):
-            row[f"{name}_mean"] = float(a.mean())
-            row[f"{name}_median"] = float(np.median(a))
-            row[f"{name}_q05"] = float(np.quantile(a, 0.05))
-            row[f"{name}_q95"] = float(np.quantile(a, 0.95))
-        rows.append(row)
+    traj = trajectories(p, req.chains, req.generations, req.seed, req.n_jobs, bar)
+    curve = reference_for(p, defaults.REL_PRECISION, req.n_jobs, bar)
+    rows = generation_rows(p, traj, curve)
     res = SimulateResult(d=p.d, n_r=p.n_r, n_s=p.n_s, lam=p.lam, loop=p.loop, metric=p.metric,
                          cov_estimator=p.cov_estimator, memory=p.memory, n_ini=p.n_ini,
                          seed=req.seed, chains=req.chains, generations=req.generations,
                          seconds=time.perf_counter() - t0, rows=tuple(rows))
-    return (res, traj) if return_trajectories else res
+    return res, traj
 
 
 def reference_curve(n: Sequence[int] = defaults.REFERENCE_N, d: int | None = None, *,

@@ -19,8 +19,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ess.kernels.accumulate import (
+    LOOP_ACCUMULATE,
+    LOOP_ACCUMULATE_SUBSAMPLE,
+    _accumulate_chunk,
+)
 from ess.kernels.distance import METRIC_W2, METRIC_W2SQ
-from ess.kernels.layout import REC_DIST, REC_MEAN_DEV, REC_MU0, REC_TR_SIGMA
+from ess.kernels.layout import (
+    REC_DIST,
+    REC_FROB_DEV,
+    REC_LOG_DET,
+    REC_MEAN_DEV,
+    REC_MIN_EIG,
+    REC_MU0,
+    REC_TR_SIGMA,
+)
 from ess.kernels.loops import (
     LOOP_AUGMENTATION,
     LOOP_FRESH,
@@ -55,12 +68,17 @@ MAX_ROUNDS = 20
 
 #: Columns of :func:`trajectories`: the kernel record fields kept
 #: (:mod:`ess.kernels.layout`; ``tr Sigma^2`` is not kept).
-TRAJECTORY_FIELDS = (REC_DIST, REC_MEAN_DEV, REC_TR_SIGMA, REC_MU0)
+TRAJECTORY_FIELDS = (REC_DIST, REC_MEAN_DEV, REC_TR_SIGMA, REC_MU0, REC_LOG_DET, REC_FROB_DEV,
+                     REC_MIN_EIG)
 #: Positions of those fields in the array :func:`trajectories` returns.
-TRAJ_DIST, TRAJ_MEAN_DEV, TRAJ_TR_SIGMA, TRAJ_MU0 = range(len(TRAJECTORY_FIELDS))
+(TRAJ_DIST, TRAJ_MEAN_DEV, TRAJ_TR_SIGMA, TRAJ_MU0, TRAJ_LOG_DET, TRAJ_FROB_DEV,
+ TRAJ_MIN_EIG) = range(len(TRAJECTORY_FIELDS))
 
 _LOOP_CODES = {"fully-synthetic": LOOP_FULLY_SYNTHETIC, "augmentation": LOOP_AUGMENTATION,
-               "fresh": LOOP_FRESH}
+               "fresh": LOOP_FRESH, "accumulate": LOOP_ACCUMULATE,
+               "accumulate-subsample": LOOP_ACCUMULATE_SUBSAMPLE}
+#: Loops whose trajectories come from :func:`ess.kernels.accumulate._accumulate_chunk`.
+_ACCUMULATE_LOOPS = ("accumulate", "accumulate-subsample")
 _METRIC_CODES = {"w2sq": METRIC_W2SQ, "w2": METRIC_W2}
 
 
@@ -210,21 +228,30 @@ def limit_chunks(plan: LimitPlan, start: int, stop: int, n_jobs: int,
 
 def trajectories(p: LoopParams, n_chains: int, n_gen: int, seed: int, n_jobs: int,
                  progress: Progress = NULL_PROGRESS) -> np.ndarray:
-    """Whole trajectories of ``n_chains`` chains, shape ``(n_chains, n_gen, 4)``.
+    """Whole trajectories of ``n_chains`` chains, shape ``(n_chains, n_gen, 7)``.
 
-    In the user's units: ``dist``, ``|mu - mu_r|^2``, ``tr Sigma`` and ``mu[0]``
-    (the kernels run with ``mu_r = 0`` and the normalised ``Sigma_r``), in columns
-    ``TRAJ_DIST``, ``TRAJ_MEAN_DEV``, ``TRAJ_TR_SIGMA`` and ``TRAJ_MU0``.
+    In the user's units (the kernels run with ``mu_r = 0`` and the normalised
+    ``Sigma_r``), in columns ``TRAJ_DIST`` (``dist``), ``TRAJ_MEAN_DEV``
+    (``|mu - mu_r|^2``), ``TRAJ_TR_SIGMA`` (``tr Sigma``), ``TRAJ_MU0`` (``mu[0]``),
+    ``TRAJ_LOG_DET`` (``log det Sigma``, ``-inf`` when singular),
+    ``TRAJ_FROB_DEV`` (``||Sigma - Sigma_r||_F``) and ``TRAJ_MIN_EIG`` (the smallest
+    eigenvalue of ``Sigma``). The accumulate loops run in
+    :func:`ess.kernels.accumulate._accumulate_chunk`, the others in
+    :func:`ess.kernels.loops._trajectory_chunk`, from the same chunk seeds: the loops
+    that draw no real data after the first set (``augmentation``,
+    ``fully-synthetic``, ``accumulate``) start every chain from the same first real set
+    (common random numbers across loops).
     """
     cs = chunk_size(p.d)
     n_chunks = math.ceil(n_chains / cs)
     mem = kernel_memory(p, n_gen)
+    chunk = _accumulate_chunk if p.loop in _ACCUMULATE_LOOPS else _trajectory_chunk
 
     def one(i: int) -> np.ndarray:
         real, syn, mix = chunk_rngs(seed, STREAM_TRAJECTORY, i, mem > 1)
-        return _trajectory_chunk(real, syn, mix, cs, _LOOP_CODES[p.loop], p.n_ini, p.n_r, p.n_s,
-                                 p.lam, mem, p.cov_estimator == "mle", _METRIC_CODES[p.metric],
-                                 np.zeros(p.d), p.L_r, p.sr_identity, n_gen)
+        return chunk(real, syn, mix, cs, _LOOP_CODES[p.loop], p.n_ini, p.n_r, p.n_s, p.lam, mem,
+                     p.cov_estimator == "mle", _METRIC_CODES[p.metric], np.zeros(p.d), p.L_r,
+                     p.sr_identity, n_gen)
 
     parts = run_parallel(one, range(n_chunks), n_jobs, progress)
     out = np.concatenate(parts, axis=0)[:n_chains][:, :, list(TRAJECTORY_FIELDS)]
@@ -232,6 +259,9 @@ def trajectories(p: LoopParams, n_chains: int, n_gen: int, seed: int, n_jobs: in
     out[:, :, TRAJ_MEAN_DEV] *= p.scale
     out[:, :, TRAJ_TR_SIGMA] *= p.scale
     out[:, :, TRAJ_MU0] = out[:, :, TRAJ_MU0] * math.sqrt(p.scale) + p.mu_r[0]
+    out[:, :, TRAJ_LOG_DET] += p.d * math.log(p.scale)
+    out[:, :, TRAJ_FROB_DEV] *= p.scale
+    out[:, :, TRAJ_MIN_EIG] *= p.scale
     return out
 
 

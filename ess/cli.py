@@ -52,8 +52,11 @@ def _model_flags(sp: argparse.ArgumentParser, n_r, n_s=None, lam=None, loop: boo
                    help=f"classifier-free guidance w >= 0, instead of --lam: lam = 1/(1+w){many}")
     sp.add_argument("--n-ini", default=None, help="size of the first real set (default n_r)")
     if loop:
-        kinds = "fresh | augmentation | fully-synthetic" if collapsing else (
-            "fresh | augmentation (the fully synthetic loop has no limit: use simulate)")
+        kinds = ("fresh | augmentation | fully-synthetic (alias replace) | accumulate | "
+                 "accumulate-subsample; a comma-separated list draws them side by side"
+                 if collapsing else
+                 "fresh | augmentation (fully-synthetic, alias replace, and the accumulate "
+                 "loops have no limit: use simulate)")
         sp.add_argument("--loop", default=defaults.LOOP,
                         help=f"{kinds} (default {defaults.LOOP})")
     sp.add_argument("--memory", default=str(defaults.MEMORY),
@@ -520,20 +523,37 @@ def _cmd_heatmap(args) -> int:
 
 
 def simulate_text(res, out=None, plot=None) -> str:
-    """What ``ess simulate`` prints: the last generation's summary."""
-    from ess.report import num
+    """What ``ess simulate`` prints: per loop, the last generation's distance and
+    ``n_e(t)`` with their 95% intervals, and ``tr Sigma / d``."""
+    from ess.report import num, with_ci
+    from ess.results import SimulateGridResult
 
-    last = res.rows[-1]
-    real = "" if res.loop == "fully-synthetic" else f"n_r = {res.n_r}, "
-    lines = [f"ess simulate: {res.loop} loop, {real}n_s = {res.n_s}, lam = {res.lam:g}, "
-             f"{res.chains} chains x {res.generations} generations", f"  {_header(res)}",
-             f"  generation {last['generation']}: mean {res.metric} = "
-             f"{num(last['dist_mean'])} (5-95% of chains: {num(last['dist_q05'])} .. "
-             f"{num(last['dist_q95'])}), mean tr Sigma/d = "
-             f"{num(last['tr_sigma_over_d_mean'])}"]
-    if 0 < last["tr_sigma_over_d_mean"] < sys.float_info.min:
-        lines.append(f"  (tr Sigma has collapsed: below {sys.float_info.min:.2g}, the smallest "
-                     "normal float, its values have underflowed and lost their digits)")
+    runs = list(res) if isinstance(res, SimulateGridResult) else [res]
+    r0 = runs[0]
+    loops = ", ".join(r.loop for r in runs)
+    lines = [f"ess simulate: {loops} loop{'s' if len(runs) > 1 else ''}, n_r = {r0.n_r}, "
+             f"n_s = {r0.n_s}, lam = {r0.lam:g}, n_ini = {r0.n_ini}, "
+             f"{r0.chains} chains x {r0.generations} generations", f"  {_header(r0)}"]
+    for r in runs:
+        last = r.rows[-1]
+        lo, hi = last["dist_ci"]
+        dist, dist_ci = (with_ci(last["dist_mean"], lo, hi) if math.isfinite(lo)
+                         else (num(last["dist_mean"]), "n/a"))
+        if last["n_e"] is None:
+            ne = f"n_e {last['n_e_note']}"
+        else:
+            n_lo, n_hi = last["n_e_ci"]
+            ne_ci = (f"[{'below 2' if n_lo is None else num(n_lo)}, "
+                     f"{'unbounded' if n_hi is None else num(n_hi)}]")
+            ne = (f"n_e = {num(last['n_e'])} {ne_ci}, n_e / n_r = "
+                  f"{num(last['n_e_over_n_r'])}")
+        lines.append(f"  {r.loop}: generation {last['generation']}: mean {r.metric} = {dist} "
+                     f"(95% CI {dist_ci}), {ne}; mean tr Sigma/d = "
+                     f"{num(last['tr_sigma_over_d_mean'])}")
+        if 0 < last["tr_sigma_over_d_mean"] < sys.float_info.min:
+            lines.append(f"    (tr Sigma has collapsed: below {sys.float_info.min:.2g}, the "
+                         "smallest normal float, its values have underflowed and lost their "
+                         "digits)")
     if out is not None:
         lines.append(f"wrote {out}" + (f" and {plot}" if plot else ""))
     return "\n".join(lines)
@@ -551,12 +571,17 @@ def _cmd_simulate(args) -> int:
     key, lam = _lam_values(args, f"{defaults.LAM:g}")
     kw = _common(args)
     kw[key] = _one(key, lam)
+    loops = parse_list("loop", args.loop)
     res = simulate(n_r=_or(args.n_r, defaults.N_R), n_s=_or(args.n_s, defaults.N_S),
-                   loop=args.loop, chains=args.chains, generations=args.generations, **kw)
-    write_table(res, out, title=f"simulate: {res.loop} loop ({_header(res)})")
+                   loop=loops if len(loops) > 1 else loops[0], chains=args.chains,
+                   generations=args.generations, **kw)
+    r0 = res if len(loops) == 1 else res[0]
+    names = ", ".join(r.loop for r in (res if len(loops) > 1 else [res]))
+    write_table(res, out, title=f"simulate: {names} ({_header(r0)})")
     if plot is not None:
         simulate_plot(res, plot)
-    print(json.dumps(res.to_dict()) if args.json else simulate_text(res, out, plot))
+    print(json.dumps(res.to_dict() if len(loops) == 1 else {"loops": res.to_dicts()})
+          if args.json else simulate_text(res, out, plot))
     return 0
 
 

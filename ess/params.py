@@ -15,7 +15,7 @@ import numpy as np
 
 from ess import config, defaults
 
-LOOPS = ("fresh", "augmentation", "fully-synthetic")
+LOOPS = ("fresh", "augmentation", "fully-synthetic", "accumulate", "accumulate-subsample")
 #: Other names of loop kinds: the literature calls the fully synthetic loop "replace".
 LOOP_ALIASES = {"replace": "fully-synthetic"}
 METRICS = ("w2sq", "w2")
@@ -96,6 +96,16 @@ def check_choice(name: str, value, choices: tuple[str, ...]) -> str:
     """Return ``value`` if it is one of ``choices``."""
     if not isinstance(value, str) or value not in choices:
         raise ParameterError(name, f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+def check_loop(value) -> str:
+    """A loop kind of :data:`LOOPS`, or an alias of one (:data:`LOOP_ALIASES`)."""
+    if isinstance(value, str) and value in LOOP_ALIASES:
+        return LOOP_ALIASES[value]
+    if not isinstance(value, str) or value not in LOOPS:
+        names = ", ".join(LOOPS) + "".join(f", {k} (= {v})" for k, v in LOOP_ALIASES.items())
+        raise ParameterError("loop", f"loop must be one of {names}; got {value!r}")
     return value
 
 
@@ -311,7 +321,7 @@ def loop_params(d=None, n_r=defaults.N_R, n_s=defaults.N_S, lam=None, n_ini=None
         Naming the first parameter outside its allowed range.
     """
     d = infer_d(d, mu_r, sigma_r)
-    loop = check_choice("loop", LOOP_ALIASES.get(loop, loop), LOOPS)
+    loop = check_loop(loop)
     n_r = check_int("n_r", n_r, 2, config.MAX_COUNT)
     min_ns = 2 if loop == "fully-synthetic" else 0
     n_s = check_int("n_s", n_s, min_ns, config.MAX_COUNT)

@@ -252,3 +252,62 @@ def default_cap(p: LoopParams, rel_precision: float, max_chains: int) -> tuple[i
         return wanted, wanted
     cap = bisect_int(lambda m: not affordable(p, m, rel_precision, max_chains), 0, wanted)[0]
     return max(cap, 1), wanted
+
+
+#: Work units of one sample of the sample-level path (``accumulate-subsample``), drawn
+#: or fitted: ``SAMPLE_COST + SAMPLE_COST_PER_D2 d^2`` (its ``O(d^2)`` multiply-adds).
+#: Measured against the fresh loop's time per unit on one thread (50 generations of
+#: ``n_r = 100``, ``n_s = 100`` at d = 2 and 10, ``n_s = 900`` at d = 50 and 100): a
+#: sample took 0.07, 0.8, 44 and 250 units at d = 2, 10, 50, 100; this model gives
+#: 0.13, 2.1, 50 and 200 (conservative at small d, where the units are coarse).
+SAMPLE_COST = 0.05
+SAMPLE_COST_PER_D2 = 0.02
+
+
+def pool_rows(p: LoopParams, n_gen: int) -> int:
+    """Samples in the pool of an ``accumulate-subsample`` chain of ``n_gen`` generations:
+    the first real set and ``n_gen - 1`` batches."""
+    return p.n_ini + (n_gen - 1) * p.n_s
+
+
+def subsample_chain_cost(p: LoopParams, n_gen: int) -> float:
+    """Work units of one ``accumulate-subsample`` chain: every sample drawn (the real
+    set, then ``n_s`` per generation) and every sample fitted (``min(n_r + n_s, pool)``
+    per generation), at ``SAMPLE_COST + SAMPLE_COST_PER_D2 d^2`` units each, plus a
+    Cholesky factor and a distance (one group draw's units) per generation."""
+    fitted = sum(min(p.n_r + p.n_s, p.n_ini + t * p.n_s) for t in range(1, n_gen)) + p.n_ini
+    per_sample = SAMPLE_COST + SAMPLE_COST_PER_D2 * p.d * p.d
+    return (pool_rows(p, n_gen) + fitted) * per_sample + n_gen * config.group_cost(p.d)
+
+
+def check_pool_memory(p: LoopParams, n_gen: int, threads: int) -> None:
+    """The pools of ``accumulate-subsample`` (one per running thread, reused by its
+    chains) must fit in :data:`ess.config.MAX_BYTES`: ``pool_rows`` samples of ``d``
+    doubles and a row number each.
+
+    Raises
+    ------
+    ParameterError
+        Naming ``generations`` (with the most that fit), or ``n_s`` when not even two
+        generations fit.
+    """
+    if p.loop != "accumulate-subsample":
+        return
+    per_row = (p.d + 1) * 8 * threads
+    need = pool_rows(p, n_gen) * per_row
+    if need <= config.MAX_BYTES:
+        return
+    limit = f"{config.MAX_BYTES / 2**30:.3g} GiB"
+    most = (config.MAX_BYTES // per_row - p.n_ini) // p.n_s + 1 if p.n_s else 0
+    where = (f"the pool of n_ini + (generations - 1) n_s samples of d = {p.d} "
+             f"({pool_rows(p, n_gen)} samples) on {threads} thread(s) needs "
+             f"{need / 2**30:.3g} GiB (limit {limit})")
+    if p.n_ini * per_row > config.MAX_BYTES:
+        raise ParameterError("n_ini", f"n_ini must be at most {config.MAX_BYTES // per_row} "
+                             f"for loop accumulate-subsample with d = {p.d}: {where}")
+    if most >= 2:
+        raise ParameterError("generations", f"generations must be at most {most} for loop "
+                             f"accumulate-subsample with n_s = {p.n_s}: {where}; use fewer "
+                             "generations, a smaller n_s or d, or fewer jobs")
+    raise ParameterError("n_s", f"n_s = {p.n_s} is too large for loop accumulate-subsample: "
+                         f"{where}; use a smaller n_s or d, or fewer jobs")

@@ -22,6 +22,7 @@ from pathlib import Path
 from ess.params import ParameterError
 from ess.results import (
     EstimateResult,
+    SimulateGridResult,
     SimulateResult,
     TableResult,
     ThresholdGridResult,
@@ -143,10 +144,39 @@ ESTIMATE_MD_COLUMNS = ("n_r", "n_s", "lam", "n_e", "n_e / n_r", "95% CI of n_e /
                        "verdict", "flags")
 #: Markdown columns of a threshold grid.
 THRESHOLD_MD_COLUMNS = ("n_r", "lam", "n_s*", "95% CI of n_s*", "cap", "flags")
-#: The columns of a simulation shown in Markdown: the distance's mean, median and
-#: 5-95% band, and the means of the other two statistics.
-SIMULATE_MD_COLUMNS = ("generation", "dist_mean", "dist_median", "dist_q05", "dist_q95",
-                       "mean_dev_mean", "tr_sigma_over_d_mean")
+#: The columns of a simulation shown in Markdown: the distance's mean, its 95% interval
+#: and the 5-95% band of the chains, ``n_e(t)`` with its interval, ``n_e(t) / n_r``, and
+#: the means of ``|mu - mu_r|``, ``tr Sigma / d`` and the smallest eigenvalue of ``Sigma``
+#: (every column stays in CSV and JSON; a list of loops adds a ``loop`` column first).
+SIMULATE_MD_COLUMNS = ("generation", "dist_mean", "dist_ci", "dist_q05", "dist_q95", "n_e",
+                       "n_e_ci", "n_e_over_n_r", "mean_dev_mean", "tr_sigma_over_d_mean",
+                       "min_eig_mean")
+
+
+def _interval(ci) -> str:
+    """An interval of a simulate row as text: ``[low, high]``, ``below 2`` for a missing
+    lower end of ``n_e``, ``unbounded`` for a missing upper end."""
+    if ci is None:
+        return ""
+    lo, hi = ci
+    return (f"[{'below 2' if lo is None else num(lo)}, "
+            f"{'unbounded' if hi is None else num(hi)}]")
+
+
+def _simulate_md_rows(r: SimulateResult, loop_column: bool) -> list[list[str]]:
+    out = []
+    for row in r.rows:
+        cells = [r.loop] if loop_column else []
+        for c in SIMULATE_MD_COLUMNS:
+            v = row[c]
+            if c == "n_e" and v is None:
+                cells.append(row["n_e_note"])
+            elif c.endswith("_ci"):
+                cells.append(_interval(v))
+            else:
+                cells.append(num(v))
+        out.append(cells)
+    return out
 
 
 def cell_notes(results) -> list[str]:
@@ -212,14 +242,18 @@ def _whole_numbers(df, records: list[dict]):
 def _frame_and_md(result) -> tuple:
     """The records and DataFrame (every column), and the Markdown header, rows and
     notes of a result."""
-    if isinstance(result, SimulateResult):
-        df = result.to_frame()
-        m = result.metric
-        header = ["generation", f"{m} mean", f"{m} median", f"{m} 5%", f"{m} 95%",
-                  "mean of abs(mu - mu_r)", "mean of tr Sigma / d"]
-        rows = [[str(int(row["generation"]))] + [num(row[c]) for c in SIMULATE_MD_COLUMNS[1:]]
-                for _, row in df.iterrows()]
-        return list(result.rows), df, header, rows, []
+    if isinstance(result, (SimulateResult, SimulateGridResult)):
+        many = isinstance(result, SimulateGridResult)
+        runs = list(result) if many else [result]
+        m = runs[0].metric
+        header = (["loop"] if many else []) + [
+            "generation", f"{m} mean", f"95% CI of the mean {m}", f"{m} 5% of chains",
+            f"{m} 95% of chains", "n_e", "95% CI of n_e", "n_e / n_r", "mean of abs(mu - mu_r)",
+            "mean of tr Sigma / d", "mean smallest eigenvalue of Sigma"]
+        rows = [cells for r in runs for cells in _simulate_md_rows(r, many)]
+        records = ([{"loop": r.loop, **row} for r in runs for row in r.to_dict()["rows"]]
+                   if many else result.to_dict()["rows"])
+        return records, result.to_frame(), header, rows, []
     results = list(result)
     if not results:
         raise ValueError("nothing to write: the result has no cells")
@@ -247,7 +281,8 @@ def write_table(result, path: str | Path, title: str = "") -> Path:
 
     Parameters
     ----------
-    result : TableResult, ThresholdGridResult, SimulateResult or sequence of results
+    result : TableResult, ThresholdGridResult, SimulateResult, SimulateGridResult or sequence
+        of results
         What to write.
     path : path
         The file; its extension chooses the format.
@@ -671,15 +706,20 @@ def threshold_lines(results: Sequence[ThresholdResult], path: str | Path | None 
     return fig
 
 
-def simulate_plot(res: SimulateResult, path: str | Path | None = None):
-    """Three panels over generations: ``dist``, ``|mu - mu_r|``, ``tr Sigma / d``.
+def simulate_plot(res: SimulateResult | SimulateGridResult, path: str | Path | None = None):
+    """Two panels over generations, one line per loop: ``n_e(t) / n_r`` and ``tr Sigma_t / d``.
 
-    Each shows the mean and median over chains and the 5-95% band.
+    The left panel draws ``n_e(t) / n_r`` on a log axis with its 95% band (the
+    interval that the Monte Carlo error of ``E dist(G^t, P_r)`` gives), a line at 1
+    (as good as the ``n_r`` real samples) and one at ``2 / n_r``, below which ``n_e``
+    is "below 2" and not drawn. The right panel draws the mean of ``tr Sigma_t / d``
+    with the 95% band of that mean (on a log axis when it spans decades, as after a
+    collapse).
 
     Parameters
     ----------
-    res : SimulateResult
-        What :func:`ess.simulate` returned.
+    res : SimulateResult or SimulateGridResult
+        What :func:`ess.simulate` returned, for one loop or a list of loops.
     path : path, optional
         Where to write the figure (.png, .pdf or .svg).
 
@@ -689,41 +729,63 @@ def simulate_plot(res: SimulateResult, path: str | Path | None = None):
     """
     import numpy as np
     from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-    df = res.to_frame()
-    few = len(df) < 3
-    panels = (("dist", f"{res.metric}(G^t, P_r)"), ("mean_dev", "|μ_t − μ_r|"),
-              ("tr_sigma_over_d", "tr Σ_t / d"))
+    runs = list(res) if isinstance(res, SimulateGridResult) else [res]
+    r0 = runs[0]
+
+    def column(r, key, end=None):
+        vals = [row[key] if end is None else (None if row[key] is None else row[key][end])
+                for row in r.rows]
+        return np.array([np.nan if v is None else v for v in vals], dtype=float)
+
     with _style() as sns:
-        fig = Figure(figsize=(13, 4.0), layout="constrained")
-        axes = fig.subplots(1, 3)
-        for ax, (key, label) in zip(axes, panels):
-            sns.lineplot(data=df, x="generation", y=f"{key}_mean", ax=ax, label="mean",
-                         marker="o" if few else None)
-            sns.lineplot(data=df, x="generation", y=f"{key}_median", ax=ax, label="median",
-                         linestyle="--", marker="o" if few else None)
-            ax.fill_between(df["generation"], df[f"{key}_q05"], df[f"{key}_q95"], alpha=0.25,
-                            label="5–95% of chains")
-            ax.set_ylabel(label)
+        colours = sns.color_palette("tab10", max(len(runs), 3))
+        fig = Figure(figsize=(12.5, 4.4), layout="constrained")
+        ax_ne, ax_tr = fig.subplots(1, 2)
+        floor = 2.0 / r0.n_r
+        top = 0.0
+        tr_values = []
+        for r, colour in zip(runs, colours):
+            t = column(r, "generation")
+            few = len(t) < 3
+            ratio = column(r, "n_e_over_n_r")
+            lo = column(r, "n_e_over_n_r_ci", 0)
+            hi = column(r, "n_e_over_n_r_ci", 1)
+            lo = np.where(np.isnan(lo) & ~np.isnan(hi), floor, lo)   # low end below 2
+            ax_ne.plot(t, ratio, color=colour, lw=1.6, label=r.loop, marker="o" if few else None)
+            ax_ne.fill_between(t, lo, hi, color=colour, alpha=0.2, lw=0)
+            finite = np.concatenate([ratio[np.isfinite(ratio)], hi[np.isfinite(hi)]])
+            top = max(top, float(finite.max()) if finite.size else 0.0)
+            tr = column(r, "tr_sigma_over_d_mean")
+            tr_lo = column(r, "tr_sigma_over_d_ci", 0)
+            tr_hi = column(r, "tr_sigma_over_d_ci", 1)
+            ax_tr.plot(t, tr, color=colour, lw=1.6, label=r.loop, marker="o" if few else None)
+            ax_tr.fill_between(t, tr_lo, tr_hi, color=colour, alpha=0.2, lw=0)
+            tr_values.append(np.concatenate([tr, tr_lo, tr_hi]))
+        ax_ne.set_yscale("log")
+        ax_ne.axhline(1.0, color="black", lw=0.8, ls="--", label="n_e = n_r")
+        ax_ne.axhline(floor, color="#888888", lw=0.8, ls=":",
+                      label="n_e = 2 (below: not drawn)")
+        ax_ne.set_ylim(floor / 1.5, max(top, 1.0) * 1.5)
+        ax_ne.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax_ne.set_ylabel("n_e(t) / n_r  (log scale; 95% band)")
+        ax_ne.set_title("effective sample size over generations", fontsize=10)
+        values = np.concatenate(tr_values)
+        positive = values[np.isfinite(values) & (values > 0)]
+        if positive.size and np.log10(positive.max()) - np.log10(positive.min()) > 1.5:
+            ax_tr.set_yscale("log", nonpositive="mask")
+            ax_tr.set_ylim(max(positive.min() / 2, np.finfo(float).tiny), positive.max() * 2)
+        ax_tr.set_ylabel("tr Σ_t / d  (mean over chains; 95% band)")
+        ax_tr.set_title("covariance scale", fontsize=10)
+        for ax in (ax_ne, ax_tr):
             ax.set_xlabel("generation t")
             ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True, steps=[1, 2, 5, 10]))
-            values = df[[f"{key}_q05", f"{key}_q95", f"{key}_mean",
-                         f"{key}_median"]].to_numpy()
-            positive = values[values > 0]
-            if key != "mean_dev" and positive.size and (
-                    np.log10(positive.max()) - np.log10(positive.min()) > 1.5):
-                # a collapse (tr Sigma -> 0) or a fall over decades shows on a log scale
-                ax.set_yscale("log", nonpositive="mask")
-                ax.set_ylim(max(positive.min() / 2, np.finfo(float).tiny), positive.max() * 2)
-                if (values == 0).any():
-                    ax.text(0.02, 0.02, "0 (every chain underflowed) not drawn",
-                            transform=ax.transAxes, fontsize=7.5, color="#555555")
-            ax.legend(fontsize=8)
-        real = "" if res.loop == "fully-synthetic" else f"n_r = {res.n_r}, "
-        fig.suptitle(f"{res.loop} loop: d = {res.d}, {real}n_s = {res.n_s}, "
-                     f"λ = {res.lam:g}, n_ini = {res.n_ini}, memory = {res.memory}, "
-                     f"{res.metric}, {res.cov_estimator} covariance, {res.chains} chains, "
-                     f"seed {res.seed}", fontsize=10)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8, frameon=False)
+        fig.suptitle(f"d = {r0.d}, n_r = {r0.n_r}, n_s = {r0.n_s}, λ = {r0.lam:g}, "
+                     f"n_ini = {r0.n_ini}, memory = {r0.memory}, {r0.metric}, "
+                     f"{r0.cov_estimator} covariance, {r0.chains} chains, seed {r0.seed}",
+                     fontsize=10)
         _save(fig, path, dpi=120)
     return fig

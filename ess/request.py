@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from ess import config, defaults
+from ess.chains import chunk_size
 from ess.params import (
     LoopParams,
     ParameterError,
@@ -27,14 +28,18 @@ from ess.plan import (
     chain_budget,
     chain_cost,
     check_generations,
+    check_pool_memory,
     check_ring_memory,
     default_cap,
     generations_for,
+    subsample_chain_cost,
 )
 from ess.reference import MAX_N
 
 #: Loops with a stationary limit (``estimate``); the fully synthetic loop collapses.
 LIMIT_LOOPS = ("fresh", "augmentation")
+#: Loops whose training set grows every generation: no stationary limit.
+ACCUMULATE_LOOPS = ("accumulate", "accumulate-subsample")
 #: Finest ``rel_precision`` accepted: a finer one needs more chains than the
 #: reference curve's precision tiers are built for.
 MIN_REL_PRECISION = 1e-4
@@ -138,6 +143,10 @@ def estimate_request(d: int | None = None, n_r=defaults.N_R, n_s=defaults.N_S, l
     """
     p = loop_params(d, n_r, n_s, lam, n_ini, loop, memory, metric, cov_estimator, mu_r,
                     sigma_r, guidance)
+    if p.loop in ACCUMULATE_LOOPS:
+        raise ParameterError("loop", f"the {p.loop} loop has no stationary limit (its training "
+                             "pool grows every generation): use simulate for n_e over "
+                             "generations")
     if p.loop not in LIMIT_LOOPS:
         raise ParameterError("loop", f"loop must be {' or '.join(LIMIT_LOOPS)} for a limit; "
                              f"the {p.loop} loop collapses and has none (use simulate)")
@@ -206,17 +215,20 @@ def simulate_request(d: int | None = None, n_r=defaults.N_R, n_s=defaults.N_S, l
         raise ParameterError("chains", f"chains * generations must be at most {most} "
                              f"(memory), got {chains * generations}")
     check_ring_memory(p, generations)
-    work = chains * chain_cost(p, generations)
+    n_jobs = check_jobs(n_jobs)
+    check_pool_memory(p, generations, min(n_jobs, -(-chains // chunk_size(p.d))))
+    cost = (subsample_chain_cost if p.loop == "accumulate-subsample" else chain_cost)
+    work = chains * cost(p, generations)
     if work > config.MAX_WORK:
         raise ParameterError("chains", f"chains * generations is too large for d = {p.d}: "
                              f"{work:.3g} work units, budget {config.MAX_WORK:g}; "
                              "use fewer chains or generations")
-    return SimulateRequest(p, check_seed(seed), chains, generations, check_jobs(n_jobs))
+    return SimulateRequest(p, check_seed(seed), chains, generations, n_jobs)
 
 
 #: Numbers kept per chain and generation by ``simulate`` (see
 #: :func:`ess.chains.trajectories`).
-TRAJECTORY_RECORDS = 4
+TRAJECTORY_RECORDS = 7
 
 
 def reference_request(n: Sequence[int] = defaults.REFERENCE_N, d: int | None = None, *,

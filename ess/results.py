@@ -220,8 +220,15 @@ class ThresholdResult(_Result):
 class SimulateResult(_Result):
     """Per-generation summaries of ``chains`` trajectories of one loop.
 
-    ``rows`` has one dictionary per generation with the mean, median, 5% and
-    95% quantiles of ``dist``, ``|mu - mu_r|`` and ``tr Sigma / d``.
+    ``rows`` has one dictionary per generation ``t`` (``"generation"``, from 1): for
+    each quantity of :data:`ess.generations.QUANTITIES` (``dist``, ``mean_dev`` =
+    ``|mu - mu_r|``, ``tr_sigma_over_d``, ``log_det_sigma``, ``frob_dev`` =
+    ``||Sigma - Sigma_r||_F``, ``min_eig``) its mean over chains with the standard
+    error (``_se``) and 95% interval (``_ci``, an :class:`Interval`) of that mean, and
+    the median and 5% / 95% quantiles of the chains; then the effective sample size
+    ``n_e`` with ``f(n_e) = E dist(G^t, P_r)`` (``None`` when below 2), ``n_e_ci``,
+    ``n_e_over_n_r``, ``n_e_over_n_r_ci`` and ``n_e_note`` (``"below 2"`` or ``""``).
+    An interval end is ``None`` where it is unbounded or below 2.
     """
 
     d: int
@@ -241,15 +248,30 @@ class SimulateResult(_Result):
 
     def to_frame(self):
         """The per-generation rows as a :class:`pandas.DataFrame` (the columns of
-        the CSV that ``ess simulate`` writes)."""
+        the CSV that ``ess simulate`` writes): each interval as two columns
+        ``<name>_ci_low`` and ``<name>_ci_high``."""
         import pandas as pd
 
-        return pd.DataFrame(list(self.rows))
+        return pd.DataFrame(_flat_rows(self.rows))
 
     def __repr__(self) -> str:
         return (f"SimulateResult({self.loop}, d={self.d}, n_r={self.n_r}, n_s={self.n_s}, "
                 f"lam={_num(self.lam)}: {self.chains} chains x {self.generations} "
                 "generations)")
+
+
+def _flat_rows(rows) -> list[dict]:
+    """Rows with each interval ``<name>_ci`` as ``<name>_ci_low`` and ``<name>_ci_high``."""
+    out = []
+    for row in rows:
+        r = {}
+        for key, v in row.items():
+            if key.endswith("_ci"):
+                r[f"{key}_low"], r[f"{key}_high"] = (None, None) if v is None else tuple(v)
+            else:
+                r[key] = v
+        out.append(r)
+    return out
 
 
 R = TypeVar("R", bound=_Result)
@@ -299,6 +321,30 @@ class TableResult(_Grid[EstimateResult]):
 
 class ThresholdGridResult(_Grid[ThresholdResult]):
     """:func:`ess.threshold_grid`'s answer: a :class:`ThresholdResult` per ``(n_r, lam)``."""
+
+
+class SimulateGridResult(_Grid[SimulateResult]):
+    """:func:`ess.simulate`'s answer for a list of loops: a :class:`SimulateResult` per
+    loop, in the order given (the same seed, so the loops that draw no real data after
+    the first set start every chain from the same real set)."""
+
+    def to_rows(self) -> list[dict]:
+        """Every loop's flat rows (:meth:`SimulateResult.to_frame`'s columns) after a
+        ``loop`` column."""
+        return [{"loop": r.loop, **row} for r in self.results for row in _flat_rows(r.rows)]
+
+    def to_frame(self):
+        """A :class:`pandas.DataFrame`: one row per loop and generation, the columns of
+        :meth:`SimulateResult.to_frame` after a ``loop`` column."""
+        import pandas as pd
+
+        return pd.DataFrame(self.to_rows())
+
+    def __repr__(self) -> str:
+        r = self.results[0] if self.results else None
+        what = "" if r is None else (f": {', '.join(x.loop for x in self.results)}; d={r.d}, "
+                                     f"n_r={r.n_r}, n_s={r.n_s}, lam={_num(r.lam)}")
+        return f"SimulateGridResult({len(self)} loops{what})"
 
 
 @dataclass(frozen=True, repr=False)

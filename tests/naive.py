@@ -78,10 +78,18 @@ def sample(rng, mu, Sigma, k):
 
 
 def chain(rng, loop, n_ini, n_r, n_s, lam, memory, mle, mu_r, Sigma_r, n_gen, metric="w2sq"):
-    """One chain of the loop at sample level; rows ``(dist, |mu - mu_r|^2, tr Sigma, mu[0])``."""
-    out = np.empty((n_gen, 4))
+    """One chain of the loop at sample level.
+
+    Rows ``(dist, |mu - mu_r|^2, tr Sigma, mu[0], log det Sigma, ||Sigma - Sigma_r||_F,
+    smallest eigenvalue of Sigma)``, the columns of :func:`ess.chains.trajectories`.
+    The accumulate loops keep the pool as a list of every sample drawn (the real set,
+    then each generation's batch); ``accumulate-subsample`` fits on
+    ``rng.choice(pool size, min(n_r + n_s, pool size), replace=False)`` of it.
+    """
+    out = np.empty((n_gen, 7))
     first = sample(rng, mu_r, Sigma_r, n_ini)
     models = [fit(first, mle)]
+    pool = [first]
     for t in range(n_gen):
         if t > 0:
             parts = []
@@ -91,14 +99,25 @@ def chain(rng, loop, n_ini, n_r, n_s, lam, memory, mle, mu_r, Sigma_r, n_gen, me
                 parts.append(first)
             K = len(models) if memory == "all" else min(memory, len(models))
             choice = rng.integers(0, K, size=n_s)   # each sample from a uniform past model
+            batch = []
             for j in range(K):
                 k = int(np.sum(choice == j))
                 if k:
                     m, S = models[-1 - j]
-                    parts.append(sample(rng, m, lam * S, k))
-            models.append(fit(np.concatenate(parts), mle))
+                    batch.append(sample(rng, m, lam * S, k))
+            if loop in ("accumulate", "accumulate-subsample"):
+                pool.extend(batch)
+                x = np.concatenate(pool)
+                if loop == "accumulate-subsample":
+                    keep = min(n_r + n_s, x.shape[0])
+                    x = x[rng.choice(x.shape[0], size=keep, replace=False)]
+                models.append(fit(x, mle))
+            else:
+                models.append(fit(np.concatenate(parts + batch), mle))
         mu, S = models[-1]
         dist = w2sq(mu, S, mu_r, Sigma_r)
+        sign, logdet = np.linalg.slogdet(S)
         out[t] = (np.sqrt(dist) if metric == "w2" else dist, np.sum((mu - mu_r) ** 2),
-                  np.trace(S), mu[0])
+                  np.trace(S), mu[0], logdet if sign > 0 else -np.inf,
+                  np.linalg.norm(S - Sigma_r), np.linalg.eigvalsh(S).min())
     return out

@@ -10,7 +10,9 @@ Three arrays use them:
 * a chain's records ``traj[v, r, f]`` (configuration ``v``, recorded generation
   ``r``, field ``f``; :func:`ess.kernels.loops._run_chain`), and the whole
   trajectories ``out[chain, generation, f]`` of
-  :func:`ess.kernels.loops._trajectory_chunk`: fields ``REC_*``;
+  :func:`ess.kernels.loops._trajectory_chunk` and
+  :func:`ess.kernels.accumulate._accumulate_chunk`: fields ``REC_*`` (the
+  diagnostics from :data:`REC_DIAGNOSTICS` on only in whole trajectories);
 * the limit data ``data[chain, v, q, half]`` of
   :func:`ess.kernels.loops._limit_chunk`: the window average of quantity ``q``
   over half ``half`` of the kept window;
@@ -34,8 +36,20 @@ REC_TR_SIGMA = 2
 REC_TR_SIGMA_SQ = 3
 #: ``mu[0]``: first coordinate of the model mean (a signed quantity, for plots).
 REC_MU0 = 4
+#: ``log det Sigma``: ``-inf`` when ``Sigma`` is singular to working precision
+#: (a zero pivot of :func:`ess.kernels.sampling._chol_upper`).
+REC_LOG_DET = 5
+#: ``||Sigma - Sigma_r||_F``: the Frobenius distance of the model covariance to ``Sigma_r``.
+REC_FROB_DEV = 6
+#: The smallest eigenvalue of ``Sigma``.
+REC_MIN_EIG = 7
 #: Number of record fields.
-REC_FIELDS = 5
+REC_FIELDS = 8
+#: The fields from here on (``REC_LOG_DET`` .. ``REC_MIN_EIG``) are diagnostics of the
+#: trajectory path only: a kernel computes them when its record array is
+#: :data:`REC_FIELDS` wide; the limit path passes a record array of this width
+#: (the fields before them) and pays nothing for them.
+REC_DIAGNOSTICS = REC_LOG_DET
 
 #: Quantity of the limit data and reference samples: the distance.
 Q_DIST = REC_DIST

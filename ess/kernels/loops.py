@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit
 
 from ess.config import JIT
-from ess.kernels.distance import METRIC_W2, _distance_terms
+from ess.kernels.distance import METRIC_W2, _distance_terms, _sym_eigvals
 from ess.kernels.layout import (
     HALVES,
     Q_DIST,
@@ -23,9 +23,13 @@ from ess.kernels.layout import (
     Q_TR_SIGMA,
     Q_TR_SIGMA_SQ,
     QUANTITIES,
+    REC_DIAGNOSTICS,
     REC_DIST,
     REC_FIELDS,
+    REC_FROB_DEV,
+    REC_LOG_DET,
     REC_MEAN_DEV,
+    REC_MIN_EIG,
     REC_MU0,
     REC_TR_SIGMA,
     REC_TR_SIGMA_SQ,
@@ -102,6 +106,108 @@ def _sum_sq(S):
 
 
 @njit(**JIT)
+def _sigma_of(L):
+    """``L L^T`` for a lower-triangular ``L``: ``Sigma_r`` from its Cholesky factor."""
+    d = L.shape[0]
+    S = np.empty((d, d))
+    for i in range(d):
+        for j in range(i + 1):
+            acc = 0.0
+            for c in range(j + 1):
+                acc += L[i, c] * L[j, c]
+            S[i, j] = acc
+            S[j, i] = acc
+    return S
+
+
+@njit(**JIT)
+def _frob_dev(Sig, SR):
+    """``||Sigma - Sigma_r||_F``."""
+    d = Sig.shape[0]
+    fro = 0.0
+    for i in range(d):
+        for j in range(d):
+            e = Sig[i, j] - SR[i, j]
+            fro += e * e
+    return np.sqrt(fro)
+
+
+@njit(**JIT)
+def _log_det_chol(U):
+    """``log det Sigma`` from the upper Cholesky factor ``U`` of ``Sigma``
+    (:func:`ess.kernels.sampling._chol_upper`): twice the sum of the logarithms of
+    its pivots, ``-inf`` when one is zero (singular to working precision)."""
+    ld = 0.0
+    for i in range(U.shape[0]):
+        if U[i, i] > 0.0:
+            ld += 2.0 * np.log(U[i, i])
+        else:
+            return -np.inf
+    return ld
+
+
+@njit(**JIT)
+def _min_eig(Sig, W, ew):
+    """The smallest eigenvalue of ``Sigma`` (``d >= 2``) by
+    :func:`ess.kernels.distance._sym_eigvals` on a copy (``W``, ``ew`` work space)."""
+    d = Sig.shape[0]
+    for i in range(d):
+        for j in range(d):
+            W[i, j] = Sig[i, j]
+    _sym_eigvals(W, ew)
+    lo = ew[0, 0]
+    for i in range(1, d):
+        if ew[0, i] < lo:
+            lo = ew[0, i]
+    return lo
+
+
+@njit(**JIT)
+def _diagnostics(Sig, SR, rec, W, ew):
+    """The trajectory path's diagnostics of a model covariance, into ``rec``.
+
+    ``rec[REC_LOG_DET] = log det Sigma`` (:func:`_log_det_chol` of the factor of
+    :func:`ess.kernels.sampling._chol_upper`; ``-inf`` when a pivot is zero to
+    working precision: a singular or collapsed ``Sigma``),
+    ``rec[REC_FROB_DEV] = ||Sigma - Sigma_r||_F`` and ``rec[REC_MIN_EIG]``, the
+    smallest eigenvalue of ``Sigma`` (:func:`ess.kernels.distance._sym_eigvals`,
+    accurate to a few units of rounding relative to ``||Sigma||``). For ``d = 1``
+    they are ``log sigma``, ``|sigma - sigma_r|`` and ``sigma``, as
+    :func:`_diagnostics_d1` computes them.
+
+    Parameters
+    ----------
+    Sig, SR : ndarray, shape (d, d)
+        The model covariance and ``Sigma_r`` (:func:`_sigma_of`).
+    rec : ndarray, shape (REC_FIELDS,)
+        One record (:mod:`ess.kernels.layout`).
+    W : ndarray, shape (d, d)
+        Work space.
+    ew : ndarray, shape (2, d)
+        Work space.
+    """
+    d = Sig.shape[0]
+    if d == 1:
+        s = Sig[0, 0]
+        rec[REC_LOG_DET] = np.log(s) if s > 0.0 else -np.inf
+        rec[REC_FROB_DEV] = abs(s - SR[0, 0])
+        rec[REC_MIN_EIG] = s
+        return
+    rec[REC_FROB_DEV] = _frob_dev(Sig, SR)
+    _chol_upper(Sig, W)
+    rec[REC_LOG_DET] = _log_det_chol(W)
+    rec[REC_MIN_EIG] = _min_eig(Sig, W, ew)
+
+
+@njit(inline="always", **JIT)
+def _diagnostics_d1(sig, sr2, traj, v, r):
+    """:func:`_diagnostics` for ``d = 1`` on scalars (``sr2 = sigma_r^2``)."""
+    traj[v, r, REC_LOG_DET] = np.log(sig) if sig > 0.0 else -np.inf
+    traj[v, r, REC_FROB_DEV] = abs(sig - sr2)
+    traj[v, r, REC_MIN_EIG] = sig
+
+
+@njit(**JIT)
 def _upper_of(L):
     """``L^T`` as a new row-major array: the factor :func:`_draw_group` takes."""
     d = L.shape[0]
@@ -154,12 +260,16 @@ def _run_chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, me
         Generations ``t = rec_from, rec_from + rec_every, ... < n_gen`` (0-based,
         0 is the first model) are recorded; the distance, which needs an
         eigen-decomposition for ``d >= 3``, is computed only for them.
-    traj : ndarray, shape (V, n_rec, REC_FIELDS)
+    traj : ndarray, shape (V, n_rec, REC_FIELDS) or (V, n_rec, REC_DIAGNOSTICS)
         Output: per recorded generation ``dist``, ``|mu - mu_r|^2``, ``tr Sigma``,
         ``tr Sigma^2`` and the first coordinate of ``mu`` (the fields ``REC_*`` of
-        :mod:`ess.kernels.layout`).
+        :mod:`ess.kernels.layout`); when ``REC_FIELDS`` wide, also the diagnostics
+        of :func:`_diagnostics` (the trajectory path).
     """
     d = mu_r.shape[0]
+    diag = traj.shape[2] > REC_DIAGNOSTICS
+    SR = _sigma_of(L_r) if diag else np.empty((0, 0))
+    ew = np.empty((2, d))
     V = n_s_values.shape[0]
     K = memory
     tr_sr = 0.0
@@ -198,6 +308,8 @@ def _run_chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, me
             traj[v, 0, REC_TR_SIGMA] = tr
             traj[v, 0, REC_TR_SIGMA_SQ] = tr2
             traj[v, 0, REC_MU0] = mu[0]
+            if diag:
+                _diagnostics(Sig, SR, traj[v, 0], A, ew)
     _chol_upper(Sig, Uw)
     for v in range(V):
         for i in range(d):
@@ -248,6 +360,8 @@ def _run_chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, me
                 traj[v, r, REC_TR_SIGMA] = tr
                 traj[v, r, REC_TR_SIGMA_SQ] = _sum_sq(Sig)
                 traj[v, r, REC_MU0] = mu[0]
+                if diag:
+                    _diagnostics(Sig, SR, traj[v, r], A, ew)
             _chol_upper(Sig, Uw)
             for i in range(d):
                 ring_mu[v, cur, i] = mu[i]
@@ -308,6 +422,7 @@ def _chain_d1_body(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam
     sr = L_r[0, 0]
     tr_sr = sr * sr
     sq_lam = np.sqrt(lam)
+    diag = traj.shape[2] > REC_DIAGNOSTICS
     ring_mu, ring_s, idx, cnt, tmp, last_k, kconst = ws
     dd, c = _chi2_consts(n_ini - 1)
     first_m, first_S = _group_d1(rng_real, mr, sr, n_ini, 1.0 / np.sqrt(n_ini), dd, c)
@@ -321,6 +436,8 @@ def _chain_d1_body(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam
             traj[v, 0, REC_TR_SIGMA] = sig
             traj[v, 0, REC_TR_SIGMA_SQ] = sig * sig
             traj[v, 0, REC_MU0] = first_m
+            if diag:
+                _diagnostics_d1(sig, tr_sr, traj, v, 0)
         ring_mu[v, 0] = first_m
         ring_s[v, 0] = sq_lam * root
     inv_r = 1.0 / np.sqrt(n_r)
@@ -385,6 +502,8 @@ def _chain_d1_body(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam
                 traj[v, r, REC_TR_SIGMA] = sig
                 traj[v, r, REC_TR_SIGMA_SQ] = sig * sig
                 traj[v, r, REC_MU0] = mu
+                if diag:
+                    _diagnostics_d1(sig, tr_sr, traj, v, r)
             ring_mu[v, cur] = mu
             ring_s[v, cur] = sq_lam * root
         newest = cur
@@ -442,7 +561,7 @@ def _limit_chunk(rng_real, rng_syn, rng_mix, n_chains, loop, n_ini, n_r, n_s_val
     V = n_s_values.shape[0]
     n_gen = burn_in + window
     half = window // every // HALVES
-    traj = np.empty((V, HALVES * half, REC_FIELDS))
+    traj = np.empty((V, HALVES * half, REC_DIAGNOSTICS))   # no diagnostics here
     ws = _workspace_d1(n_s_values, memory)
     out = np.empty((n_chains, V, QUANTITIES, HALVES))
     for c in range(n_chains):
@@ -467,8 +586,10 @@ def _trajectory_chunk(rng_real, rng_syn, rng_mix, n_chains, loop, n_ini, n_r, n_
     Returns
     -------
     ndarray, shape (n_chains, n_gen, REC_FIELDS)
-        Per generation ``dist``, ``|mu - mu_r|^2``, ``tr Sigma``, ``tr Sigma^2`` and
-        ``mu[0]`` (``REC_*`` of :mod:`ess.kernels.layout`).
+        Per generation ``dist``, ``|mu - mu_r|^2``, ``tr Sigma``, ``tr Sigma^2``,
+        ``mu[0]`` and the diagnostics ``log det Sigma``, ``||Sigma - Sigma_r||_F``
+        and the smallest eigenvalue of ``Sigma`` (``REC_*`` of
+        :mod:`ess.kernels.layout`).
     """
     n_s_values = np.empty(1, dtype=np.int64)
     n_s_values[0] = n_s
