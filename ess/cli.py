@@ -231,6 +231,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--max-queue", default=str(lim.max_queue),
                     help=f"computations waiting for a worker before requests get 429 "
                          f"(default {lim.max_queue})")
+    sp.add_argument("--max-per-client", default=str(lim.max_per_client),
+                    help=f"computations one client (token, or address without tokens) may "
+                         f"have running or waiting before its requests get 429 "
+                         f"(default {lim.max_per_client})")
+    sp.add_argument("--token-file", default=None,
+                    help="access tokens, one 'name token' per line: every /v1/ request but "
+                         "/v1/health then needs 'Authorization: Bearer <token>'")
+    sp.add_argument("--allow-anonymous", action="store_true",
+                    help="listen on an address other than loopback without --token-file "
+                         "(refused otherwise)")
     sp.add_argument("--log-level", default="warning",
                     help="warning (default: problems only) | info (also one line per "
                          "request) | debug")
@@ -589,11 +599,13 @@ def _cmd_serve(args) -> int:
     from ess.params import check_int
     from ess.service import serve
 
-    names = ("max_d", "max_grid", "max_chains", "max_work", "workers", "max_queue", "sync_cells")
+    names = ("max_d", "max_grid", "max_chains", "max_work", "workers", "max_queue",
+             "max_per_client", "sync_cells")
     limits = Limits(**{n: getattr(args, n) for n in names}).checked()
     port = check_int("port", args.port, 0, 65535)
     level = check_choice("log_level", args.log_level, ("warning", "info", "debug"))
-    return serve(host=args.host, port=port, store=args.store, limits=limits, log_level=level)
+    return serve(host=args.host, port=port, store=args.store, limits=limits, log_level=level,
+                 token_file=args.token_file, allow_anonymous=args.allow_anonymous)
 
 
 _COMMANDS = {"estimate": _cmd_estimate, "threshold": _cmd_threshold, "table": _cmd_table,

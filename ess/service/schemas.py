@@ -302,6 +302,7 @@ class HealthOut(BaseModel):
     jobs: int = Field(description="table jobs kept")
     uptime_seconds: float
     store: str = Field(description="the result store's folder")
+    tokens: bool = Field(description="whether /v1/ requests need an access token")
 
 
 class VersionOut(BaseModel):

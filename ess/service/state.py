@@ -32,6 +32,7 @@ from ess.progress import ComputationCancelledError, Progress
 from ess.reference import tier_for
 from ess.request import EstimateRequest, ThresholdRequest, estimate_request, threshold_request
 from ess.results import EstimateResult, ThresholdResult
+from ess.service.auth import Tokens
 from ess.service.jobs import Job
 from ess.service.scheduler import Scheduler
 from ess.solve import reference_for
@@ -89,12 +90,15 @@ class Service:
         Shared with the command line and the Python API.
     limits : Limits
         Checked limits (:meth:`ess.limits.Limits.checked`).
+    tokens : Tokens, optional
+        Its access tokens (``None``: a server without tokens).
     """
 
-    def __init__(self, store: ResultStore, limits: Limits) -> None:
+    def __init__(self, store: ResultStore, limits: Limits, tokens: Tokens | None = None) -> None:
         self.store = store
         self.limits = limits
-        self.scheduler = Scheduler(limits.workers, limits.max_queue)
+        self.tokens = tokens
+        self.scheduler = Scheduler(limits.workers, limits.max_queue, limits.max_per_client)
         self.jobs: OrderedDict[str, Job] = OrderedDict()
         self.started = time.time()
 
@@ -199,7 +203,7 @@ class Service:
             return Progress(enabled=False, cancelled=stop.is_set)
         return Progress(enabled=False, cancelled=lambda: stop.is_set() or job.cancel.is_set())
 
-    async def answer(self, kind: str, req: EstimateRequest) -> dict:
+    async def answer(self, kind: str, req: EstimateRequest, client: str = "") -> dict:
         """The stored answer, or one computed on a worker (and stored).
 
         Parameters
@@ -208,6 +212,8 @@ class Service:
             The question.
         req : EstimateRequest or ThresholdRequest
             Checked by :meth:`check_estimate` or :meth:`check_threshold`.
+        client : str
+            Who asks (counted by the fair queue while computing).
 
         Returns
         -------
@@ -220,22 +226,23 @@ class Service:
         if hit is not None:
             return hit.to_dict()
         fut = self.scheduler.submit(f"{kind}:{key_hash(k)}",
-                                    lambda: run(self._now(req), self.store, self._progress()))
+                                    lambda: run(self._now(req), self.store, self._progress()),
+                                    client)
         return (await wait(fut)).to_dict()
 
-    async def table(self, cells: list[EstimateRequest]) -> dict | Job:
+    async def table(self, cells: list[EstimateRequest], client: str = "") -> dict | Job:
         """A table whose missing cells are at most ``sync_cells``, answered (the
-        ``TableOut`` body); a longer one as a queued :class:`Job`."""
+        ``TableOut`` body); a longer one as a queued :class:`Job` of ``client``."""
         stored = await asyncio.to_thread(self.stored_rows, cells)
         missing = sum(r is None for r in stored)
         if missing > self.limits.sync_cells:
             job = Job(cells, stored)
-            self.add_job(job)
+            self.add_job(job, client)
             return job
         if missing == 0:
             return self.run_cells(cells, stored)
         fut = self.scheduler.submit(f"table:{uuid.uuid4().hex}",
-                                    lambda: self.run_cells(cells, stored))
+                                    lambda: self.run_cells(cells, stored), client)
         return await wait(fut)
 
     def run_cells(self, cells: list[EstimateRequest], results: list,
@@ -273,16 +280,17 @@ class Service:
         except Exception as e:   # recorded for GET /v1/jobs/{id}; the server goes on
             job.finish("failed", error=f"{type(e).__name__}: {e}")
 
-    def add_job(self, job: Job) -> None:
-        """Queue ``job`` (``QueueFullError`` if there is no room) and forget the oldest
-        finished jobs beyond ``job_history``."""
-        job.future = self.scheduler.submit(f"job:{job.id}", lambda: self.run_job(job))
+    def add_job(self, job: Job, client: str = "") -> None:
+        """Queue ``job`` for ``client`` (``QueueFullError`` if there is no room) and
+        forget the oldest finished jobs beyond ``job_history``."""
+        job.future = self.scheduler.submit(f"job:{job.id}", lambda: self.run_job(job), client)
         self.jobs[job.id] = job
         finished = [j for j in self.jobs.values() if j.status in Job.FINAL]
         for j in finished[:max(0, len(self.jobs) - self.limits.job_history)]:
             self.jobs.pop(j.id, None)
 
-    async def reference_curve(self, d: int, metric: str, cov_estimator: str) -> dict:
+    async def reference_curve(self, d: int, metric: str, cov_estimator: str,
+                              client: str = "") -> dict:
         """The ``ReferenceOut`` body: :data:`REFERENCE_N` and every other cached point
         of the reference curve, at :data:`REFERENCE_PRECISION`'s tier."""
         self.check_d(d, "query")
@@ -292,8 +300,8 @@ class Service:
         cached = points is not None
         if not cached:
             key = f"reference:{d}:{metric}:{cov_estimator}:{tier_for(REFERENCE_PRECISION)}"
-            points = await wait(self.scheduler.submit(key,
-                                                      lambda: self.reference_points(*args)))
+            points = await wait(self.scheduler.submit(key, lambda: self.reference_points(*args),
+                                                      client))
         return {"d": d, "metric": metric, "cov_estimator": cov_estimator,
                 "rel_precision": REFERENCE_PRECISION, "tier": tier_for(REFERENCE_PRECISION),
                 "points": points, "from_store": cached, "seconds": time.perf_counter() - t0}
