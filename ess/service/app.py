@@ -197,11 +197,13 @@ about = APIRouter(prefix="/v1", tags=["server"])
 async def health(svc: ServiceDep) -> dict:
     """Answered at once whatever the load."""
     sch = svc.scheduler
+    use = svc.store.usage()
     return {"status": "stopping" if sch.stopping.is_set() else "ok",
             "running": sch.running, "queued": sch.queued, "workers": svc.limits.workers,
             "max_queue": svc.limits.max_queue, "jobs": len(svc.jobs),
             "uptime_seconds": time.time() - svc.started, "store": str(svc.store.root),
-            "tokens": svc.tokens is not None}
+            "store_bytes": use.bytes, "store_entries": use.entries,
+            "store_max_bytes": svc.store.max_bytes, "tokens": svc.tokens is not None}
 
 
 @about.get("/version", response_model=VersionOut, summary="versions", responses=_TOKEN,
@@ -336,6 +338,7 @@ def create_app(store: ResultStore, limits: Limits | None = None,
     limits = (limits or Limits()).checked()
     svc = Service(store, limits, tokens)
     store.remove_stale_temporaries()
+    store.usage()     # counted once now: /v1/health reads the count
     app = FastAPI(title="ess", version=__version__, lifespan=lifespan,
                   description=describe(limits, tokens))
     app.state.service = svc

@@ -302,6 +302,10 @@ class HealthOut(BaseModel):
     jobs: int = Field(description="table jobs kept")
     uptime_seconds: float
     store: str = Field(description="the result store's folder")
+    store_bytes: int = Field(description="size of the result store's entries")
+    store_entries: int = Field(description="entries in the result store")
+    store_max_bytes: int | None = Field(description="this server's bound on the store "
+                                                    "(--store-max-mb; null: none)")
     tokens: bool = Field(description="whether /v1/ requests need an access token")
 
 

@@ -23,7 +23,7 @@ from ess.params import ParameterError
 from ess.service.app import create_app
 from ess.service.auth import Tokens, check_exposure
 from ess.service.state import Service
-from ess.store import ResultStore, default_store_dir
+from ess.store import DEFAULT_MAX_MB, MB, ResultStore, default_store_dir
 
 #: Signals that stop the server.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -99,7 +99,8 @@ def _listening_socket(host: str, port: int) -> socket.socket:
 
 def serve(host: str = "127.0.0.1", port: int = 8000, store: str | os.PathLike | None = None,
           limits: Limits | None = None, log_level: str = "warning",
-          token_file: str | os.PathLike | None = None, allow_anonymous: bool = False) -> int:
+          token_file: str | os.PathLike | None = None, allow_anonymous: bool = False,
+          store_max_mb: float = DEFAULT_MAX_MB) -> int:
     """Run the server until interrupted (``ess serve``).
 
     Binds the socket before starting, so that a busy port is one clear error;
@@ -127,6 +128,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000, store: str | os.PathLike | 
     allow_anonymous : bool
         Listen on an address other than loopback without tokens (refused
         otherwise).
+    store_max_mb : float
+        Bound on the store (MB of 2**20 bytes): past it, the least recently
+        used entries are removed.
 
     Returns
     -------
@@ -147,7 +151,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, store: str | os.PathLike | 
     if root is None:
         raise ParameterError("store", "store must be a folder for ess serve (ESS_STORE is "
                              "'off'); give --store DIR")
-    rs = ResultStore(root)
+    rs = ResultStore(root, max_bytes=int(store_max_mb * MB))
     try:
         rs.root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -160,7 +164,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000, store: str | os.PathLike | 
     access = (f"tokens of {len(tokens.names)} clients from {tokens.source}" if tokens
               else "no tokens")
     print(f"ess serve: listening on http://{shown}:{sock.getsockname()[1]} (calculator at /, "
-          f"docs at /docs), store {rs.root}, {svc.limits.workers} workers, {access}",
+          f"docs at /docs), store {rs.root} (at most {store_max_mb:g} MB), "
+          f"{svc.limits.workers} workers, {access}",
           flush=True)
 
     logs = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)   # every log line on stderr:
