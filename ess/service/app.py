@@ -23,7 +23,7 @@ import numba
 import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -34,6 +34,7 @@ from ess.params import COV_ESTIMATORS, METRICS, ParameterError
 from ess.progress import ComputationCancelledError
 from ess.service.auth import TokenGate, Tokens
 from ess.service.jobs import Job
+from ess.service.pages import FIGURE_TYPES, add_pages, threshold_heatmap
 from ess.service.scheduler import QueueFullError, ShuttingDownError
 from ess.service.schemas import (
     EstimateIn,
@@ -44,6 +45,7 @@ from ess.service.schemas import (
     ReferenceOut,
     TableIn,
     TableOut,
+    ThresholdGridIn,
     ThresholdIn,
     ThresholdOut,
     ValidationOut,
@@ -118,6 +120,26 @@ async def table(body: TableIn, svc: ServiceDep, client: ClientDep) -> Any:
         return JSONResponse(status_code=202, content=answer.view(),
                             headers={"Location": f"/v1/jobs/{answer.id}"})
     return answer
+
+
+@computing.post("/figures/threshold-heatmap",
+                response_class=Response,
+                responses={200: {"content": {t: {} for t in FIGURE_TYPES.values()},
+                                 "description": "the figure of `ess heatmap --kind threshold`"}},
+                summary="heatmap of the threshold n_s* over (n_r, lam), as ess heatmap draws "
+                        "it")
+async def threshold_heatmap_figure(
+        body: ThresholdGridIn, svc: ServiceDep, client: ClientDep,
+        format: Annotated[Literal[tuple(FIGURE_TYPES)], Query(
+            description="svg or png")] = "svg") -> Response:
+    """Every cell's threshold, from the store or computed (one computation, cell after
+    cell, as ``ess heatmap`` would), drawn by the code of ``ess heatmap``: the same
+    cells and numbers as ``ess heatmap --kind threshold`` with the same parameters.
+    Post each cell to ``/v1/threshold`` first to follow a long grid's progress."""
+    cells = await asyncio.to_thread(svc.threshold_cells, svc.arguments(body))
+    results = await svc.threshold_grid(cells, client)
+    image = await asyncio.to_thread(threshold_heatmap, results, format)
+    return Response(image, media_type=FIGURE_TYPES[format])
 
 
 def only_query(*names: str):
@@ -340,7 +362,7 @@ def create_app(store: ResultStore, limits: Limits | None = None,
     store.remove_stale_temporaries()
     store.usage()     # counted once now: /v1/health reads the count
     app = FastAPI(title="ess", version=__version__, lifespan=lifespan,
-                  description=describe(limits, tokens))
+                  description=describe(limits, tokens), docs_url=None, redoc_url=None)
     app.state.service = svc
     app.add_middleware(JsonBodies)
     app.add_middleware(TokenGate, tokens=tokens)   # added last: runs first
@@ -353,6 +375,7 @@ def create_app(store: ResultStore, limits: Limits | None = None,
     app.add_exception_handler(StarletteHTTPException, _http)
     for router in (computing, jobs, about):
         app.include_router(router)
+    add_pages(app)
     if tokens is None:
         app.openapi = _without_security(app)
     return app

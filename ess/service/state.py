@@ -187,6 +187,25 @@ class Service:
         cells = api.table_cells(kw.pop("d", None), axes["n_r"], axes["n_s"], lam, **kw)
         return [self.check_estimate(c) for c in cells]
 
+    def threshold_cells(self, kw: dict) -> list[ThresholdRequest]:
+        """Every cell of a threshold grid (``ThresholdGridIn`` arguments), ``n_r``
+        outer, each checked as a threshold; the size against ``max_grid`` first."""
+        kw = dict(kw)
+        n_r = kw.pop("n_r")
+        check_exclusive_lam(kw.get("lam"), kw.get("guidance"))
+        if "guidance" in kw:
+            lam = [lam_from_guidance(w) for w in kw.pop("guidance")]
+        else:
+            lam = kw.pop("lam", list(defaults.HEATMAP_LAM))
+        for name, axis in (("n_r", n_r), ("lam", lam)):
+            if len(set(axis)) != len(axis):
+                raise FieldError(name, f"{name} must not repeat a value, got {axis}")
+        if len(n_r) * len(lam) > self.limits.max_grid:
+            raise LimitError("n_r", "max_grid", f"n_r and lam must span at most "
+                             f"{self.limits.max_grid} cells on this server (limit max_grid), "
+                             f"got {len(n_r) * len(lam)} = len(n_r) x len(lam)")
+        return [self.check_threshold(dict(kw, n_r=a, lam=c)) for a in n_r for c in lam]
+
     # answers ------------------------------------------------------------------------
     def threads(self) -> int:
         """Threads for a computation starting now: the cores shared by those running
@@ -262,6 +281,29 @@ class Service:
                 "cells": len(cells), "rows": rows,
                 "from_store": all(r is not None for r in results),
                 "seconds": time.perf_counter() - t0}
+
+    async def threshold_grid(self, cells: list[ThresholdRequest],
+                             client: str = "") -> list[ThresholdResult]:
+        """Every cell's threshold: from the store, the missing ones computed in turn
+        as one computation of ``client`` (as ``ess heatmap`` would)."""
+        def load() -> list[ThresholdResult | None]:
+            return [api.load_stored("threshold", ThresholdResult, c.key(), self.store)
+                    for c in cells]
+
+        found = await asyncio.to_thread(load)
+        if all(r is not None for r in found):
+            return found
+
+        def compute() -> list[ThresholdResult]:
+            bar = self._progress()
+            out = list(found)
+            for i, c in enumerate(cells):
+                if out[i] is None:
+                    bar.check()
+                    out[i] = api.run_threshold(self._now(c), self.store, bar)
+            return out
+
+        return await wait(self.scheduler.submit(f"grid:{uuid.uuid4().hex}", compute, client))
 
     def stored_rows(self, cells: list[EstimateRequest]) -> list[dict | None]:
         """Each cell's stored estimate (``EstimateOut`` body), or ``None``."""
