@@ -290,7 +290,7 @@ function fmt(v, digits = 4) {
   if (Number.isInteger(v)) return String(v);
   const a = Math.abs(v);
   if (a !== 0 && (a < 1e-3 || a >= 1e6)) return v.toExponential(digits - 1);
-  return String(Number(v.toPrecision(digits)));
+  return v.toPrecision(digits);      // trailing zeros kept: every number with its digits
 }
 
 const interval = (ci) => (ci ? "[" + fmt(ci[0]) + ", " + fmt(ci[1]) + "]" : "–");
