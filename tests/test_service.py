@@ -639,7 +639,7 @@ def test_schemathesis_finds_no_server_error(tmp_path):
                 ran += 1
     finally:
         app.state.service.shutdown()
-    assert ran == 12   # 8 operations; the 4 with constrained input in both modes
+    assert ran == 14   # 9 operations; the 5 with constrained input in both modes
 
 
 # -- the command ------------------------------------------------------------------------
