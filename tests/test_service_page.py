@@ -125,3 +125,14 @@ def test_threshold_heatmap_refusals(http, body, query, loc):
     assert r.status_code == 422, r.text
     assert r.json()["detail"][0]["loc"] == loc
     assert str(loc[1]) in r.json()["detail"][0]["msg"]
+
+
+def test_docs_without_their_package_say_how_to_install_it(tmp_path, monkeypatch):
+    import ess.service.pages as pages
+
+    monkeypatch.setattr(pages, "docs_assets", lambda: None)
+    with TestClient(create_app(ResultStore(tmp_path), Limits())) as c:
+        for path in ("/docs", "/redoc"):
+            r = c.get(path)
+            assert r.status_code == 503 and "pip install fastapi-standalone-docs" in r.text
+        assert c.get("/").status_code == 200

@@ -33,12 +33,23 @@ FIGURE_TYPES = {"svg": "image/svg+xml", "png": "image/png"}
 pages = APIRouter(include_in_schema=False)
 
 
-def docs_assets() -> Path:
+def docs_assets() -> Path | None:
     """Folder of Swagger UI's and ReDoc's files (``swagger/``, ``redoc/``), shipped by
-    the ``fastapi-standalone-docs`` package (a dependency of ess)."""
-    import fastapi_standalone_docs
-
+    the ``fastapi-standalone-docs`` package (a dependency of ess); ``None`` when that
+    package is missing (``/docs`` then says how to install it)."""
+    try:
+        import fastapi_standalone_docs
+    except ImportError:
+        return None
     return Path(fastapi_standalone_docs.__file__).resolve().parent / "static"
+
+
+_NO_ASSETS = HTMLResponse(
+    "<!doctype html><title>ess: API docs</title><p>The API docs need the files of Swagger UI "
+    "and ReDoc from the Python package <code>fastapi-standalone-docs</code> (a dependency of "
+    "ess): <code>pip install fastapi-standalone-docs</code>, then restart <code>ess serve"
+    "</code>. The schema itself is at <a href='openapi.json'>/openapi.json</a>.</p>",
+    status_code=503)
 
 
 def _root(request: Request) -> str:
@@ -55,6 +66,8 @@ async def calculator() -> FileResponse:
 async def swagger(request: Request) -> HTMLResponse:
     """Swagger UI from this server's files; no validator badge (it would call
     another host)."""
+    if docs_assets() is None:
+        return _NO_ASSETS
     root = _root(request)
     return get_swagger_ui_html(
         openapi_url=f"{root}/openapi.json", title="ess: API docs",
@@ -73,6 +86,8 @@ async def swagger_redirect() -> HTMLResponse:
 @pages.get("/redoc")
 async def redoc(request: Request) -> HTMLResponse:
     """ReDoc from this server's files, without Google's fonts."""
+    if docs_assets() is None:
+        return _NO_ASSETS
     root = _root(request)
     return get_redoc_html(openapi_url=f"{root}/openapi.json", title="ess: API reference",
                           redoc_js_url=f"{root}/assets/redoc/redoc.standalone.js",
@@ -85,8 +100,9 @@ def add_pages(app: FastAPI) -> None:
     app.include_router(pages)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     assets = docs_assets()
-    app.mount("/assets/swagger", StaticFiles(directory=assets / "swagger"), name="swagger")
-    app.mount("/assets/redoc", StaticFiles(directory=assets / "redoc"), name="redoc")
+    if assets is not None:
+        app.mount("/assets/swagger", StaticFiles(directory=assets / "swagger"), name="swagger")
+        app.mount("/assets/redoc", StaticFiles(directory=assets / "redoc"), name="redoc")
 
 
 #: matplotlib figures are drawn one at a time (its text and font caches are shared).
