@@ -166,6 +166,24 @@ def test_the_curve_and_threshold_are_the_command_lines(server, driver, tmp_path,
     assert TOKEN not in server.stderr()
 
 
+def test_cancel_stops_the_table_job(server, driver):
+    """A long table (d = 20 at 1%): the progress bar shows, Cancel ends the job on the
+    server (cancelled, not just forgotten by the page) and says so."""
+    _signed_in(driver, server)
+    _fill(driver, {**MODEL, "d": 20, "rel_precision": 0.01, "seed": 99})
+    driver.find_element(By.ID, "compute").click()
+    _wait(driver, lambda d: d.execute_script("return state.job"), WAIT)
+    job = driver.execute_script("return state.job")
+    assert driver.find_element(By.ID, "progress").is_displayed()
+    assert "of 7 cells" in driver.find_element(By.ID, "status").text
+    driver.find_element(By.ID, "cancel").click()
+    _wait(driver, lambda d: d.find_element(By.ID, "status").text.startswith("Cancelled"), 60)
+    assert driver.find_element(By.ID, "compute").is_enabled()
+    with server.client() as c:
+        view = c.get(f"/v1/jobs/{job}", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    assert view["status"] == "cancelled", view
+
+
 @pytest.mark.parametrize("field, value, words", [
     ("n_r", 1, "n_r: Input should be greater than or equal to 2"),
     ("bias_value", 1.5, "lam: Input should be less than or equal to 1"),

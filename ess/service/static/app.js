@@ -266,7 +266,12 @@ async function compute(ev) {
     return;
   }
   for (const r of [table, threshold]) if (r.status === "rejected") showProblem(r.reason, "message");
-  if (table.status !== "fulfilled") { $("status").textContent = "Not computed."; return; }
+  if (table.status !== "fulfilled") {
+    const marked = table.reason instanceof ApiError && table.reason.status === 422;
+    $("status").textContent = marked ? "Not computed: correct the fields marked in red." :
+      "Not computed.";
+    return;
+  }
   state.view = { params, table: table.value,
     threshold: threshold.status === "fulfilled" ? threshold.value : null };
   render(state.view);
