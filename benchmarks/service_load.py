@@ -1,8 +1,9 @@
 """Load on `ess serve`: concurrent clients, a mix of store hits and new computations.
 
 Run ``python -m benchmarks.service_load`` (or ``make bench-service``) from a
-checkout: it starts a server on 127.0.0.1 (a free port, a fresh store), fills
-the store with some answers, then lets 20 clients send 200 requests in all, half
+checkout: it starts a server on 127.0.0.1 (a free port, a fresh store, an access
+token per client), fills the store with some answers, then lets 20 clients send
+200 requests in all, half
 repeats of stored answers and half small new estimates, while another thread
 asks ``/v1/health`` every 50 ms. Every response is checked against its request,
 and the new answers against the Python API computed afterwards in this process
@@ -112,9 +113,22 @@ def _numbers(d: dict) -> dict:
     return {k: v for k, v in d.items() if k not in ("seconds", "from_store")}
 
 
+def make_tokens(path: str | os.PathLike, clients: int) -> list[str]:
+    """Write a token file for ``clients`` clients (``client-<k> <token>``) for
+    ``ess serve --token-file``; their tokens, in order."""
+    import secrets
+
+    tokens = [secrets.token_urlsafe(24) for _ in range(clients)]
+    Path(path).write_text("".join(f"client-{k} {t}\n" for k, t in enumerate(tokens)))
+    return tokens
+
+
 def run_load(url: str, clients: int = 20, requests: int = 200, warm: int = 20,
-             health_every: float = 0.05) -> dict:
+             health_every: float = 0.05, tokens: list[str] | None = None) -> dict:
     """Drive the server at ``url``; latencies, and every failure found.
+
+    With ``tokens`` (a server with ``--token-file``), client ``k`` sends
+    ``tokens[k % len(tokens)]``; ``/v1/health`` is asked without one.
 
     Returns
     -------
@@ -124,7 +138,11 @@ def run_load(url: str, clients: int = 20, requests: int = 200, warm: int = 20,
         every response was right.
     """
     failures: list[str] = []
-    with httpx.Client(base_url=url, timeout=300, trust_env=False) as c:
+
+    def headers(k: int) -> dict:
+        return {"Authorization": f"Bearer {tokens[k % len(tokens)]}"} if tokens else {}
+
+    with httpx.Client(base_url=url, timeout=300, trust_env=False, headers=headers(0)) as c:
         stored = {}
         for i in range(warm):
             r = c.post("/v1/estimate", json=_warm_request(i))
@@ -141,7 +159,7 @@ def run_load(url: str, clients: int = 20, requests: int = 200, warm: int = 20,
     plan = []   # (kind, index) in a fixed interleaved order
     for i in range(requests):
         plan.append(("hit", i % warm) if i % 2 == 0 else ("new", i // 2))
-    per_client = [plan[k::clients] for k in range(clients)]
+    per_client = [(k, plan[k::clients]) for k in range(clients)]
     lat = {"hit": [], "new": []}
     answers: dict[int, dict] = {}
     lock = threading.Lock()
@@ -160,8 +178,9 @@ def run_load(url: str, clients: int = 20, requests: int = 200, warm: int = 20,
                         failures.append(f"health: {r.status_code} {r.text[:200]}")
                 stop.wait(health_every)
 
-    def client(items: list[tuple[str, int]]) -> None:
-        with httpx.Client(base_url=url, timeout=300, trust_env=False) as cl:
+    def client(work: tuple[int, list[tuple[str, int]]]) -> None:
+        k, items = work
+        with httpx.Client(base_url=url, timeout=300, trust_env=False, headers=headers(k)) as cl:
             for kind, i in items:
                 req = _warm_request(i) if kind == "hit" else _new_request(i)
                 t0 = time.perf_counter()
@@ -229,8 +248,8 @@ def write_results(res: dict, out: Path, command: str) -> None:
              f"`{command}`: first 50 store hits from one client, one at a time; then "
              f"{res['clients']} concurrent clients send {res['requests']} estimate "
              f"requests (half store hits, half new d = 1 estimates at 5% precision), while "
-             f"`/v1/health` is polled every 50 ms. Default server settings (2 workers). "
-             f"Clients and server share the machine's cores.", "",
+             f"`/v1/health` is polled every 50 ms. Default server settings (2 workers), each "
+             f"client with its own access token. Clients and server share the machine's cores.", "",
              "| requests | n | p50 (ms) | p99 (ms) | max (ms) |", "|---|---|---|---|---|"]
     for name, s in res["latency"].items():
         lines.append(f"| {name} | {s['n']} | {s['p50_ms']:.1f} | {s['p99_ms']:.1f} | "
@@ -247,8 +266,10 @@ def main(argv: list[str] | None = None) -> int:
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=str(RESULTS), help="output folder")
     args = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp, Server(Path(tmp) / "store") as srv:
-        res = run_load(srv.url)
+    with tempfile.TemporaryDirectory() as tmp:
+        tokens = make_tokens(Path(tmp) / "tokens.txt", 20)
+        with Server(Path(tmp) / "store", "--token-file", str(Path(tmp) / "tokens.txt")) as srv:
+            res = run_load(srv.url, tokens=tokens)
     write_results(res, Path(args.out), "python -m benchmarks.service_load")
     print((Path(args.out) / "service_load.md").read_text())
     return 1 if res["failures"] else 0

@@ -1,4 +1,5 @@
-"""Command line: ``ess estimate | threshold | table | heatmap | simulate | bench | serve``.
+"""Command line: ``ess estimate | threshold | table | heatmap | simulate | bench | serve |
+store``.
 
 A thin layer: parse strings, call :mod:`ess.api`, print. Every value is
 validated by :mod:`ess.params`, so a bad value gets one line naming the
@@ -23,7 +24,8 @@ DEFAULT_DIR = Path("ess-results")
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit status 2
-        self.exit(2, f"ess: error: {message} (see 'ess {self.prog.split()[-1]} --help')\n"
+        self.exit(2, f"ess: error: {message} (see 'ess {self.prog.split(maxsplit=1)[-1]} "
+                  "--help')\n"
                   if " " in self.prog else f"ess: error: {message} (see 'ess --help')\n")
 
 
@@ -234,6 +236,22 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--max-queue", default=str(lim.max_queue),
                     help=f"computations waiting for a worker before requests get 429 "
                          f"(default {lim.max_queue})")
+    sp.add_argument("--max-per-client", default=str(lim.max_per_client),
+                    help=f"computations one client (token, or address without tokens) may "
+                         f"have running or waiting before its requests get 429 "
+                         f"(default {lim.max_per_client})")
+    sp.add_argument("--token-file", default=None,
+                    help="access tokens, one 'name token' per line: every /v1/ request but "
+                         "/v1/health then needs 'Authorization: Bearer <token>'")
+    sp.add_argument("--allow-anonymous", action="store_true",
+                    help="listen on an address other than loopback without --token-file "
+                         "(refused otherwise)")
+    from ess.store import DEFAULT_MAX_MB
+
+    sp.add_argument("--store-max-mb", default=str(DEFAULT_MAX_MB),
+                    help=f"bound on the result store in MB (2^20 bytes): past it the least "
+                         f"recently used answers are removed (default {DEFAULT_MAX_MB})")
+    _store_parser(sub)
     sp.add_argument("--log-level", default="warning",
                     help="warning (default: problems only) | info (also one line per "
                          "request) | debug")
@@ -611,19 +629,79 @@ def _cmd_bench(args) -> int:
 
 def _cmd_serve(args) -> int:
     from ess.limits import Limits
-    from ess.params import check_int
+    from ess.params import check_float, check_int
     from ess.service import serve
 
-    names = ("max_d", "max_grid", "max_chains", "max_work", "workers", "max_queue", "sync_cells")
+    names = ("max_d", "max_grid", "max_chains", "max_work", "workers", "max_queue",
+             "max_per_client", "sync_cells")
     limits = Limits(**{n: getattr(args, n) for n in names}).checked()
     port = check_int("port", args.port, 0, 65535)
     level = check_choice("log_level", args.log_level, ("warning", "info", "debug"))
-    return serve(host=args.host, port=port, store=args.store, limits=limits, log_level=level)
+    max_mb = check_float("store_max_mb", args.store_max_mb, 1.0, 1e7)
+    return serve(host=args.host, port=port, store=args.store, limits=limits, log_level=level,
+                 token_file=args.token_file, allow_anonymous=args.allow_anonymous,
+                 store_max_mb=max_mb)
+
+
+def _store_parser(sub) -> None:
+    """``ess store info | prune | clear``."""
+    sp = sub.add_parser("store", help="size of the result store; prune or clear it",
+                        description="The result store shared by the command line, the Python "
+                        "API and ess serve: what it holds (info), removing the least recently "
+                        "used answers down to a size (prune), or every answer (clear). "
+                        "Removed answers are recomputed when asked again.")
+    actions = sp.add_subparsers(dest="action", metavar="info | prune | clear",
+                                parser_class=_Parser)
+    for name, text in (("info", "folder, entries and size"),
+                       ("prune", "remove the least recently used answers down to --max-mb"),
+                       ("clear", "remove every answer")):
+        a = actions.add_parser(name, help=text, description=text)
+        a.add_argument("--store", default=None,
+                       help="result store folder (default $ESS_STORE, else results/ in the "
+                            "cache folder)")
+        if name == "prune":
+            a.add_argument("--max-mb", required=True,
+                           help="size to prune down to, in MB (2^20 bytes)")
+        a.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _cmd_store(args) -> int:
+    from ess.params import check_float
+    from ess.store import MB, ResultStore, default_store_dir
+
+    if args.action is None:
+        raise ParameterError("action", "ess store needs an action: info, prune or clear "
+                             "(see 'ess store --help')")
+    root = args.store if args.store else default_store_dir()
+    if root is None:
+        raise ParameterError("store", "store is off (ESS_STORE); give --store DIR")
+    st = ResultStore(root)
+    if st.root.exists() and not st.root.is_dir():
+        raise ParameterError("store", f"store must be a folder, got {str(st.root)!r}")
+    if args.action == "info":
+        use = st.usage()
+        out = {"store": str(st.root), "entries": use.entries, "bytes": use.bytes}
+        text = (f"ess store: {st.root}{'' if st.root.exists() else ' (not created yet)'}\n"
+                f"  {use.entries} answers, {use.bytes / MB:.2f} MB")
+    else:
+        if args.action == "prune":
+            max_mb = check_float("max_mb", args.max_mb, 0.0, 1e7)
+            done = st.prune(int(max_mb * MB))
+        else:
+            done = st.clear()
+        out = {"store": str(st.root), "removed": done.removed, "freed_bytes": done.freed,
+               "entries": done.kept.entries, "bytes": done.kept.bytes}
+        text = (f"ess store: removed {done.removed} answers ({done.freed / MB:.2f} MB) from "
+                f"{st.root}\n  left {done.kept.entries} answers, {done.kept.bytes / MB:.2f} MB")
+        if done.skipped:
+            text += f" ({done.skipped} being read were kept)"
+    print(json.dumps(out) if args.json else text)
+    return 0
 
 
 _COMMANDS = {"estimate": _cmd_estimate, "threshold": _cmd_threshold, "table": _cmd_table,
              "heatmap": _cmd_heatmap, "simulate": _cmd_simulate, "bench": _cmd_bench,
-             "serve": _cmd_serve}
+             "serve": _cmd_serve, "store": _cmd_store}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -30,6 +30,10 @@ class Limits:
         the cores shared among those running at that moment.
     max_queue : int
         Computations waiting for a worker; beyond, ``429``.
+    max_per_client : int
+        Computations one client (a token's name, or an address when the
+        server has no tokens) may hold running or queued; beyond, ``429``
+        for that client while the others are still served.
     sync_cells : int
         Tables with at most this many cells to compute are answered at once;
         longer ones run as jobs.
@@ -43,13 +47,15 @@ class Limits:
     max_work: float = config.MAX_WORK
     workers: int = 2
     max_queue: int = 32
+    max_per_client: int = 8
     sync_cells: int = 4
     job_history: int = 1000
 
     #: Allowed range of each limit, for :meth:`checked`.
     RANGES = {"max_d": (1, config.MAX_D), "max_grid": (1, config.MAX_GRID),
               "max_chains": (1, config.MAX_CHAINS), "max_work": (1.0, config.MAX_WORK),
-              "workers": (1, 64), "max_queue": (0, 10_000), "sync_cells": (0, config.MAX_GRID),
+              "workers": (1, 64), "max_queue": (0, 10_000),
+              "max_per_client": (1, 10_000), "sync_cells": (0, config.MAX_GRID),
               "job_history": (1, 100_000)}
 
     def checked(self) -> Limits:

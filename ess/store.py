@@ -8,6 +8,13 @@ recomputation. Entries are written atomically (temporary file, then rename)
 and carry a checksum; an entry that is unreadable, truncated, stored
 under another key or fails its checksum is treated as missing, so it is
 recomputed and replaced, never served.
+
+A store may be bounded (``max_bytes``; ``ess serve --store-max-mb``, ``ess store
+prune``): reading an entry marks it used (its modification time), and when a
+write takes the store over its bound the least recently used entries are
+removed until it is under. A removal is one ``unlink``: a reader either opened
+the entry before it (and reads it whole) or finds it missing and recomputes it;
+an entry being read in this process is never removed.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from ess import __version__, config
@@ -30,6 +38,10 @@ FORMAT = 1
 _CODE = ("config.py", "defaults.py", "params.py", "request.py", "plan.py", "analytic.py",
          "pchip.py", "chains.py", "stats.py", "solve.py", "reference.py", "results.py", "api.py",
          "kernels/*.py")
+#: A megabyte of ``--store-max-mb`` and ``--max-mb``.
+MB = 2**20
+#: Default bound of ``ess serve``'s store, in MB: some 200,000 entries.
+DEFAULT_MAX_MB = 1024
 #: Values of ``ESS_STORE`` that turn the default store off.
 OFF = ("off", "none", "0", "false", "no")
 
@@ -89,6 +101,44 @@ def default_store_dir() -> Path | None:
     return config.cache_dir() / "results"
 
 
+@dataclass(frozen=True)
+class Usage:
+    """What a result store holds.
+
+    Attributes
+    ----------
+    bytes : int
+        Size of its entries (file sizes).
+    entries : int
+        Number of entries.
+    """
+
+    bytes: int
+    entries: int
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What :meth:`ResultStore.prune` did.
+
+    Attributes
+    ----------
+    removed : int
+        Entries removed.
+    freed : int
+        Bytes they held.
+    kept : Usage
+        What the store holds afterwards.
+    skipped : int
+        Entries over the bound that were kept because they were being read.
+    """
+
+    removed: int
+    freed: int
+    kept: Usage
+    skipped: int = 0
+
+
 class ResultStore:
     """A folder of checksummed result entries, one JSON file per key.
 
@@ -96,10 +146,18 @@ class ResultStore:
     ----------
     root : path
         The folder (created on first write).
+    max_bytes : int, optional
+        Bound on the entries' size: a write that takes the store over it
+        removes the least recently used entries down to
+        :data:`PRUNE_TO` of it. ``None``: no bound.
     """
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    def __init__(self, root: str | os.PathLike, max_bytes: int | None = None) -> None:
         self.root = Path(root)
+        self.max_bytes = max_bytes
+        self._usage: Usage | None = None   # counted by this object since its last scan
+        self._scanned = 0.0
+        self._count = threading.Lock()
 
     def full_key(self, kind: str, key: dict) -> dict:
         """``key`` completed with the kind of answer, the version and the code hash."""
@@ -118,27 +176,138 @@ class ResultStore:
         return self._locate(kind, key)[0]
 
     def get(self, kind: str, key: dict) -> dict | None:
-        """The stored result for ``key``, or ``None`` if absent or not intact."""
+        """The stored result for ``key``, or ``None`` if absent or not intact.
+
+        A hit marks the entry used (for the least-recently-used bound); while it
+        is read, this process does not remove it.
+        """
         path, full = self._locate(kind, key)
-        try:
-            with open(path, encoding="utf-8") as fh:
-                entry = json.load(fh)
-        except (OSError, ValueError, RecursionError):   # unreadable, not JSON, absurdly nested
-            return None
-        if not (isinstance(entry, dict) and entry.get("format") == FORMAT
-                and entry.get("key") == full and isinstance(entry.get("result"), dict)
-                and entry.get("sha256") == _digest(entry["key"], entry["result"])):
-            return None
+        with _reading(path):
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    entry = json.load(fh)
+            except (OSError, ValueError, RecursionError):   # unreadable, not JSON, too nested
+                return None
+            if not (isinstance(entry, dict) and entry.get("format") == FORMAT
+                    and entry.get("key") == full and isinstance(entry.get("result"), dict)
+                    and entry.get("sha256") == _digest(entry["key"], entry["result"])):
+                return None
+            with contextlib.suppress(OSError):   # removed meanwhile: the answer stands
+                os.utime(path)
         return entry["result"]
 
     def put(self, kind: str, key: dict, result: dict) -> bool:
-        """Store ``result`` under ``key`` atomically; ``False`` if the disk refuses."""
+        """Store ``result`` under ``key`` atomically; ``False`` if the disk refuses.
+
+        In a bounded store, a write that takes it over ``max_bytes`` prunes it.
+        """
         path, full = self._locate(kind, key)
         entry = {"format": FORMAT, "key": full, "result": result,
                  "sha256": _digest(full, result)}
         # Not fsynced: the rename is atomic for a killed process, and after an operating
         # system crash a torn entry fails its checksum and is recomputed.
-        return save_json(path, entry)
+        ok = save_json(path, entry)
+        if ok and (self.max_bytes is not None or self._usage is not None):
+            with contextlib.suppress(OSError):
+                self._added(path.stat().st_size)
+        return ok
+
+    # the bound -----------------------------------------------------------------------
+    def usage(self, max_age: float | None = None) -> Usage:
+        """Size and number of entries: counted by a scan of the folder, then kept up
+        to date by this object's writes and prunings (entries written by other
+        processes are seen at the next scan).
+
+        Parameters
+        ----------
+        max_age : float, optional
+            Scan again when the last scan is older (seconds); ``None``: only if
+            there was none.
+        """
+        with self._count:
+            stale = max_age is not None and time.monotonic() - self._scanned > max_age
+            if self._usage is None or stale:
+                files = self._scan()
+                self._usage = Usage(sum(f[1] for f in files), len(files))
+                self._scanned = time.monotonic()
+            return self._usage
+
+    def _added(self, size: int) -> None:
+        """Count a new entry of ``size`` bytes (or a rewritten one: the count is
+        corrected at the next scan); prune when over the bound. Once a minute
+        while writing, count again from the folder."""
+        with self._count:
+            counted = self._usage is not None and time.monotonic() - self._scanned < 60.0
+            if counted:
+                self._usage = Usage(self._usage.bytes + size, self._usage.entries + 1)
+        u = self._usage if counted else self.usage(max_age=0.0)   # a scan sees the new one
+        if self.max_bytes is not None and u.bytes > self.max_bytes:
+            self.prune(int(self.max_bytes * PRUNE_TO))
+
+    def _scan(self) -> list[tuple[int, int, int, Path]]:
+        """``(last use in ns, size, inode, path)`` of every entry, least recently
+        used first."""
+        files = []
+        for p in self.entries():
+            try:
+                st = p.stat()
+            except OSError:      # removed meanwhile
+                continue
+            files.append((st.st_mtime_ns, st.st_size, st.st_ino, p))
+        files.sort()
+        return files
+
+    def prune(self, max_bytes: int) -> Pruned:
+        """Remove the least recently used entries until the store holds at most
+        ``max_bytes``.
+
+        Each removal is one ``unlink`` of an entry that was not rewritten or read
+        since it was listed; an entry being read in this process is kept (and
+        counted in ``skipped``). Another process reading an entry as it is
+        removed reads it whole (POSIX) or finds it missing and recomputes it.
+
+        Returns
+        -------
+        Pruned
+            What was removed and what is left.
+        """
+        removed = freed = skipped = 0
+        with _PRUNING:
+            files = self._scan()
+            total = sum(f[1] for f in files)
+            count = len(files)
+            for mtime, size, ino, p in files:
+                if total <= max_bytes:
+                    break
+                with _GUARD:
+                    if str(p) in _READERS:
+                        skipped += 1
+                        continue
+                    try:
+                        st = p.stat()
+                        if st.st_ino != ino or st.st_mtime_ns != mtime:
+                            continue     # rewritten or used since listed: keep it
+                        p.unlink()
+                    except FileNotFoundError:   # removed by someone else
+                        pass
+                    except OSError:
+                        skipped += 1
+                        continue
+                total -= size
+                count -= 1
+                removed += 1
+                freed += size
+            kept = Usage(total, count)
+        with self._count:
+            self._usage, self._scanned = kept, time.monotonic()
+        return Pruned(removed, freed, kept, skipped)
+
+    def clear(self) -> Pruned:
+        """Remove every entry, and the temporary files of unfinished writes older
+        than a minute (an entry being read in this process is kept)."""
+        out = self.prune(0)
+        self.remove_stale_temporaries(age=60.0)
+        return out
 
     @contextlib.contextmanager
     def computing(self, kind: str, key: dict,
@@ -167,14 +336,27 @@ class ResultStore:
 
     def entries(self) -> list[Path]:
         """Every entry file (not the temporary files of unfinished writes)."""
-        return sorted(p for p in (self.root / f"v{FORMAT}").glob("*/*/*.json")
-                      if not p.name.startswith(".tmp-"))
+        return sorted(p for p in self._files() if p.suffix == ".json"
+                      and not p.name.startswith(".tmp-"))
+
+    def _files(self) -> Iterator[Path]:
+        """Every file two folders below ``v<FORMAT>`` (kind, then hash prefix); a
+        folder removed meanwhile is skipped (``Path.glob`` would raise)."""
+        top = self.root / f"v{FORMAT}"
+        for kind in _subfolders(top):
+            for part in _subfolders(kind):
+                try:
+                    with os.scandir(part) as it:
+                        names = [e.name for e in it]
+                except OSError:
+                    continue
+                yield from (part / n for n in names)
 
     def remove_stale_temporaries(self, age: float = 600.0) -> int:
         """Delete temporary files older than ``age`` seconds (left by a killed writer)."""
         n = 0
         now = time.time()
-        for p in (self.root / f"v{FORMAT}").glob("*/*/.tmp-*"):
+        for p in [p for p in self._files() if p.name.startswith(".tmp-")]:
             try:
                 if now - p.stat().st_mtime > age:
                     p.unlink()
@@ -187,6 +369,39 @@ class ResultStore:
 #: Locks of the keys being computed in this process, with their number of holders.
 _KEY_LOCKS: dict[str, list] = {}
 _GUARD = threading.Lock()
+#: Entries being read in this process, with their number of readers (under ``_GUARD``).
+_READERS: dict[str, int] = {}
+#: One pruning at a time in this process.
+_PRUNING = threading.Lock()
+#: A write that takes a bounded store over its bound prunes it to this fraction of
+#: it, so that pruning (a scan of the folder) happens once per many writes.
+PRUNE_TO = 0.9
+
+
+def _subfolders(path: Path) -> list[Path]:
+    """The folders in ``path``; none when it is missing or was removed meanwhile."""
+    try:
+        with os.scandir(path) as it:
+            return [path / e.name for e in it if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Mark ``path`` as being read in this process (pruning keeps it)."""
+    name = str(path)
+    with _GUARD:
+        _READERS[name] = _READERS.get(name, 0) + 1
+    try:
+        yield
+    finally:
+        with _GUARD:
+            left = _READERS[name] - 1
+            if left:
+                _READERS[name] = left
+            else:
+                del _READERS[name]
 
 
 def _digest(key: dict, result: dict) -> str:

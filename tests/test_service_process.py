@@ -15,7 +15,7 @@ import time
 import pytest
 
 import ess
-from benchmarks.service_load import Server, run_load, write_results
+from benchmarks.service_load import Server, make_tokens, run_load, write_results
 from ess.store import ResultStore
 
 #: ~4 s on 2 cores: still running when the server is stopped.
@@ -111,10 +111,27 @@ def test_store_survives_a_server_killed_mid_write(tmp_path):
     assert all(st.get("estimate", _key_of(p)) is not None for p in st.entries())
 
 
-def test_load_of_twenty_clients(tmp_path):
-    with Server(tmp_path / "store", cache_dir=tmp_path / "cache") as srv:
-        res = run_load(srv.url, clients=20, requests=200)
+def test_load_of_twenty_clients_with_tokens_none_logged(tmp_path):
+    """The load run, each client with its own token, on a server logging every
+    request (``--log-level info``): no failure, and no token in its log; then a
+    wrong token and a missing one, refused (403, 401), and still not logged."""
+    tokens = make_tokens(tmp_path / "tokens.txt", 20)
+    with Server(tmp_path / "store", "--token-file", str(tmp_path / "tokens.txt"),
+                "--log-level", "info", cache_dir=tmp_path / "cache") as srv:
+        res = run_load(srv.url, clients=20, requests=200, tokens=tokens)
+        with srv.client() as c:
+            wrong = c.get("/v1/version", headers={"Authorization": f"Bearer {tokens[0]}x"})
+            assert wrong.status_code == 403
+            assert c.get("/v1/version").status_code == 401
+            assert c.get("/v1/version", headers={"Authorization": f"Bearer {tokens[1]}"}
+                         ).status_code == 200
+        time.sleep(0.2)   # the access log's last lines
+        err = srv.stderr()
     assert res["failures"] == []
+    assert '"POST /v1/estimate HTTP/1.1" 200' in err and '"GET /v1/version HTTP/1.1" 403' in err
+    leaked = [t for t in tokens if t in err or t[:12] in err]
+    assert leaked == [], "tokens in the log"
+    assert "Bearer" not in err
     assert res["latency"]["all"]["n"] == 200
     assert res["latency"]["store hit, one client alone"]["n"] == 50
     assert res["latency"]["health"]["n"] >= 3

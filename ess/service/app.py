@@ -23,7 +23,8 @@ import numba
 import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -31,7 +32,9 @@ from ess import __version__, config, defaults
 from ess.limits import Limits
 from ess.params import COV_ESTIMATORS, METRICS, ParameterError
 from ess.progress import ComputationCancelledError
+from ess.service.auth import TokenGate, Tokens
 from ess.service.jobs import Job
+from ess.service.pages import FIGURE_TYPES, add_pages, threshold_heatmap
 from ess.service.scheduler import QueueFullError, ShuttingDownError
 from ess.service.schemas import (
     EstimateIn,
@@ -42,6 +45,7 @@ from ess.service.schemas import (
     ReferenceOut,
     TableIn,
     TableOut,
+    ThresholdGridIn,
     ThresholdIn,
     ThresholdOut,
     ValidationOut,
@@ -58,29 +62,48 @@ def get_service(request: Request) -> Service:
 
 ServiceDep = Annotated[Service, Depends(get_service)]
 
+#: Published in ``/openapi.json`` so that ``/docs`` offers to send a token; the
+#: check itself is :class:`~ess.service.auth.TokenGate`'s, before any route.
+_bearer = HTTPBearer(auto_error=False, scheme_name="token",
+                     description="an access token of this server (ess serve --token-file); "
+                                 "not needed when the server runs without tokens")
+
+
+def get_client(request: Request,
+               _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
+    """Who sent ``request`` (a dependency): ``token NAME``, or ``address HOST`` on a
+    server without tokens (set by :class:`~ess.service.auth.TokenGate`)."""
+    return request.state.client
+
+
+ClientDep = Annotated[str, Depends(get_client)]
+
 _REFUSED = {422: {"model": ValidationOut, "description": "bad input or over a server limit"}}
 _BUSY = {429: {"model": MessageOut, "description": "queue full; see Retry-After"},
          503: {"model": MessageOut, "description": "the server is stopping"}}
 _NO_JOB = {404: {"model": MessageOut, "description": "no such job"}}
+_TOKEN = {401: {"model": MessageOut, "description": "no access token (a server with tokens)"},
+          403: {"model": MessageOut, "description": "not one of this server's tokens"}}
 
 
 # -- computing endpoints -------------------------------------------------------------------
-computing = APIRouter(prefix="/v1", tags=["computations"], responses={**_REFUSED, **_BUSY})
+computing = APIRouter(prefix="/v1", tags=["computations"],
+                      responses={**_REFUSED, **_BUSY, **_TOKEN})
 
 
 @computing.post("/estimate", response_model=EstimateOut, response_description="the estimate",
                 summary="limit WD(n_r, n_s, lam) and the effective sample size n_e")
-async def estimate(body: EstimateIn, svc: ServiceDep) -> dict:
+async def estimate(body: EstimateIn, svc: ServiceDep, client: ClientDep) -> dict:
     """One loop's limit and ``n_e``: as ``ess estimate --json`` and ``ess.estimate``."""
-    return await svc.answer("estimate", svc.check_estimate(svc.arguments(body)))
+    return await svc.answer("estimate", svc.check_estimate(svc.arguments(body)), client)
 
 
 @computing.post("/threshold", response_model=ThresholdOut,
                 response_description="the threshold", summary="admissible threshold "
                                                              "n_s*(n_r, lam)")
-async def threshold(body: ThresholdIn, svc: ServiceDep) -> dict:
+async def threshold(body: ThresholdIn, svc: ServiceDep, client: ClientDep) -> dict:
     """The largest ``n_s`` with ``n_e >= n_r``: as ``ess threshold --json``."""
-    return await svc.answer("threshold", svc.check_threshold(svc.arguments(body)))
+    return await svc.answer("threshold", svc.check_threshold(svc.arguments(body)), client)
 
 
 @computing.post("/table", response_model=TableOut | JobOut,
@@ -88,15 +111,35 @@ async def threshold(body: ThresholdIn, svc: ServiceDep) -> dict:
                            202: {"model": JobOut, "description": "a job computes the table; "
                                  "follow Location (GET /v1/jobs/{id})"}},
                 summary="n_e over a grid of (n_r, n_s, lam); long grids run as a job")
-async def table(body: TableIn, svc: ServiceDep) -> Any:
+async def table(body: TableIn, svc: ServiceDep, client: ClientDep) -> Any:
     """One estimate per cell, ``n_r`` outermost; tables with more than ``sync_cells``
     cells to compute answer ``202`` with a job."""
     cells = await asyncio.to_thread(svc.table_cells, svc.arguments(body))
-    answer = await svc.table(cells)
+    answer = await svc.table(cells, client)
     if isinstance(answer, Job):
         return JSONResponse(status_code=202, content=answer.view(),
                             headers={"Location": f"/v1/jobs/{answer.id}"})
     return answer
+
+
+@computing.post("/figures/threshold-heatmap",
+                response_class=Response,
+                responses={200: {"content": {t: {} for t in FIGURE_TYPES.values()},
+                                 "description": "the figure of `ess heatmap --kind threshold`"}},
+                summary="heatmap of the threshold n_s* over (n_r, lam), as ess heatmap draws "
+                        "it")
+async def threshold_heatmap_figure(
+        body: ThresholdGridIn, svc: ServiceDep, client: ClientDep,
+        format: Annotated[Literal[tuple(FIGURE_TYPES)], Query(
+            description="svg or png")] = "svg") -> Response:
+    """Every cell's threshold, from the store or computed (one computation, cell after
+    cell, as ``ess heatmap`` would), drawn by the code of ``ess heatmap``: the same
+    cells and numbers as ``ess heatmap --kind threshold`` with the same parameters.
+    Post each cell to ``/v1/threshold`` first to follow a long grid's progress."""
+    cells = await asyncio.to_thread(svc.threshold_cells, svc.arguments(body))
+    results = await svc.threshold_grid(cells, client)
+    image = await asyncio.to_thread(threshold_heatmap, results, format)
+    return Response(image, media_type=FIGURE_TYPES[format])
 
 
 def only_query(*names: str):
@@ -122,17 +165,19 @@ def only_query(*names: str):
                        "of the default rel_precision")
 async def reference(
         svc: ServiceDep,
+        client: ClientDep,
         d: Annotated[int, Query(ge=1, le=config.MAX_D, description="dimension (a server may "
                                 "accept less: see its limit max_d)")] = defaults.D,
         metric: Annotated[Literal[METRICS], Query()] = defaults.METRIC,
         cov_estimator: Annotated[Literal[COV_ESTIMATORS], Query()] = defaults.COV_ESTIMATOR,
 ) -> dict:
     """``f(n)`` at ``n = 2, 4, ..., 1024`` and every other cached ``n``."""
-    return await svc.reference_curve(d, metric, cov_estimator)
+    return await svc.reference_curve(d, metric, cov_estimator, client)
 
 
 # -- jobs ----------------------------------------------------------------------------------
-jobs = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=_NO_JOB)
+jobs = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses={**_NO_JOB, **_TOKEN},
+                dependencies=[Depends(get_client)])
 
 
 def get_job(job_id: str, svc: ServiceDep) -> Job:
@@ -174,13 +219,17 @@ about = APIRouter(prefix="/v1", tags=["server"])
 async def health(svc: ServiceDep) -> dict:
     """Answered at once whatever the load."""
     sch = svc.scheduler
+    use = svc.store.usage()
     return {"status": "stopping" if sch.stopping.is_set() else "ok",
             "running": sch.running, "queued": sch.queued, "workers": svc.limits.workers,
             "max_queue": svc.limits.max_queue, "jobs": len(svc.jobs),
-            "uptime_seconds": time.time() - svc.started, "store": str(svc.store.root)}
+            "uptime_seconds": time.time() - svc.started, "store": str(svc.store.root),
+            "store_bytes": use.bytes, "store_entries": use.entries,
+            "store_max_bytes": svc.store.max_bytes, "tokens": svc.tokens is not None}
 
 
-@about.get("/version", response_model=VersionOut, summary="versions")
+@about.get("/version", response_model=VersionOut, summary="versions", responses=_TOKEN,
+           dependencies=[Depends(get_client)])
 async def version() -> dict:
     """Versions of ess, Python, NumPy and Numba."""
     return {"ess": __version__, "api": "v1", "python": platform.python_version(),
@@ -262,11 +311,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await asyncio.to_thread(app.state.service.shutdown)
 
 
-def describe(limits: Limits) -> str:
+def describe(limits: Limits, tokens: Tokens | None = None) -> str:
     """The API's description at ``/docs``, with this server's limits."""
+    access = ("**Access**: every `/v1/` request but `/v1/health` needs the header "
+              "`Authorization: Bearer <token>` with one of this server's tokens (`Authorize` "
+              "above); without it the answer is `401`, with an unknown token `403`."
+              if tokens is not None else
+              "**Access**: this server runs without tokens; anyone who reaches it may compute.")
     return (
         "Effective sample size of self-consuming Gaussian loops: how much synthetic data "
-        "can you mix into training? Field names and meanings follow the `ess` command line; "
+        "can you mix into training? A calculator page is at [`/`](/). Field names and "
+        "meanings follow the `ess` command line; "
         "the contract (model, names, defaults, JSON keys) is the project's "
         "`docs/contract.md`. Answers already computed come from the result store "
         "(`from_store`).\n\n"
@@ -276,11 +331,14 @@ def describe(limits: Limits) -> str:
         f"table (limit `max_grid`) and {limits.max_work:.3g} work units per computation "
         f"(limit `max_work`); over a limit the answer is `422` with `type` "
         f"`limit.<name>`. It computes on {limits.workers} workers with {limits.max_queue} "
-        f"places to wait (beyond, `429`); tables with more than {limits.sync_cells} cells "
-        "to compute run as jobs (`202`).")
+        f"places to wait (beyond, `429`), at most {limits.max_per_client} running or waiting "
+        f"per client (limit `max_per_client`; beyond, `429` for that client only); tables "
+        f"with more than {limits.sync_cells} cells to compute run as jobs (`202`).\n\n"
+        + access)
 
 
-def create_app(store: ResultStore, limits: Limits | None = None) -> FastAPI:
+def create_app(store: ResultStore, limits: Limits | None = None,
+               tokens: Tokens | None = None) -> FastAPI:
     """The FastAPI application of ``ess serve``.
 
     Parameters
@@ -289,6 +347,10 @@ def create_app(store: ResultStore, limits: Limits | None = None) -> FastAPI:
         Result store shared with the command line and the Python API.
     limits : Limits, optional
         What the server accepts (default :class:`Limits`).
+    tokens : Tokens, optional
+        Access tokens (``--token-file``): every ``/v1/`` request but
+        ``/v1/health`` then needs one. Without, anyone may compute and clients
+        are told apart by address.
 
     Returns
     -------
@@ -297,12 +359,14 @@ def create_app(store: ResultStore, limits: Limits | None = None) -> FastAPI:
         cancels running work and waits for the computing threads.
     """
     limits = (limits or Limits()).checked()
-    svc = Service(store, limits)
+    svc = Service(store, limits, tokens)
     store.remove_stale_temporaries()
+    store.usage()     # counted once now: /v1/health reads the count
     app = FastAPI(title="ess", version=__version__, lifespan=lifespan,
-                  description=describe(limits))
+                  description=describe(limits, tokens), docs_url=None, redoc_url=None)
     app.state.service = svc
     app.add_middleware(JsonBodies)
+    app.add_middleware(TokenGate, tokens=tokens)   # added last: runs first
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(FieldError, _located)
     app.add_exception_handler(ParameterError, _parameter)
@@ -312,4 +376,26 @@ def create_app(store: ResultStore, limits: Limits | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http)
     for router in (computing, jobs, about):
         app.include_router(router)
+    add_pages(app)
+    if tokens is None:
+        app.openapi = _without_security(app)
     return app
+
+
+def _without_security(app: FastAPI):
+    """``app.openapi`` for a server without tokens: the schema states no security
+    requirement (the routers declare the bearer scheme for servers with tokens)."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        schema = build()
+        schema.get("components", {}).pop("securitySchemes", None)
+        for item in schema.get("paths", {}).values():
+            for op in item.values():
+                if isinstance(op, dict):
+                    op.pop("security", None)
+                    for code in ("401", "403"):
+                        op.get("responses", {}).pop(code, None)
+        return schema
+
+    return openapi

@@ -1,5 +1,5 @@
 """The computing threads of ``ess serve``: a fixed number of workers, a bounded
-queue, and one computation per identical key.
+queue shared fairly among clients, and one computation per identical key.
 
 The Numba kernels release the GIL while they run, so computations on these
 threads leave the event loop (and ``/v1/health``) responsive.
@@ -36,6 +36,30 @@ class QueueFullError(Exception):
         self.max_queue = max_queue
 
 
+class ClientBusyError(QueueFullError):
+    """One client holds its share of the running and queued computations (``429``).
+
+    Parameters
+    ----------
+    client : str
+        Who asked (``token NAME`` or ``address HOST``).
+    held : int
+        Its computations running or queued.
+    retry_after : int
+        Seconds after which one of them may have finished.
+    max_per_client : int
+        The server's limit, named in the answer.
+    """
+
+    def __init__(self, client: str, held: int, retry_after: int, max_per_client: int) -> None:
+        Exception.__init__(self, f"{client} already has {held} computations running or "
+                           f"queued on this server (limit max_per_client = {max_per_client}); "
+                           f"retry in {retry_after} s")
+        self.retry_after = retry_after
+        self.client = client
+        self.max_per_client = max_per_client
+
+
 class ShuttingDownError(Exception):
     """The server is stopping and takes no new computation (``503``)."""
 
@@ -45,6 +69,10 @@ class Scheduler:
 
     The queue's bookkeeping is done when a future completes, whether it ran or
     was cancelled before it started, so a cancelled job frees its place at once.
+    Each client may hold at most ``max_per_client`` computations running or
+    queued, so that one client filling the queue does not lock the others out;
+    joining an identical computation already under way costs nothing and is
+    always allowed.
 
     Parameters
     ----------
@@ -53,12 +81,16 @@ class Scheduler:
     max_queue : int
         Computations that may wait for a worker; beyond, :meth:`submit` raises
         :class:`QueueFullError`.
+    max_per_client : int, optional
+        Computations one client may hold, running or queued (default: no limit
+        but the queue's).
     """
 
-    def __init__(self, workers: int, max_queue: int) -> None:
+    def __init__(self, workers: int, max_queue: int, max_per_client: int | None = None) -> None:
         self.workers = workers
         self.max_queue = max_queue
         self.capacity = workers + max_queue
+        self.max_per_client = max_per_client or self.capacity
         #: Set when the server stops: running computations are cancelled at their
         #: next chunk of chains, and nothing new starts.
         self.stopping = threading.Event()
@@ -67,6 +99,7 @@ class Scheduler:
         self._pending = 0                # queued or running
         self._started: dict[int, float] = {}   # running computations: start times
         self._inflight: dict[str, Future] = {}
+        self._held: dict[str, int] = {}        # client: computations queued or running
         self._mean_seconds = 1.0
 
     @property
@@ -96,7 +129,12 @@ class Scheduler:
             waves = max(1.0, (self._pending - self.workers + 1) / self.workers)
             return int(min(300, max(1, math.ceil(max(self._mean_seconds, age) * waves))))
 
-    def submit(self, key: str, fn: Callable[[], Any]) -> Future:
+    def held(self, client: str) -> int:
+        """Computations of ``client`` queued or running."""
+        with self._lock:
+            return self._held.get(client, 0)
+
+    def submit(self, key: str, fn: Callable[[], Any], client: str = "") -> Future:
         """Run ``fn`` on a worker, or join the identical computation under way.
 
         Parameters
@@ -106,6 +144,9 @@ class Scheduler:
             computation queued or running gets that computation's future.
         fn : callable
             The computation, called without arguments on a worker thread.
+        client : str
+            Who asks; counted against ``max_per_client`` until the computation
+            ends.
 
         Returns
         -------
@@ -114,6 +155,8 @@ class Scheduler:
 
         Raises
         ------
+        ClientBusyError
+            When ``client`` holds ``max_per_client`` computations already.
         QueueFullError
             When every worker is busy and the queue is full.
         ShuttingDownError
@@ -125,17 +168,27 @@ class Scheduler:
                 return fut
             if self.stopping.is_set():
                 raise ShuttingDownError("the server is stopping")
+            held = self._held.get(client, 0)
+            if held >= self.max_per_client:
+                raise ClientBusyError(client or "this client", held, self.retry_after(),
+                                      self.max_per_client)
             if self._pending >= self.capacity:
                 raise QueueFullError(self.retry_after(), self.max_queue)
             self._pending += 1
+            self._held[client] = held + 1
             fut = self._pool.submit(self._run, fn)
             self._inflight[key] = fut
-            fut.add_done_callback(lambda f: self._done(key, f))
+            fut.add_done_callback(lambda f: self._done(key, client, f))
             return fut
 
-    def _done(self, key: str, fut: Future) -> None:
+    def _done(self, key: str, client: str, fut: Future) -> None:
         with self._lock:
             self._pending -= 1
+            left = self._held.get(client, 1) - 1
+            if left > 0:
+                self._held[client] = left
+            else:
+                self._held.pop(client, None)
             if self._inflight.get(key) is fut:
                 del self._inflight[key]
 

@@ -166,6 +166,21 @@ class TableIn(ComputingIn):
                                             description=_values("guidance"))
 
 
+class ThresholdGridIn(ComputingIn):
+    """``POST /v1/figures/threshold-heatmap``: the threshold of every ``(n_r, lam)``
+    of a grid, drawn as ``ess heatmap`` draws it."""
+
+    n_r: list[RealCount] = Field(list(defaults.HEATMAP_N_R), min_length=1,
+                                 max_length=config.MAX_GRID,
+                                 description=_values("n_r", defaults.HEATMAP_N_R))
+    lam: list[Lam] | None = Field(None, min_length=1, max_length=config.MAX_GRID,
+                                  description=_values("lam", defaults.HEATMAP_LAM))
+    guidance: list[Guidance] | None = Field(None, min_length=1, max_length=config.MAX_GRID,
+                                            description=_values("guidance"))
+    cap: int | None = _int("cap", None, 1, config.MAX_COUNT,
+                           f"default {defaults.CAP_PER_N_R} n_r, lowered where too expensive")
+
+
 # -- answers derived from the result types -------------------------------------------------
 #: A JSON number: integers stay integers (an interval of ``n_s``), floats stay floats.
 Number = Annotated[int | float, WithJsonSchema({"type": "number"})]
@@ -302,6 +317,11 @@ class HealthOut(BaseModel):
     jobs: int = Field(description="table jobs kept")
     uptime_seconds: float
     store: str = Field(description="the result store's folder")
+    store_bytes: int = Field(description="size of the result store's entries")
+    store_entries: int = Field(description="entries in the result store")
+    store_max_bytes: int | None = Field(description="this server's bound on the store "
+                                                    "(--store-max-mb; null: none)")
+    tokens: bool = Field(description="whether /v1/ requests need an access token")
 
 
 class VersionOut(BaseModel):

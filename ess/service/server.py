@@ -21,8 +21,9 @@ from types import FrameType
 from ess.limits import Limits
 from ess.params import ParameterError
 from ess.service.app import create_app
+from ess.service.auth import Tokens, check_exposure
 from ess.service.state import Service
-from ess.store import ResultStore, default_store_dir
+from ess.store import DEFAULT_MAX_MB, MB, ResultStore, default_store_dir
 
 #: Signals that stop the server.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -97,7 +98,9 @@ def _listening_socket(host: str, port: int) -> socket.socket:
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, store: str | os.PathLike | None = None,
-          limits: Limits | None = None, log_level: str = "warning") -> int:
+          limits: Limits | None = None, log_level: str = "warning",
+          token_file: str | os.PathLike | None = None, allow_anonymous: bool = False,
+          store_max_mb: float = DEFAULT_MAX_MB) -> int:
     """Run the server until interrupted (``ess serve``).
 
     Binds the socket before starting, so that a busy port is one clear error;
@@ -116,7 +119,18 @@ def serve(host: str = "127.0.0.1", port: int = 8000, store: str | os.PathLike | 
     limits : Limits, optional
         What the server accepts (default :class:`Limits`).
     log_level : str
-        uvicorn's (``"info"`` adds a line per request on standard error).
+        uvicorn's (``"info"`` adds a line per request on standard error; a
+        request's headers, and so its token, are never logged).
+    token_file : path, optional
+        Access tokens, one ``name token`` per line
+        (:meth:`ess.service.auth.Tokens.read`): every ``/v1/`` request but
+        ``/v1/health`` then needs one.
+    allow_anonymous : bool
+        Listen on an address other than loopback without tokens (refused
+        otherwise).
+    store_max_mb : float
+        Bound on the store (MB of 2**20 bytes): past it, the least recently
+        used entries are removed.
 
     Returns
     -------
@@ -126,26 +140,33 @@ def serve(host: str = "127.0.0.1", port: int = 8000, store: str | os.PathLike | 
     Raises
     ------
     ParameterError
-        Naming ``store`` or ``port`` when the server cannot start.
+        Naming ``store``, ``port``, ``token_file`` or ``host`` when the server
+        cannot start.
     """
     import uvicorn
 
+    tokens = Tokens.read(token_file) if token_file is not None else None
+    check_exposure(host, tokens, allow_anonymous)
     root = store if store is not None else default_store_dir()
     if root is None:
         raise ParameterError("store", "store must be a folder for ess serve (ESS_STORE is "
                              "'off'); give --store DIR")
-    rs = ResultStore(root)
+    rs = ResultStore(root, max_bytes=int(store_max_mb * MB))
     try:
         rs.root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ParameterError("store", f"store must be a writable folder; cannot create "
                              f"{str(rs.root)!r} ({e.strerror})") from None
-    app = create_app(rs, limits)
+    app = create_app(rs, limits, tokens)
     svc: Service = app.state.service
     sock = _listening_socket(host, port)
     shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
-    print(f"ess serve: listening on http://{shown}:{sock.getsockname()[1]} (docs at /docs), "
-          f"store {rs.root}, {svc.limits.workers} workers", flush=True)
+    access = (f"tokens of {len(tokens.names)} clients from {tokens.source}" if tokens
+              else "no tokens")
+    print(f"ess serve: listening on http://{shown}:{sock.getsockname()[1]} (calculator at /, "
+          f"docs at /docs), store {rs.root} (at most {store_max_mb:g} MB), "
+          f"{svc.limits.workers} workers, {access}",
+          flush=True)
 
     logs = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)   # every log line on stderr:
     logs["handlers"]["access"]["stream"] = "ext://sys.stderr"   # stdout has the banner only

@@ -32,6 +32,7 @@ from ess.progress import ComputationCancelledError, Progress
 from ess.reference import tier_for
 from ess.request import EstimateRequest, ThresholdRequest, estimate_request, threshold_request
 from ess.results import EstimateResult, ThresholdResult
+from ess.service.auth import Tokens
 from ess.service.jobs import Job
 from ess.service.scheduler import Scheduler
 from ess.solve import reference_for
@@ -89,12 +90,15 @@ class Service:
         Shared with the command line and the Python API.
     limits : Limits
         Checked limits (:meth:`ess.limits.Limits.checked`).
+    tokens : Tokens, optional
+        Its access tokens (``None``: a server without tokens).
     """
 
-    def __init__(self, store: ResultStore, limits: Limits) -> None:
+    def __init__(self, store: ResultStore, limits: Limits, tokens: Tokens | None = None) -> None:
         self.store = store
         self.limits = limits
-        self.scheduler = Scheduler(limits.workers, limits.max_queue)
+        self.tokens = tokens
+        self.scheduler = Scheduler(limits.workers, limits.max_queue, limits.max_per_client)
         self.jobs: OrderedDict[str, Job] = OrderedDict()
         self.started = time.time()
 
@@ -183,6 +187,25 @@ class Service:
         cells = api.table_cells(kw.pop("d", None), axes["n_r"], axes["n_s"], lam, **kw)
         return [self.check_estimate(c) for c in cells]
 
+    def threshold_cells(self, kw: dict) -> list[ThresholdRequest]:
+        """Every cell of a threshold grid (``ThresholdGridIn`` arguments), ``n_r``
+        outer, each checked as a threshold; the size against ``max_grid`` first."""
+        kw = dict(kw)
+        n_r = kw.pop("n_r")
+        check_exclusive_lam(kw.get("lam"), kw.get("guidance"))
+        if "guidance" in kw:
+            lam = [lam_from_guidance(w) for w in kw.pop("guidance")]
+        else:
+            lam = kw.pop("lam", list(defaults.HEATMAP_LAM))
+        for name, axis in (("n_r", n_r), ("lam", lam)):
+            if len(set(axis)) != len(axis):
+                raise FieldError(name, f"{name} must not repeat a value, got {axis}")
+        if len(n_r) * len(lam) > self.limits.max_grid:
+            raise LimitError("n_r", "max_grid", f"n_r and lam must span at most "
+                             f"{self.limits.max_grid} cells on this server (limit max_grid), "
+                             f"got {len(n_r) * len(lam)} = len(n_r) x len(lam)")
+        return [self.check_threshold(dict(kw, n_r=a, lam=c)) for a in n_r for c in lam]
+
     # answers ------------------------------------------------------------------------
     def threads(self) -> int:
         """Threads for a computation starting now: the cores shared by those running
@@ -199,7 +222,7 @@ class Service:
             return Progress(enabled=False, cancelled=stop.is_set)
         return Progress(enabled=False, cancelled=lambda: stop.is_set() or job.cancel.is_set())
 
-    async def answer(self, kind: str, req: EstimateRequest) -> dict:
+    async def answer(self, kind: str, req: EstimateRequest, client: str = "") -> dict:
         """The stored answer, or one computed on a worker (and stored).
 
         Parameters
@@ -208,6 +231,8 @@ class Service:
             The question.
         req : EstimateRequest or ThresholdRequest
             Checked by :meth:`check_estimate` or :meth:`check_threshold`.
+        client : str
+            Who asks (counted by the fair queue while computing).
 
         Returns
         -------
@@ -220,22 +245,23 @@ class Service:
         if hit is not None:
             return hit.to_dict()
         fut = self.scheduler.submit(f"{kind}:{key_hash(k)}",
-                                    lambda: run(self._now(req), self.store, self._progress()))
+                                    lambda: run(self._now(req), self.store, self._progress()),
+                                    client)
         return (await wait(fut)).to_dict()
 
-    async def table(self, cells: list[EstimateRequest]) -> dict | Job:
+    async def table(self, cells: list[EstimateRequest], client: str = "") -> dict | Job:
         """A table whose missing cells are at most ``sync_cells``, answered (the
-        ``TableOut`` body); a longer one as a queued :class:`Job`."""
+        ``TableOut`` body); a longer one as a queued :class:`Job` of ``client``."""
         stored = await asyncio.to_thread(self.stored_rows, cells)
         missing = sum(r is None for r in stored)
         if missing > self.limits.sync_cells:
             job = Job(cells, stored)
-            self.add_job(job)
+            self.add_job(job, client)
             return job
         if missing == 0:
             return self.run_cells(cells, stored)
         fut = self.scheduler.submit(f"table:{uuid.uuid4().hex}",
-                                    lambda: self.run_cells(cells, stored))
+                                    lambda: self.run_cells(cells, stored), client)
         return await wait(fut)
 
     def run_cells(self, cells: list[EstimateRequest], results: list,
@@ -256,6 +282,29 @@ class Service:
                 "from_store": all(r is not None for r in results),
                 "seconds": time.perf_counter() - t0}
 
+    async def threshold_grid(self, cells: list[ThresholdRequest],
+                             client: str = "") -> list[ThresholdResult]:
+        """Every cell's threshold: from the store, the missing ones computed in turn
+        as one computation of ``client`` (as ``ess heatmap`` would)."""
+        def load() -> list[ThresholdResult | None]:
+            return [api.load_stored("threshold", ThresholdResult, c.key(), self.store)
+                    for c in cells]
+
+        found = await asyncio.to_thread(load)
+        if all(r is not None for r in found):
+            return found
+
+        def compute() -> list[ThresholdResult]:
+            bar = self._progress()
+            out = list(found)
+            for i, c in enumerate(cells):
+                if out[i] is None:
+                    bar.check()
+                    out[i] = api.run_threshold(self._now(c), self.store, bar)
+            return out
+
+        return await wait(self.scheduler.submit(f"grid:{uuid.uuid4().hex}", compute, client))
+
     def stored_rows(self, cells: list[EstimateRequest]) -> list[dict | None]:
         """Each cell's stored estimate (``EstimateOut`` body), or ``None``."""
         hits = [api.load_stored("estimate", EstimateResult, c.key(), self.store)
@@ -273,16 +322,17 @@ class Service:
         except Exception as e:   # recorded for GET /v1/jobs/{id}; the server goes on
             job.finish("failed", error=f"{type(e).__name__}: {e}")
 
-    def add_job(self, job: Job) -> None:
-        """Queue ``job`` (``QueueFullError`` if there is no room) and forget the oldest
-        finished jobs beyond ``job_history``."""
-        job.future = self.scheduler.submit(f"job:{job.id}", lambda: self.run_job(job))
+    def add_job(self, job: Job, client: str = "") -> None:
+        """Queue ``job`` for ``client`` (``QueueFullError`` if there is no room) and
+        forget the oldest finished jobs beyond ``job_history``."""
+        job.future = self.scheduler.submit(f"job:{job.id}", lambda: self.run_job(job), client)
         self.jobs[job.id] = job
         finished = [j for j in self.jobs.values() if j.status in Job.FINAL]
         for j in finished[:max(0, len(self.jobs) - self.limits.job_history)]:
             self.jobs.pop(j.id, None)
 
-    async def reference_curve(self, d: int, metric: str, cov_estimator: str) -> dict:
+    async def reference_curve(self, d: int, metric: str, cov_estimator: str,
+                              client: str = "") -> dict:
         """The ``ReferenceOut`` body: :data:`REFERENCE_N` and every other cached point
         of the reference curve, at :data:`REFERENCE_PRECISION`'s tier."""
         self.check_d(d, "query")
@@ -292,8 +342,8 @@ class Service:
         cached = points is not None
         if not cached:
             key = f"reference:{d}:{metric}:{cov_estimator}:{tier_for(REFERENCE_PRECISION)}"
-            points = await wait(self.scheduler.submit(key,
-                                                      lambda: self.reference_points(*args)))
+            points = await wait(self.scheduler.submit(key, lambda: self.reference_points(*args),
+                                                      client))
         return {"d": d, "metric": metric, "cov_estimator": cov_estimator,
                 "rel_precision": REFERENCE_PRECISION, "tier": tier_for(REFERENCE_PRECISION),
                 "points": points, "from_store": cached, "seconds": time.perf_counter() - t0}
