@@ -243,6 +243,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--token-file", default=None,
                     help="access tokens, one 'name token' per line: every /v1/ request but "
                          "/v1/health then needs 'Authorization: Bearer <token>'")
+    sp.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                    help="a Host name the server answers to besides localhost, the loopback "
+                         "addresses and --host (repeat for more); other names get 421, so "
+                         "that web pages cannot reach the server by DNS rebinding")
+    sp.add_argument("--max-body-kb", default=str(lim.max_body_kb),
+                    help=f"largest request body in KiB; beyond, 413 (default "
+                         f"{lim.max_body_kb})")
+    sp.add_argument("--job-ttl", default=f"{lim.job_ttl:g}",
+                    help=f"seconds a finished table job is kept for GET /v1/jobs/{{id}} "
+                         f"(default {lim.job_ttl:g}; its cells stay in the store)")
     sp.add_argument("--allow-anonymous", action="store_true",
                     help="listen on an address other than loopback without --token-file "
                          "(refused otherwise)")
@@ -633,14 +643,14 @@ def _cmd_serve(args) -> int:
     from ess.service import serve
 
     names = ("max_d", "max_grid", "max_chains", "max_work", "workers", "max_queue",
-             "max_per_client", "sync_cells")
+             "max_per_client", "sync_cells", "max_body_kb", "job_ttl")
     limits = Limits(**{n: getattr(args, n) for n in names}).checked()
     port = check_int("port", args.port, 0, 65535)
     level = check_choice("log_level", args.log_level, ("warning", "info", "debug"))
     max_mb = check_float("store_max_mb", args.store_max_mb, 1.0, 1e7)
     return serve(host=args.host, port=port, store=args.store, limits=limits, log_level=level,
                  token_file=args.token_file, allow_anonymous=args.allow_anonymous,
-                 store_max_mb=max_mb)
+                 store_max_mb=max_mb, allow_hosts=args.allow_host)
 
 
 def _store_parser(sub) -> None:

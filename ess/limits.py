@@ -39,6 +39,11 @@ class Limits:
         longer ones run as jobs.
     job_history : int
         Finished jobs kept for ``GET /v1/jobs/{id}``.
+    job_ttl : float
+        Seconds a finished job is kept (its table, for ``GET /v1/jobs/{id}``);
+        its cells stay in the store.
+    max_body_kb : int
+        Largest request body in KiB; beyond, ``413``.
     """
 
     max_d: int = 100
@@ -50,13 +55,16 @@ class Limits:
     max_per_client: int = 8
     sync_cells: int = 4
     job_history: int = 1000
+    job_ttl: float = 3600.0
+    max_body_kb: int = 256
 
     #: Allowed range of each limit, for :meth:`checked`.
     RANGES = {"max_d": (1, config.MAX_D), "max_grid": (1, config.MAX_GRID),
               "max_chains": (1, config.MAX_CHAINS), "max_work": (1.0, config.MAX_WORK),
               "workers": (1, 64), "max_queue": (0, 10_000),
               "max_per_client": (1, 10_000), "sync_cells": (0, config.MAX_GRID),
-              "job_history": (1, 100_000)}
+              "job_history": (1, 100_000), "job_ttl": (1.0, 1e7),
+              "max_body_kb": (1, 100_000)}
 
     def checked(self) -> Limits:
         """These limits with every value checked against its allowed range and

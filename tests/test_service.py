@@ -44,7 +44,7 @@ def serving(tmp_path, **limits):
     """An application with its own store and ``limits``, and a client for it; on
     leaving, the application's end (cancel, wait for the threads)."""
     app = create_app(ResultStore(tmp_path / "store"), Limits(**limits))
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://127.0.0.1") as c:
         yield app.state.service, c
 
 
@@ -416,14 +416,20 @@ def test_tight_server_limits(tmp_path):
 
 
 @pytest.mark.parametrize("ctype", [None, "application/x-www-form-urlencoded", "text/plain"])
-def test_json_is_read_whatever_the_content_type(http, ctype):
-    """`curl -d` labels JSON as a form: it is still read as JSON."""
+def test_a_body_not_labelled_json_is_415_saying_what_to_send(http, ctype):
+    """`curl -d` labels JSON as a form, and a web page can post text/plain across
+    origins without asking: neither is read; the answer says what to send."""
     headers = {} if ctype is None else {"content-type": ctype}
     body = {"n_s": 50, "lam": 0.9, "seed": 31, "rel_precision": 0.05}
     r = http.post("/v1/estimate", content=json.dumps(body).encode(), headers=headers)
-    assert r.status_code == 200, r.text
-    assert _numbers(r.json()) == _py(ess.estimate(**body, store=False))
-    bad = http.post("/v1/estimate", content=b"n_s=50", headers=headers)
+    assert r.status_code == 415, r.text
+    assert "send Content-Type: application/json" in r.json()["detail"]
+    ok = http.post("/v1/estimate", content=json.dumps(body).encode(),
+                   headers={"content-type": "application/json; charset=utf-8"})
+    assert ok.status_code == 200, ok.text
+    assert _numbers(ok.json()) == _py(ess.estimate(**body, store=False))
+    bad = http.post("/v1/estimate", content=b"n_s=50",
+                    headers={"content-type": "application/json"})
     assert bad.status_code == 422 and "malformed JSON" in bad.json()["detail"][0]["msg"]
 
 
@@ -612,7 +618,8 @@ def test_schemathesis_finds_no_server_error(tmp_path):
     )
 
     app = create_app(ResultStore(tmp_path / "store"),
-                     Limits(max_d=2, max_chains=20000, max_work=3e6, max_grid=6, sync_cells=6))
+                     Limits(max_d=2, max_chains=20000, max_work=3e6, max_grid=6, sync_cells=6),
+                     hosts=None)   # schemathesis's Host is "testserver"
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     checks = [not_a_server_error, status_code_conformance, content_type_conformance,
               response_schema_conformance]

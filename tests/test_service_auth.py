@@ -39,7 +39,7 @@ def _auth(token: str) -> dict:
 def serving(tmp_path, tokens=TOKENS, **limits):
     app = create_app(ResultStore(tmp_path / "store"), Limits(**limits),
                      Tokens.from_pairs(tokens) if tokens else None)
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://127.0.0.1") as c:
         yield app.state.service, c
 
 

@@ -29,7 +29,7 @@ _LINK = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']|url\(\s*["']?([^"')]+
 def http(tmp_path_factory):
     app = create_app(ResultStore(tmp_path_factory.mktemp("page") / "store"), Limits(),
                      Tokens.from_pairs({"page": TOKEN}))
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://127.0.0.1") as c:
         yield c
 
 
@@ -131,7 +131,8 @@ def test_docs_without_their_package_say_how_to_install_it(tmp_path, monkeypatch)
     import ess.service.pages as pages
 
     monkeypatch.setattr(pages, "docs_assets", lambda: None)
-    with TestClient(create_app(ResultStore(tmp_path), Limits())) as c:
+    with TestClient(create_app(ResultStore(tmp_path), Limits()),
+                    base_url="http://127.0.0.1") as c:
         for path in ("/docs", "/redoc"):
             r = c.get(path)
             assert r.status_code == 503 and "pip install fastapi-standalone-docs" in r.text

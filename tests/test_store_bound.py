@@ -208,7 +208,7 @@ def test_health_reports_the_store_and_the_server_keeps_its_bound(tmp_path):
     size = _entry_size(tmp_path)
     st = ResultStore(tmp_path / "store", max_bytes=4 * size)
     app = create_app(st, Limits())
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://127.0.0.1") as c:
         h = c.get("/v1/health").json()
         assert (h["store_entries"], h["store_bytes"], h["store_max_bytes"]) == (0, 0, 4 * size)
         for s in range(8):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import platform
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
@@ -26,13 +26,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ess import __version__, config, defaults
 from ess.limits import Limits
 from ess.params import COV_ESTIMATORS, METRICS, ParameterError
 from ess.progress import ComputationCancelledError
 from ess.service.auth import TokenGate, Tokens
+from ess.service.guard import ECHO, LOCAL_HOSTS, Guard, host_names, shorten
 from ess.service.jobs import Job
 from ess.service.pages import FIGURE_TYPES, add_pages, threshold_heatmap
 from ess.service.scheduler import QueueFullError, ShuttingDownError
@@ -81,14 +81,20 @@ ClientDep = Annotated[str, Depends(get_client)]
 _REFUSED = {422: {"model": ValidationOut, "description": "bad input or over a server limit"}}
 _BUSY = {429: {"model": MessageOut, "description": "queue full; see Retry-After"},
          503: {"model": MessageOut, "description": "the server is stopping"}}
-_NO_JOB = {404: {"model": MessageOut, "description": "no such job"}}
+_HOST = {421: {"model": MessageOut, "description": "a Host name this server does not answer "
+                                                 "to (see --allow-host)"}}
+_BODY = {413: {"model": MessageOut, "description": "body over the limit max_body_kb"},
+         415: {"model": MessageOut, "description": "body not sent as application/json"}}
+_NO_JOB = {404: {"model": MessageOut, "description": "no such job"},
+           403: {"model": MessageOut, "description": "another client's job, or not one of "
+                                                     "this server's tokens"}}
 _TOKEN = {401: {"model": MessageOut, "description": "no access token (a server with tokens)"},
           403: {"model": MessageOut, "description": "not one of this server's tokens"}}
 
 
 # -- computing endpoints -------------------------------------------------------------------
 computing = APIRouter(prefix="/v1", tags=["computations"],
-                      responses={**_REFUSED, **_BUSY, **_TOKEN})
+                      responses={**_REFUSED, **_BUSY, **_TOKEN, **_HOST, **_BODY})
 
 
 @computing.post("/estimate", response_model=EstimateOut, response_description="the estimate",
@@ -176,17 +182,26 @@ async def reference(
 
 
 # -- jobs ----------------------------------------------------------------------------------
-jobs = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses={**_NO_JOB, **_TOKEN},
-                dependencies=[Depends(get_client)])
+jobs = APIRouter(prefix="/v1/jobs", tags=["jobs"],
+                 responses={**_TOKEN, **_NO_JOB, **_HOST},
+                 dependencies=[Depends(get_client)])
 
 
-def get_job(job_id: str, svc: ServiceDep) -> Job:
-    """The job ``job_id`` (a dependency), or ``404``."""
-    job = svc.jobs.get(job_id)
-    if job is None:
-        raise StarletteHTTPException(404, f"no job with id {job_id!r} (finished jobs are kept "
-                                          f"for the last {svc.limits.job_history})")
-    return job
+def get_job(job_id: str, svc: ServiceDep, client: ClientDep) -> Job:
+    """The job ``job_id`` (a dependency); ``404`` if there is none, ``403`` if it is
+    another client's (another token, or another address on a server without tokens)."""
+    try:
+        return svc.job_of(job_id, client)
+    except KeyError:
+        raise StarletteHTTPException(
+            404, f"no job with id {shorten(job_id)!r} (finished jobs are kept for "
+                 f"{svc.limits.job_ttl:g} s, at most the last {svc.limits.job_history})") \
+            from None
+    except PermissionError:
+        raise StarletteHTTPException(
+            403, "this job was created by another client: only the token (or, on a server "
+                 "without tokens, the address) that created a job may follow or cancel it") \
+            from None
 
 
 JobDep = Annotated[Job, Depends(get_job)]
@@ -212,28 +227,42 @@ async def cancel_job(job: JobDep) -> dict:
 
 
 # -- about the server ----------------------------------------------------------------------
-about = APIRouter(prefix="/v1", tags=["server"])
+about = APIRouter(prefix="/v1", tags=["server"], responses=_HOST)
+
+
+def _known(request: Request) -> bool:
+    """Whether ``request`` carries one of this server's tokens (only such clients are
+    shown the store's folder and library versions)."""
+    return getattr(request.state, "client", "").startswith("token ")
 
 
 @about.get("/health", response_model=HealthOut, summary="liveness and load")
-async def health(svc: ServiceDep) -> dict:
-    """Answered at once whatever the load."""
+async def health(svc: ServiceDep, request: Request) -> dict:
+    """Answered at once whatever the load. The store's folder is shown to clients
+    with a token only."""
     sch = svc.scheduler
     use = svc.store.usage()
+    svc.forget_jobs()
     return {"status": "stopping" if sch.stopping.is_set() else "ok",
             "running": sch.running, "queued": sch.queued, "workers": svc.limits.workers,
             "max_queue": svc.limits.max_queue, "jobs": len(svc.jobs),
-            "uptime_seconds": time.time() - svc.started, "store": str(svc.store.root),
+            "uptime_seconds": time.time() - svc.started,
+            "store": str(svc.store.root) if _known(request) else None,
             "store_bytes": use.bytes, "store_entries": use.entries,
             "store_max_bytes": svc.store.max_bytes, "tokens": svc.tokens is not None}
 
 
 @about.get("/version", response_model=VersionOut, summary="versions", responses=_TOKEN,
+           response_model_exclude_none=True,
            dependencies=[Depends(get_client)])
-async def version() -> dict:
-    """Versions of ess, Python, NumPy and Numba."""
-    return {"ess": __version__, "api": "v1", "python": platform.python_version(),
-            "numpy": np.__version__, "numba": numba.__version__}
+async def version(request: Request) -> dict:
+    """Versions of ess and the API; of Python, NumPy and Numba too for clients with a
+    token."""
+    out = {"ess": __version__, "api": "v1"}
+    if _known(request):
+        out.update(python=platform.python_version(), numpy=np.__version__,
+                   numba=numba.__version__)
+    return out
 
 
 # -- refusals ------------------------------------------------------------------------------
@@ -246,15 +275,16 @@ async def _invalid(request: Request, exc: RequestValidationError) -> JSONRespons
     """A request its model refuses: each error's ``loc`` as FastAPI gives it, its
     message prefixed with the field."""
     items = []
-    for e in exc.errors():
-        loc = [x if isinstance(x, (str, int)) else str(x) for x in e.get("loc", ())]
+    for e in exc.errors():   # a key or value of the request is repeated at most ECHO long
+        loc = [shorten(x) if isinstance(x, str) else x if isinstance(x, int) else
+               shorten(str(x)) for x in e.get("loc", ())]
         if e.get("type") == "json_invalid":
             msg = f"body: malformed JSON ({e.get('ctx', {}).get('error', 'invalid')})"
             loc = ["body"]
         else:
             names = [x for x in loc[1:] if isinstance(x, str)]
             where = names[0] if names else (loc[0] if loc else "body")
-            msg = f"{where}: {e.get('msg', 'invalid value')}"
+            msg = f"{where}: {shorten(str(e.get('msg', 'invalid value')), 4 * ECHO)}"
         items.append({"loc": loc, "msg": msg, "type": str(e.get("type", "value_error"))})
     return JSONResponse(status_code=422, content={"detail": items})
 
@@ -284,23 +314,6 @@ async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return _refusal(["body"], f"body: malformed JSON ({exc.detail})", "json_invalid")
     return JSONResponse(status_code=exc.status_code, headers=exc.headers,
                         content={"detail": str(exc.detail)})
-
-
-class JsonBodies:
-    """ASGI middleware: every POST body is read as JSON whatever its ``Content-Type``.
-
-    ``curl -d '{...}'`` labels its JSON as a form; without this, such a request
-    would be refused with a message about dictionaries rather than answered.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-type"]
-            scope = dict(scope, headers=[*headers, (b"content-type", b"application/json")])
-        await self.app(scope, receive, send)
 
 
 @asynccontextmanager
@@ -338,7 +351,8 @@ def describe(limits: Limits, tokens: Tokens | None = None) -> str:
 
 
 def create_app(store: ResultStore, limits: Limits | None = None,
-               tokens: Tokens | None = None) -> FastAPI:
+               tokens: Tokens | None = None,
+               hosts: Iterable[str] | None = LOCAL_HOSTS) -> FastAPI:
     """The FastAPI application of ``ess serve``.
 
     Parameters
@@ -351,6 +365,9 @@ def create_app(store: ResultStore, limits: Limits | None = None,
         Access tokens (``--token-file``): every ``/v1/`` request but
         ``/v1/health`` then needs one. Without, anyone may compute and clients
         are told apart by address.
+    hosts : sequence of str or None
+        ``Host`` names answered (others get ``421``; :func:`~ess.service.guard.
+        host_names`); ``None`` answers any (behind a proxy that checks them).
 
     Returns
     -------
@@ -365,8 +382,9 @@ def create_app(store: ResultStore, limits: Limits | None = None,
     app = FastAPI(title="ess", version=__version__, lifespan=lifespan,
                   description=describe(limits, tokens), docs_url=None, redoc_url=None)
     app.state.service = svc
-    app.add_middleware(JsonBodies)
-    app.add_middleware(TokenGate, tokens=tokens)   # added last: runs first
+    app.add_middleware(TokenGate, tokens=tokens)
+    app.add_middleware(Guard, hosts=None if hosts is None else host_names(extra=hosts),
+                       max_body=limits.max_body_kb * 1024)   # added last: runs first
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(FieldError, _located)
     app.add_exception_handler(ParameterError, _parameter)
@@ -394,8 +412,10 @@ def _without_security(app: FastAPI):
             for op in item.values():
                 if isinstance(op, dict):
                     op.pop("security", None)
-                    for code in ("401", "403"):
-                        op.get("responses", {}).pop(code, None)
+                    answers = op.get("responses", {})
+                    answers.pop("401", None)
+                    if "another client" not in answers.get("403", {}).get("description", ""):
+                        answers.pop("403", None)
         return schema
 
     return openapi

@@ -25,13 +25,18 @@ class Job:
     results : list
         Each cell's stored answer (``EstimateOut`` body), or ``None`` for a
         cell to compute.
+    owner : str
+        The client that created it (``token NAME`` or ``address HOST``): the
+        only one that may follow or cancel it.
     """
 
     #: Statuses after which a job never changes.
     FINAL: ClassVar[tuple[str, ...]] = ("done", "failed", "cancelled")
 
-    def __init__(self, cells: list[EstimateRequest], results: list[dict | None]) -> None:
+    def __init__(self, cells: list[EstimateRequest], results: list[dict | None],
+                 owner: str = "") -> None:
         self.id = uuid.uuid4().hex
+        self.owner = owner
         self.cells = cells
         self.results = results
         self.status = "queued"

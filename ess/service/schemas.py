@@ -316,7 +316,8 @@ class HealthOut(BaseModel):
     max_queue: int = Field(description="this server's limit max_queue")
     jobs: int = Field(description="table jobs kept")
     uptime_seconds: float
-    store: str = Field(description="the result store's folder")
+    store: str | None = Field(description="the result store's folder (null for a client "
+                                          "without a token)")
     store_bytes: int = Field(description="size of the result store's entries")
     store_entries: int = Field(description="entries in the result store")
     store_max_bytes: int | None = Field(description="this server's bound on the store "
@@ -329,9 +330,9 @@ class VersionOut(BaseModel):
 
     ess: str
     api: str
-    python: str
-    numpy: str
-    numba: str
+    python: str | None = Field(None, description="for clients with a token only")
+    numpy: str | None = Field(None, description="for clients with a token only")
+    numba: str | None = Field(None, description="for clients with a token only")
 
 
 class ErrorItem(BaseModel):

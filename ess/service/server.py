@@ -14,7 +14,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 
@@ -22,6 +22,7 @@ from ess.limits import Limits
 from ess.params import ParameterError
 from ess.service.app import create_app
 from ess.service.auth import Tokens, check_exposure
+from ess.service.guard import host_names
 from ess.service.state import Service
 from ess.store import DEFAULT_MAX_MB, MB, ResultStore, default_store_dir
 
@@ -100,7 +101,7 @@ def _listening_socket(host: str, port: int) -> socket.socket:
 def serve(host: str = "127.0.0.1", port: int = 8000, store: str | os.PathLike | None = None,
           limits: Limits | None = None, log_level: str = "warning",
           token_file: str | os.PathLike | None = None, allow_anonymous: bool = False,
-          store_max_mb: float = DEFAULT_MAX_MB) -> int:
+          store_max_mb: float = DEFAULT_MAX_MB, allow_hosts: Sequence[str] = ()) -> int:
     """Run the server until interrupted (``ess serve``).
 
     Binds the socket before starting, so that a busy port is one clear error;
@@ -131,6 +132,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000, store: str | os.PathLike | 
     store_max_mb : float
         Bound on the store (MB of 2**20 bytes): past it, the least recently
         used entries are removed.
+    allow_hosts : sequence of str
+        ``Host`` names answered besides ``localhost``, the loopback addresses
+        and ``host`` (``--allow-host``); others get ``421``.
 
     Returns
     -------
@@ -157,7 +161,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, store: str | os.PathLike | 
     except OSError as e:
         raise ParameterError("store", f"store must be a writable folder; cannot create "
                              f"{str(rs.root)!r} ({e.strerror})") from None
-    app = create_app(rs, limits, tokens)
+    app = create_app(rs, limits, tokens, hosts=host_names(host, allow_hosts))
     svc: Service = app.state.service
     sock = _listening_socket(host, port)
     shown = f"[{host}]" if sock.family == socket.AF_INET6 else host

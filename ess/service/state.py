@@ -255,7 +255,7 @@ class Service:
         stored = await asyncio.to_thread(self.stored_rows, cells)
         missing = sum(r is None for r in stored)
         if missing > self.limits.sync_cells:
-            job = Job(cells, stored)
+            job = Job(cells, stored, client)
             self.add_job(job, client)
             return job
         if missing == 0:
@@ -327,9 +327,37 @@ class Service:
         forget the oldest finished jobs beyond ``job_history``."""
         job.future = self.scheduler.submit(f"job:{job.id}", lambda: self.run_job(job), client)
         self.jobs[job.id] = job
+        self.forget_jobs()
+
+    def forget_jobs(self, now: float | None = None) -> None:
+        """Forget finished jobs older than ``job_ttl`` and the oldest finished ones
+        beyond ``job_history``."""
+        now = time.time() if now is None else now
+        ttl = self.limits.job_ttl
+        for j in [j for j in self.jobs.values() if j.status in Job.FINAL
+                  and j.finished is not None and now - j.finished > ttl]:
+            self.jobs.pop(j.id, None)
         finished = [j for j in self.jobs.values() if j.status in Job.FINAL]
         for j in finished[:max(0, len(self.jobs) - self.limits.job_history)]:
             self.jobs.pop(j.id, None)
+
+    def job_of(self, job_id: str, client: str) -> Job:
+        """The job ``job_id`` of ``client``.
+
+        Raises
+        ------
+        KeyError
+            No such job (or it was forgotten).
+        PermissionError
+            The job is another client's.
+        """
+        self.forget_jobs()
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise KeyError(job_id)
+        if job.owner != client:
+            raise PermissionError(job_id)
+        return job
 
     async def reference_curve(self, d: int, metric: str, cov_estimator: str,
                               client: str = "") -> dict:

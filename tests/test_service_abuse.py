@@ -1,0 +1,201 @@
+"""`ess serve` under abuse (issue 16, first slice), in this process through
+FastAPI's ``TestClient``: foreign ``Host`` names, bodies not labelled JSON, no
+CORS, jobs only for the client that created them, oversized bodies (by
+``Content-Length`` and streamed), duplicate keys, a long unknown key not echoed
+in full, health and version without paths or versions for anonymous clients,
+and finished jobs expiring.
+"""
+
+import asyncio
+import json
+from contextlib import contextmanager
+
+import pytest
+from fastapi.testclient import TestClient
+
+from ess.limits import Limits
+from ess.service import create_app
+from ess.service.auth import Tokens
+from ess.service.guard import LOCAL_HOSTS, Guard, host_names
+from ess.store import ResultStore
+
+CHEAP = {"n_s": 20, "rel_precision": 0.1, "seed": 3}
+ALICE, BOB = "alice-token-0123456789", "bob-token-0123456789ab"
+
+
+@contextmanager
+def serving(tmp_path, tokens=None, hosts=LOCAL_HOSTS, client=("127.0.0.1", 50000),
+            **limits):
+    app = create_app(ResultStore(tmp_path / "store"), Limits(**limits), tokens, hosts=hosts)
+    with TestClient(app, base_url="http://127.0.0.1", client=client) as c:
+        yield app.state.service, c
+
+
+@pytest.fixture(scope="module")
+def http(tmp_path_factory):
+    with serving(tmp_path_factory.mktemp("abuse"), max_body_kb=4) as (_, c):
+        yield c
+
+
+def _auth(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+# -- origin safety -------------------------------------------------------------------------
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", "127.0.0.2",
+                                  "localhost.evil.example"])
+def test_a_foreign_host_is_421_before_any_work(http, host):
+    """DNS rebinding sends the attacker's name as Host: refused, even for health."""
+    for method, path in (("post", "/v1/estimate"), ("get", "/v1/health"), ("get", "/")):
+        kw = {"json": CHEAP} if method == "post" else {}
+        r = getattr(http, method)(path, headers={"host": host}, **kw)
+        assert r.status_code == 421, r.text
+        assert "--allow-host" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.1:8000", "localhost:9",
+                                  "LOCALHOST", "[::1]:8000"])
+def test_local_host_names_are_answered(http, host):
+    assert http.get("/v1/health", headers={"host": host}).status_code == 200
+
+
+def test_allow_host_adds_a_name_and_the_bound_address(tmp_path):
+    hosts = host_names("192.168.1.5", ["ess.lab.example"])
+    with serving(tmp_path, hosts=hosts) as (_, c):
+        for ok in ("ess.lab.example:8000", "192.168.1.5", "localhost"):
+            assert c.get("/v1/health", headers={"host": ok}).status_code == 200, ok
+        assert c.get("/v1/health", headers={"host": "evil.example"}).status_code == 421
+    assert "0.0.0.0" not in host_names("0.0.0.0")
+
+
+def test_a_cross_origin_text_plain_post_is_415_and_no_cors_is_granted(http):
+    """The simple request a web page may send without a preflight is not computed;
+    a preflight gets no Access-Control-Allow-Origin."""
+    evil = {"origin": "http://evil.example"}
+    r = http.post("/v1/estimate", content=json.dumps(CHEAP),
+                  headers={**evil, "content-type": "text/plain"})
+    assert r.status_code == 415
+    assert "send Content-Type: application/json" in r.json()["detail"]
+    assert "access-control-allow-origin" not in r.headers
+    pre = http.options("/v1/estimate", headers={
+        **evil, "access-control-request-method": "POST",
+        "access-control-request-headers": "content-type"})
+    assert "access-control-allow-origin" not in pre.headers
+    ok = http.post("/v1/estimate", json=CHEAP, headers=evil)
+    assert "access-control-allow-origin" not in ok.headers
+
+
+def test_jobs_are_followed_and_cancelled_only_by_their_token(tmp_path):
+    tokens = Tokens.from_pairs({"alice": ALICE, "bob": BOB})
+    with serving(tmp_path, tokens, sync_cells=0) as (_, c):
+        r = c.post("/v1/table", json={"n_r": [100], "n_s": [10], "lam": [0.5],
+                                      "rel_precision": 0.1}, headers=_auth(ALICE))
+        assert r.status_code == 202, r.text
+        path = r.headers["location"]
+        for method in ("get", "delete"):
+            other = getattr(c, method)(path, headers=_auth(BOB))
+            assert other.status_code == 403 and "another client" in other.json()["detail"]
+        assert c.get(path, headers=_auth(ALICE)).status_code == 200
+        assert c.delete(path, headers=_auth(ALICE)).status_code == 200
+
+
+def test_jobs_of_an_anonymous_server_belong_to_an_address(tmp_path):
+    with serving(tmp_path, sync_cells=0, client=("127.0.0.1", 1)) as (svc, c):
+        r = c.post("/v1/table", json={"n_r": [100], "n_s": [10], "lam": [0.5],
+                                      "rel_precision": 0.1})
+        assert r.status_code == 202, r.text
+        job_id = r.json()["id"]
+        assert svc.jobs[job_id].owner == "address 127.0.0.1"
+        svc.jobs[job_id].owner = "address 127.0.0.9"    # as if another address had posted it
+        assert c.get(f"/v1/jobs/{job_id}").status_code == 403
+        assert c.delete(f"/v1/jobs/{job_id}").status_code == 403
+
+
+# -- body size and JSON ----------------------------------------------------------------------
+def test_a_body_over_the_limit_is_413_by_content_length(http):
+    r = http.post("/v1/estimate", content=b"{" + b" " * 5000 + b"}",
+                  headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    assert "4 KiB" in r.json()["detail"] and "max_body_kb" in r.json()["detail"]
+
+
+def test_a_streamed_body_is_refused_after_the_limit_without_reading_it_all():
+    """No Content-Length (chunked): counted while read, refused once over the limit;
+    the rest is never read and the application never called (the middleware
+    itself, since the TestClient reads a whole body before the application)."""
+    read, sent, called = [], [], []
+
+    async def receive():
+        read.append(1)
+        return {"type": "http.request", "body": b" " * 1024, "more_body": len(read) < 1000}
+
+    async def send(message):
+        sent.append(message)
+
+    async def app(scope, receive, send):
+        called.append(1)
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/estimate", "query_string": b"",
+             "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json")]}
+    asyncio.run(Guard(app, host_names(), max_body=4096)(scope, receive, send))
+    assert sent[0]["status"] == 413 and not called
+    assert len(read) == 5            # 5 KiB read: just past the limit
+
+
+def test_a_body_within_the_limit_is_answered(http):
+    assert http.post("/v1/estimate", json=CHEAP).status_code == 200
+
+
+@pytest.mark.parametrize("raw, key", [('{"n_s": 20, "n_s": 30}', "n_s"),
+                                      ('{"n_s": 20, "lam": 0.5, "lam": 1}', "lam")])
+def test_a_duplicate_key_is_422_naming_it(http, raw, key):
+    r = http.post("/v1/estimate", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    (item,) = r.json()["detail"]
+    assert item["loc"] == ["body", key] and item["msg"].startswith(f"{key}: given twice")
+
+
+def test_a_long_unknown_key_is_not_echoed_in_full(tmp_path):
+    with serving(tmp_path) as (_, c):
+        key = "k" * 100_000
+        r = c.post("/v1/estimate", json={key: 1})
+        assert r.status_code == 422
+        assert len(r.content) < 2000
+        assert r.json()["detail"][0]["loc"][1].startswith("kkkk")
+
+
+# -- small ones --------------------------------------------------------------------------------
+def test_health_and_version_hide_paths_and_versions_from_anonymous_clients(tmp_path):
+    with serving(tmp_path) as (svc, c):
+        h = c.get("/v1/health").json()
+        assert h["store"] is None and str(svc.store.root) not in json.dumps(h)
+        assert set(c.get("/v1/version").json()) == {"ess", "api"}
+    tokens = Tokens.from_pairs({"alice": ALICE})
+    with serving(tmp_path, tokens) as (svc, c):
+        assert c.get("/v1/health").json()["store"] is None
+        assert c.get("/v1/health", headers=_auth(ALICE)).json()["store"] == str(svc.store.root)
+        v = c.get("/v1/version", headers=_auth(ALICE)).json()
+        assert {"python", "numpy", "numba"} <= set(v)
+
+
+def test_finished_jobs_expire_after_job_ttl(tmp_path):
+    with serving(tmp_path, sync_cells=0, job_ttl=60) as (svc, c):
+        r = c.post("/v1/table", json={"n_r": [100], "n_s": [10], "lam": [0.5],
+                                      "rel_precision": 0.1})
+        job = svc.jobs[r.json()["id"]]
+        c.delete(r.headers["location"])
+        assert job.status in job.FINAL
+        assert c.get(r.headers["location"]).status_code == 200
+        job.finished -= 61                              # as if it had ended a minute ago
+        gone = c.get(r.headers["location"])
+        assert gone.status_code == 404 and "60 s" in gone.json()["detail"]
+        assert job.id not in svc.jobs
+
+
+def test_new_limits_are_checked():
+    from ess.params import ParameterError
+
+    with pytest.raises(ParameterError, match="max_body_kb"):
+        Limits(max_body_kb=0).checked()
+    with pytest.raises(ParameterError, match="job_ttl"):
+        Limits(job_ttl=0).checked()
