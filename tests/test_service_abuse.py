@@ -8,11 +8,14 @@ and finished jobs expiring.
 
 import asyncio
 import json
+import socket
+import time
 from contextlib import contextmanager
 
 import pytest
 from fastapi.testclient import TestClient
 
+from benchmarks.service_load import Server
 from ess.limits import Limits
 from ess.service import create_app
 from ess.service.auth import Tokens
@@ -199,3 +202,39 @@ def test_new_limits_are_checked():
         Limits(max_body_kb=0).checked()
     with pytest.raises(ParameterError, match="job_ttl"):
         Limits(job_ttl=0).checked()
+
+
+# -- a real server on 127.0.0.1 ----------------------------------------------------------------
+def test_a_real_server_refuses_foreign_hosts_wrong_types_and_big_bodies_cheaply(tmp_path):
+    """``ess serve --allow-host --max-body-kb --job-ttl`` on 127.0.0.1: a foreign Host
+    and a text/plain post from another origin are refused, an allowed name answered;
+    a 50 MB body is refused from its Content-Length at once (and a streamed one
+    after the limit), health answering all along; no traceback on standard error."""
+    with Server(tmp_path / "store", "--allow-host", "ess.lab.example", "--max-body-kb", "64",
+                "--job-ttl", "120") as srv, srv.client(timeout=30) as c:
+        assert c.get("/v1/health", headers={"host": "evil.example"}).status_code == 421
+        assert c.get("/v1/health", headers={"host": "ess.lab.example"}).status_code == 200
+        r = c.post("/v1/estimate", content=json.dumps(CHEAP),
+                   headers={"content-type": "text/plain", "origin": "http://evil.example"})
+        assert r.status_code == 415 and "access-control-allow-origin" not in r.headers
+        assert c.post("/v1/estimate", json=CHEAP).status_code == 200
+
+        port = int(srv.url.rsplit(":", 1)[1])
+        t0 = time.perf_counter()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"POST /v1/estimate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      b"Content-Type: application/json\r\nContent-Length: 52428800\r\n\r\n")
+            s.sendall(b" " * 65536)                   # the rest (50 MB) is never sent
+            answer = s.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+        assert time.perf_counter() - t0 < 5
+
+        def streamed():
+            for _ in range(50):                       # 50 x 64 KiB, chunked
+                yield b" " * 65536
+
+        big = c.post("/v1/estimate", content=streamed(),
+                     headers={"content-type": "application/json"})
+        assert big.status_code == 413 and "64 KiB" in big.json()["detail"]
+        assert c.get("/v1/health").status_code == 200
+    assert "Traceback" not in srv.stderr(), srv.stderr()
