@@ -233,6 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"largest work of one estimate or threshold evaluation at its chain "
                          f"budget (default {lim.max_work:g}: 3 to 30 s on two cores with "
                          f"memory 1)")
+    sp.add_argument("--max-request-work", default=f"{lim.max_request_work:g}",
+                    help=f"largest work of one table, summed over the cells it has to "
+                         f"compute, checked before any runs (default "
+                         f"{lim.max_request_work:g})")
     sp.add_argument("--max-queue", default=str(lim.max_queue),
                     help=f"computations waiting for a worker before requests get 429 "
                          f"(default {lim.max_queue})")
@@ -643,7 +647,7 @@ def _cmd_serve(args) -> int:
     from ess.service import serve
 
     names = ("max_d", "max_grid", "max_chains", "max_work", "workers", "max_queue",
-             "max_per_client", "sync_cells", "max_body_kb", "job_ttl")
+             "max_per_client", "sync_cells", "max_body_kb", "job_ttl", "max_request_work")
     limits = Limits(**{n: getattr(args, n) for n in names}).checked()
     port = check_int("port", args.port, 0, 65535)
     level = check_choice("log_level", args.log_level, ("warning", "info", "debug"))

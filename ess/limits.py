@@ -25,6 +25,10 @@ class Limits:
         Largest work, in the units of :data:`ess.config.MAX_WORK`, that one
         Monte Carlo run of a request may need at its chain budget (an estimate,
         a table cell, or one threshold evaluation at the cap).
+    max_request_work : float
+        Largest work of one table: the sum of :attr:`max_work`'s figure over the
+        cells it has to compute (those not in the store), checked before any
+        cell runs.
     workers : int
         Computations run side by side (threads of one process); each starts with
         the cores shared among those running at that moment.
@@ -50,6 +54,7 @@ class Limits:
     max_grid: int = 500
     max_chains: int = config.DEFAULT_MAX_CHAINS
     max_work: float = config.MAX_WORK
+    max_request_work: float = 20 * config.MAX_WORK
     workers: int = 2
     max_queue: int = 32
     max_per_client: int = 8
@@ -61,6 +66,7 @@ class Limits:
     #: Allowed range of each limit, for :meth:`checked`.
     RANGES = {"max_d": (1, config.MAX_D), "max_grid": (1, config.MAX_GRID),
               "max_chains": (1, config.MAX_CHAINS), "max_work": (1.0, config.MAX_WORK),
+              "max_request_work": (1.0, config.MAX_WORK * config.MAX_GRID),
               "workers": (1, 64), "max_queue": (0, 10_000),
               "max_per_client": (1, 10_000), "sync_cells": (0, config.MAX_GRID),
               "job_history": (1, 100_000), "job_ttl": (1.0, 1e7),

@@ -238,3 +238,35 @@ def test_a_real_server_refuses_foreign_hosts_wrong_types_and_big_bodies_cheaply(
         assert big.status_code == 413 and "64 KiB" in big.json()["detail"]
         assert c.get("/v1/health").status_code == 200
     assert "Traceback" not in srv.stderr(), srv.stderr()
+
+
+# -- a budget per request ----------------------------------------------------------------------
+TABLE = {"n_r": [100, 200], "n_s": [10, 20, 40], "lam": [0.5, 0.9], "rel_precision": 0.1,
+         "seed": 4}
+
+
+def test_a_table_over_the_request_budget_is_422_before_any_cell_runs(tmp_path):
+    with serving(tmp_path, sync_cells=12) as (svc, c):
+        cells = svc.table_cells(svc.arguments(_table_in(TABLE)))
+        total = sum(svc.work(x) for x in cells)
+    with serving(tmp_path, sync_cells=12, max_request_work=total * 0.99) as (svc, c):
+        t0 = time.perf_counter()
+        r = c.post("/v1/table", json=TABLE)
+        assert r.status_code == 422, r.text
+        (item,) = r.json()["detail"]
+        assert item["loc"] == ["body", "n_r"] and item["type"] == "limit.max_request_work"
+        assert "max_request_work" in item["msg"] and "12 cells" in item["msg"]
+        assert time.perf_counter() - t0 < 2
+        assert svc.store.usage().entries == 0 and not svc.jobs
+        assert svc.scheduler.running == svc.scheduler.queued == 0
+    with serving(tmp_path, sync_cells=12, max_request_work=total * 1.01) as (svc, c):
+        assert c.post("/v1/table", json=TABLE).status_code == 200
+    with serving(tmp_path, sync_cells=12, max_request_work=1) as (svc, c):   # all stored
+        r = c.post("/v1/table", json=TABLE)
+        assert r.status_code == 200 and r.json()["from_store"] is True
+
+
+def _table_in(body: dict):
+    from ess.service.schemas import TableIn
+
+    return TableIn(**body)

@@ -126,20 +126,25 @@ class Service:
             raise LimitError("d", "max_d", f"d must be at most {self.limits.max_d} on this "
                              f"server (limit max_d), got {d}", where)
 
+    @staticmethod
+    def work(req: EstimateRequest, threshold: bool = False) -> float:
+        """Work units a checked request may need at its chain budget (for a
+        threshold, one evaluation at its cap)."""
+        p, n_values = req.params, 1
+        if threshold:   # its most expensive evaluation is at the cap, two configurations
+            p, n_values = replace(p, n_s=req.cap), 2
+        n_gen = generations_for(p, req.rel_precision)
+        return chain_budget(p, n_gen, req.max_chains, n_values) * chain_cost(p, n_gen, n_values)
+
     def _over(self, req: EstimateRequest, threshold: bool = False) -> None:
         """Refuse a checked request over ``max_chains`` or ``max_work``."""
-        p, mc = req.params, req.max_chains
+        mc = req.max_chains
         lim = self.limits
         if mc > lim.max_chains:
             raise LimitError("max_chains", "max_chains",
                              f"max_chains must be at most {lim.max_chains} on this server "
                              f"(limit max_chains), got {mc}")
-        n_values = 1
-        if threshold:   # its most expensive evaluation is at the cap, two configurations
-            p, n_values = replace(p, n_s=req.cap), 2
-        rel = req.rel_precision
-        n_gen = generations_for(p, rel)
-        work = chain_budget(p, n_gen, mc, n_values) * chain_cost(p, n_gen, n_values)
+        work = self.work(req, threshold)
         if work > lim.max_work:
             field = "cap" if threshold else "max_chains"
             raise LimitError(field, "max_work",
@@ -147,6 +152,20 @@ class Service:
                              f"{work:.3g} work units at its chain budget, over the limit "
                              f"max_work = {lim.max_work:.3g}; lower max_chains"
                              f"{', cap' if threshold else ''}, n_s or d, or raise "
+                             "rel_precision")
+
+    def check_budget(self, cells: list[EstimateRequest], stored: list) -> None:
+        """Refuse a table whose cells to compute (``None`` in ``stored``) may need more
+        than ``max_request_work`` in all (cheap: no cell runs)."""
+        total = sum(self.work(c) for c, r in zip(cells, stored) if r is None)
+        lim = self.limits.max_request_work
+        if total > lim:
+            todo = sum(r is None for r in stored)
+            raise LimitError("n_r", "max_request_work",
+                             f"n_r, n_s and lam span too much work for one request on this "
+                             f"server: its {todo} cells to compute may need {total:.3g} work "
+                             f"units in all, over the limit max_request_work = {lim:.3g}; "
+                             "split the table, or lower max_chains, n_s or d, or raise "
                              "rel_precision")
 
     def check_estimate(self, kw: dict) -> EstimateRequest:
@@ -253,6 +272,7 @@ class Service:
         """A table whose missing cells are at most ``sync_cells``, answered (the
         ``TableOut`` body); a longer one as a queued :class:`Job` of ``client``."""
         stored = await asyncio.to_thread(self.stored_rows, cells)
+        self.check_budget(cells, stored)
         missing = sum(r is None for r in stored)
         if missing > self.limits.sync_cells:
             job = Job(cells, stored, client)
