@@ -658,7 +658,10 @@ def test_schemathesis_finds_no_server_error(tmp_path):
                                         (["--host", "256.1.1.1"], "host"),
                                         (["--max-grid", "10", "--sync-cells", "20"],
                                          "sync_cells"),
-                                        (["--log-level", "loud"], "log_level")])
+                                        (["--log-level", "loud"], "log_level"),
+                                        (["--max-body-kb", "0"], "max_body_kb"),
+                                        (["--job-ttl", "-5"], "job_ttl"),
+                                        (["--max-request-work", "x"], "max_request_work")])
 def test_serve_bad_flags_are_one_line(tmp_path, capsys, flags, name):
     from ess.cli import main
 
