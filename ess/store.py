@@ -334,6 +334,27 @@ class ResultStore:
                 if entry[1] == 0:
                     del _KEY_LOCKS[name]
 
+    def writable(self) -> bool:
+        """Whether a new entry can be written now: a one-byte temporary file is
+        created in the store's folder (made if missing) and removed. A read-only
+        or full disk gives ``False`` (every answer is then computed, not stored)."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-probe-")
+        except OSError:
+            return False
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(b"0")
+                fh.flush()
+                os.fsync(fh.fileno())
+            return True
+        except OSError:
+            return False
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
     def entries(self) -> list[Path]:
         """Every entry file (not the temporary files of unfinished writes)."""
         return sorted(p for p in self._files() if p.suffix == ".json"

@@ -270,3 +270,17 @@ def _table_in(body: dict):
     from ess.service.schemas import TableIn
 
     return TableIn(**body)
+
+
+def test_health_says_when_the_store_cannot_be_written(tmp_path):
+    """A store that cannot be written (here its folder would be under a file: no
+    permission check stops root) is reported; requests are still answered."""
+    with serving(tmp_path) as (svc, c):
+        assert c.get("/v1/health").json()["store_writable"] is True
+        assert not [p for p in svc.store.root.iterdir() if p.name.startswith(".tmp-probe")]
+    (tmp_path / "file").write_text("not a folder")
+    app = create_app(ResultStore(tmp_path / "file" / "store"), Limits())
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        h = c.get("/v1/health").json()
+        assert h["store_writable"] is False and h["status"] == "ok"
+        assert c.post("/v1/estimate", json=CHEAP).status_code == 200

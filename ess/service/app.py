@@ -239,7 +239,8 @@ def _known(request: Request) -> bool:
 @about.get("/health", response_model=HealthOut, summary="liveness and load")
 async def health(svc: ServiceDep, request: Request) -> dict:
     """Answered at once whatever the load. The store's folder is shown to clients
-    with a token only."""
+    with a token only; ``store_writable`` false means answers are computed but not
+    stored (a read-only or full disk)."""
     sch = svc.scheduler
     use = svc.store.usage()
     svc.forget_jobs()
@@ -249,7 +250,9 @@ async def health(svc: ServiceDep, request: Request) -> dict:
             "uptime_seconds": time.time() - svc.started,
             "store": str(svc.store.root) if _known(request) else None,
             "store_bytes": use.bytes, "store_entries": use.entries,
-            "store_max_bytes": svc.store.max_bytes, "tokens": svc.tokens is not None}
+            "store_max_bytes": svc.store.max_bytes,
+            "store_writable": await asyncio.to_thread(svc.store_writable),
+            "tokens": svc.tokens is not None}
 
 
 @about.get("/version", response_model=VersionOut, summary="versions", responses=_TOKEN,

@@ -322,6 +322,8 @@ class HealthOut(BaseModel):
     store_entries: int = Field(description="entries in the result store")
     store_max_bytes: int | None = Field(description="this server's bound on the store "
                                                     "(--store-max-mb; null: none)")
+    store_writable: bool = Field(description="whether answers can be stored (false: a "
+                                             "read-only or full disk; every request computes)")
     tokens: bool = Field(description="whether /v1/ requests need an access token")
 
 

@@ -101,6 +101,15 @@ class Service:
         self.scheduler = Scheduler(limits.workers, limits.max_queue, limits.max_per_client)
         self.jobs: OrderedDict[str, Job] = OrderedDict()
         self.started = time.time()
+        self._writable: tuple[float, bool] | None = None
+
+    def store_writable(self, max_age: float = 10.0) -> bool:
+        """Whether the store can be written (:meth:`ResultStore.writable`), probed at
+        most every ``max_age`` seconds."""
+        now = time.monotonic()
+        if self._writable is None or now - self._writable[0] > max_age:
+            self._writable = (now, self.store.writable())
+        return self._writable[1]
 
     # checks: request bodies to request objects, within this server's limits ---------
     def arguments(self, body: BaseModel) -> dict:
