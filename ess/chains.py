@@ -5,6 +5,10 @@ Work is split into chunks of a fixed number of chains that depends only on
 spawn_key=(stream, i))``. The chunk count and seeds never depend on the number
 of threads, so results are identical bit for bit on 1 job or 16. Chunks run in
 a thread pool: the Numba kernels release the GIL.
+
+The kernels are imported where they run (:func:`limit_chunks`,
+:func:`trajectories`), not when this module is: an answer read from the result
+store never imports Numba.
 """
 
 from __future__ import annotations
@@ -19,16 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ess.kernels.distance import METRIC_W2, METRIC_W2SQ
 from ess.kernels.layout import REC_DIST, REC_MEAN_DEV, REC_MU0, REC_TR_SIGMA
-from ess.kernels.loops import (
-    LOOP_AUGMENTATION,
-    LOOP_FRESH,
-    LOOP_FULLY_SYNTHETIC,
-    _limit_chunk,
-    _trajectory_chunk,
-)
-from ess.kernels.random import fix_state
 from ess.params import LoopParams
 from ess.progress import NULL_PROGRESS, Progress
 
@@ -59,9 +54,16 @@ TRAJECTORY_FIELDS = (REC_DIST, REC_MEAN_DEV, REC_TR_SIGMA, REC_MU0)
 #: Positions of those fields in the array :func:`trajectories` returns.
 TRAJ_DIST, TRAJ_MEAN_DEV, TRAJ_TR_SIGMA, TRAJ_MU0 = range(len(TRAJECTORY_FIELDS))
 
-_LOOP_CODES = {"fully-synthetic": LOOP_FULLY_SYNTHETIC, "augmentation": LOOP_AUGMENTATION,
-               "fresh": LOOP_FRESH}
-_METRIC_CODES = {"w2sq": METRIC_W2SQ, "w2": METRIC_W2}
+
+
+def kernel_codes(p: LoopParams) -> tuple[int, int]:
+    """The kernels' integer codes of ``p``'s loop kind and metric (imports the kernels)."""
+    from ess.kernels.distance import METRIC_W2, METRIC_W2SQ
+    from ess.kernels.loops import LOOP_AUGMENTATION, LOOP_FRESH, LOOP_FULLY_SYNTHETIC
+
+    loops = {"fully-synthetic": LOOP_FULLY_SYNTHETIC, "augmentation": LOOP_AUGMENTATION,
+             "fresh": LOOP_FRESH}
+    return loops[p.loop], {"w2sq": METRIC_W2SQ, "w2": METRIC_W2}[p.metric]
 
 
 def chunk_size(d: int) -> int:
@@ -91,6 +93,8 @@ def chunk_rngs(seed: int, stream: int, index: int, mix: bool = False
         real and of the synthetic data, taken from the sequence's first eight
         words, and the NumPy generator of the splits (a child of the sequence).
     """
+    from ess.kernels.random import fix_state
+
     ss = np.random.SeedSequence(entropy=seed, spawn_key=(stream, index))
     words = ss.generate_state(8, dtype=np.uint64)
     real, syn = fix_state(words[:4].copy()), fix_state(words[4:].copy())
@@ -192,15 +196,18 @@ def limit_chunks(plan: LimitPlan, start: int, stop: int, n_jobs: int,
         Per-chain window averages, ``[chain, config, quantity, half]`` (see
         :func:`ess.kernels.loops._limit_chunk` and :mod:`ess.kernels.layout`).
     """
+    from ess.kernels.loops import _limit_chunk
+
     p = plan.params
     cs = chunk_size(p.d)
     ns = np.asarray(plan.n_s_values, dtype=np.int64)
     mem = kernel_memory(p, plan.generations)
+    loop, metric = kernel_codes(p)
 
     def one(i: int) -> np.ndarray:
         real, syn, mix = chunk_rngs(plan.seed, plan.stream, i, mem > 1)
-        return _limit_chunk(real, syn, mix, cs, _LOOP_CODES[p.loop], p.n_ini, p.n_r, ns, p.lam,
-                            mem, p.cov_estimator == "mle", _METRIC_CODES[p.metric],
+        return _limit_chunk(real, syn, mix, cs, loop, p.n_ini, p.n_r, ns, p.lam,
+                            mem, p.cov_estimator == "mle", metric,
                             np.zeros(p.d), p.L_r, p.sr_identity, plan.burn_in, plan.window,
                             plan.every)
 
@@ -216,14 +223,17 @@ def trajectories(p: LoopParams, n_chains: int, n_gen: int, seed: int, n_jobs: in
     (the kernels run with ``mu_r = 0`` and the normalised ``Sigma_r``), in columns
     ``TRAJ_DIST``, ``TRAJ_MEAN_DEV``, ``TRAJ_TR_SIGMA`` and ``TRAJ_MU0``.
     """
+    from ess.kernels.loops import _trajectory_chunk
+
     cs = chunk_size(p.d)
     n_chunks = math.ceil(n_chains / cs)
     mem = kernel_memory(p, n_gen)
+    loop, metric = kernel_codes(p)
 
     def one(i: int) -> np.ndarray:
         real, syn, mix = chunk_rngs(seed, STREAM_TRAJECTORY, i, mem > 1)
-        return _trajectory_chunk(real, syn, mix, cs, _LOOP_CODES[p.loop], p.n_ini, p.n_r, p.n_s,
-                                 p.lam, mem, p.cov_estimator == "mle", _METRIC_CODES[p.metric],
+        return _trajectory_chunk(real, syn, mix, cs, loop, p.n_ini, p.n_r, p.n_s,
+                                 p.lam, mem, p.cov_estimator == "mle", metric,
                                  np.zeros(p.d), p.L_r, p.sr_identity, n_gen)
 
     parts = run_parallel(one, range(n_chunks), n_jobs, progress)

@@ -24,9 +24,7 @@ import numpy as np
 from ess import __version__, config
 from ess.analytic import reference_linear_moments, reference_tr_sigma_sq
 from ess.chains import STREAM_REFERENCE, adaptive, chunk_rngs, run_parallel
-from ess.kernels.distance import METRIC_W2, METRIC_W2SQ
 from ess.kernels.layout import Q_DIST, Q_MEAN_DEV, QUANTITIES
-from ess.kernels.loops import _reference_chunk
 from ess.pchip import pchip
 from ess.progress import NULL_PROGRESS, Progress
 from ess.stats import cv_mean, t975
@@ -151,6 +149,9 @@ class ReferenceCurve:
         return 1.0 if self.metric == "w2sq" else 0.5
 
     def _compute(self, n: int) -> tuple[float, float, int]:
+        from ess.kernels.distance import METRIC_W2, METRIC_W2SQ
+        from ess.kernels.loops import _reference_chunk
+
         cs = _ref_chunk_size(self.d)
         mle = self.cov_estimator == "mle"
         code = METRIC_W2SQ if self.metric == "w2sq" else METRIC_W2

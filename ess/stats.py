@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import stdtrit
 
 #: Probability of the upper quantile of a two-sided 95% interval.
 _UPPER = 0.975
@@ -45,6 +44,8 @@ def t975(dof: int) -> float:
     """
     if dof < 1:
         return math.inf
+    from scipy.special import stdtrit  # here: an answer from the store needs no SciPy
+
     return float(stdtrit(dof, _UPPER))
 
 
