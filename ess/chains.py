@@ -13,16 +13,19 @@ store never imports Numba.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
+from ess import config
+from ess.blas import single_thread
 from ess.kernels.layout import REC_DIST, REC_MEAN_DEV, REC_MU0, REC_TR_SIGMA
 from ess.params import LoopParams
 from ess.progress import NULL_PROGRESS, Progress
@@ -155,6 +158,21 @@ def run_parallel(fn: Callable[[int], np.ndarray], indices: Sequence[int], n_jobs
     return out
 
 
+@contextlib.contextmanager
+def blas_single_thread(d: int) -> Iterator[None]:
+    """Hold BLAS to one thread (:func:`ess.blas.single_thread`) while kernels of
+    dimension ``d`` run, if they call BLAS (``d >=`` :data:`ess.config.LAPACK_MIN_D`).
+
+    The kernels call BLAS from several chain threads at once, each call on its own
+    chunk; a BLAS that split a call over threads of its own would oversubscribe
+    the cores, and could sum in another order, hence give other bits, for another
+    thread count. One thread per call keeps the numbers those of any ``n_jobs``
+    and any ``OPENBLAS_NUM_THREADS``.
+    """
+    with single_thread(d >= config.LAPACK_MIN_D):
+        yield
+
+
 @functools.cache
 def _pool(n_workers: int) -> ThreadPoolExecutor:
     """A thread pool of ``n_workers`` threads, kept for the life of the process:
@@ -211,7 +229,8 @@ def limit_chunks(plan: LimitPlan, start: int, stop: int, n_jobs: int,
                             np.zeros(p.d), p.L_r, p.sr_identity, plan.burn_in, plan.window,
                             plan.every)
 
-    parts = run_parallel(one, range(start, stop), n_jobs, progress)
+    with blas_single_thread(p.d):
+        parts = run_parallel(one, range(start, stop), n_jobs, progress)
     return np.concatenate(parts, axis=0)
 
 
@@ -236,7 +255,8 @@ def trajectories(p: LoopParams, n_chains: int, n_gen: int, seed: int, n_jobs: in
                                  p.lam, mem, p.cov_estimator == "mle", metric,
                                  np.zeros(p.d), p.L_r, p.sr_identity, n_gen)
 
-    parts = run_parallel(one, range(n_chunks), n_jobs, progress)
+    with blas_single_thread(p.d):
+        parts = run_parallel(one, range(n_chunks), n_jobs, progress)
     out = np.concatenate(parts, axis=0)[:n_chains][:, :, list(TRAJECTORY_FIELDS)]
     out[:, :, TRAJ_DIST] *= p.dist_factor
     out[:, :, TRAJ_MEAN_DEV] *= p.scale

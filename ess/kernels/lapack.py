@@ -1,8 +1,8 @@
 """BLAS and LAPACK inside the kernels, for large ``d``: SciPy's Cython interface.
 
-From ``d =`` :data:`LAPACK_MIN_D` on, the ``O(d^3)`` steps of a generation (the
-Cholesky factor, the Wishart products and the eigenvalues of the distance) call
-the BLAS and LAPACK that SciPy ships (:mod:`scipy.linalg.cython_blas` and
+From ``d =`` :data:`ess.config.LAPACK_MIN_D` on, the ``O(d^3)`` steps of a
+generation (the Cholesky factor, the Wishart products and the eigenvalues of the
+distance) call the BLAS and LAPACK that SciPy ships (:mod:`scipy.linalg.cython_blas` and
 :mod:`scipy.linalg.cython_lapack`, the library Numba's own ``np.linalg`` uses).
 
 How the kernels reach them: each routine's address is registered with LLVM under
@@ -36,15 +36,8 @@ from llvmlite import binding as _llvm
 from numba import njit, types
 from numba.extending import get_cython_function_address
 
-from ess.config import JIT
+from ess.config import JIT, LAPACK_MIN_D  # noqa: F401  (the kernels' switch)
 
-#: Dimension from which the kernels use BLAS and LAPACK. Below it the plain loops
-#: of :mod:`ess.kernels.sampling` and :mod:`ess.kernels.distance` run, whose
-#: numbers do not change. Measured (one thread, whole generations of
-#: ``(n_r, n_s) = (1000, 1000)`` with a distance every third one; see
-#: ``benchmarks/large_d.py``): set from the measurement in the docstring of
-#: :func:`ess.config.group_cost`.
-LAPACK_MIN_D = 128
 #: Block size of :func:`_chol_upper_blocked`.
 CHOL_BLOCK = 64
 
@@ -54,6 +47,8 @@ def _load_cython_module(name: str):
     full = f"scipy.linalg.{name}"
     if full in sys.modules:
         return sys.modules[full]
+    if "scipy.linalg" in sys.modules:
+        return importlib.import_module(full)
     scipy_spec = importlib.util.find_spec("scipy")
     for folder in scipy_spec.submodule_search_locations or ():
         for suffix in importlib.machinery.EXTENSION_SUFFIXES:
