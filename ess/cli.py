@@ -71,7 +71,7 @@ def _model_flags(sp: argparse.ArgumentParser, n_r, n_s=None, lam=None, loop: boo
     sp.add_argument("--reference-data", default=None, metavar="FILE",
                     help="a .npy file of n x d real features (say Inception features, "
                          "n > d): mu_r and sigma_r are their mean and covariance, d their "
-                         "columns (instead of --mu-r/--sigma-r)")
+                         "columns (instead of --mu-r/--sigma-r; default none)")
     sp.add_argument("--seed", default=str(defaults.SEED), help=f"seed (default {defaults.SEED})")
     sp.add_argument("--jobs", default=None, help="threads (default: every core)")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
