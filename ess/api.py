@@ -20,7 +20,15 @@ from ess import config, defaults
 from ess.backends import get_backend, map_cells
 from ess.chains import trajectories
 from ess.generations import generation_rows
-from ess.params import ParameterError, check_float, check_grid_axis, check_int, check_loop
+from ess.params import (
+    ParameterError,
+    check_data_moments,
+    check_float,
+    check_grid_axis,
+    check_int,
+    check_loop,
+    reference_from_data,
+)
 from ess.progress import NULL_PROGRESS, Progress
 from ess.request import (
     EstimateRequest,
@@ -115,7 +123,7 @@ def estimate(d: int | None = None, n_r: int = defaults.N_R, n_s: int = defaults.
              rel_precision: float = defaults.REL_PRECISION,
              max_chains: int = defaults.MAX_CHAINS, n_jobs: int | None = None,
              mu_r=None, sigma_r=None, guidance: float | None = None, progress: bool = False,
-             store: Store = None) -> EstimateResult:
+             store: Store = None, reference_data=None) -> EstimateResult:
     """Limit ``WD(n_r, n_s, lam)`` of the loop and effective sample size ``n_e``.
 
     Parameters
@@ -161,6 +169,11 @@ def estimate(d: int | None = None, n_r: int = defaults.N_R, n_s: int = defaults.
         turns it off), a path uses the store in that folder, ``False`` none.
         An answer found there is returned without recomputation
         (``from_store`` is true); a new one is added to it.
+    reference_data : array_like or path, optional
+        Real features, an ``n x d`` array (rows are samples, ``n > d``) or a
+        ``.npy`` file of one: ``mu_r`` and ``sigma_r`` are their sample mean and
+        covariance (instead of giving ``mu_r`` and ``sigma_r``), and ``d`` their
+        number of columns.
 
     Returns
     -------
@@ -181,7 +194,8 @@ def estimate(d: int | None = None, n_r: int = defaults.N_R, n_s: int = defaults.
     req = estimate_request(d, n_r, n_s, lam, n_ini=n_ini, loop=loop, memory=memory,
                            metric=metric, cov_estimator=cov_estimator, seed=seed,
                            rel_precision=rel_precision, max_chains=max_chains, n_jobs=n_jobs,
-                           mu_r=mu_r, sigma_r=sigma_r, guidance=guidance)
+                           mu_r=mu_r, sigma_r=sigma_r, guidance=guidance,
+                           reference_data=reference_data)
     where = open_store(store)
     return _with_bar("estimate", progress, lambda bar: run_estimate(req, where, bar))
 
@@ -193,7 +207,7 @@ def threshold(d: int | None = None, n_r: int = defaults.N_R, lam: float | None =
               cap: int | None = None, max_chains: int = defaults.MAX_CHAINS,
               n_jobs: int | None = None, mu_r=None, sigma_r=None,
               guidance: float | None = None, progress: bool = False,
-              store: Store = None) -> ThresholdResult:
+              store: Store = None, reference_data=None) -> ThresholdResult:
     """Admissible threshold ``n_s*(n_r, lam)``: the largest ``n_s`` with ``n_e >= n_r``.
 
     Parameters
@@ -201,6 +215,8 @@ def threshold(d: int | None = None, n_r: int = defaults.N_R, lam: float | None =
     d, n_r, n_ini, memory, metric, cov_estimator, seed
         As in :func:`estimate` (the loop is the fresh loop).
     rel_precision, max_chains, n_jobs, mu_r, sigma_r, guidance, progress, store
+        As in :func:`estimate`.
+    reference_data : array_like or path, optional
         As in :func:`estimate`.
     lam : float, optional
         Sampling bias (default 0.9: at ``lam = 1`` there is typically no threshold).
@@ -229,7 +245,8 @@ def threshold(d: int | None = None, n_r: int = defaults.N_R, lam: float | None =
     req = threshold_request(d, n_r, lam, n_ini=n_ini, memory=memory, metric=metric,
                             cov_estimator=cov_estimator, seed=seed,
                             rel_precision=rel_precision, cap=cap, max_chains=max_chains,
-                            n_jobs=n_jobs, mu_r=mu_r, sigma_r=sigma_r, guidance=guidance)
+                            n_jobs=n_jobs, mu_r=mu_r, sigma_r=sigma_r, guidance=guidance,
+                            reference_data=reference_data)
     where = open_store(store)
     return _with_bar("threshold", progress, lambda bar: run_threshold(req, where, bar))
 
@@ -242,14 +259,14 @@ def simulate(d: int | None = None, n_r: int = defaults.N_R, n_s: int = defaults.
              chains: int = defaults.CHAINS, generations: int = defaults.GENERATIONS,
              n_jobs: int | None = None, mu_r=None, sigma_r=None,
              guidance: float | None = None, progress: bool = False,
-             return_trajectories: bool = False):
+             return_trajectories: bool = False, reference_data=None):
     """Trajectories of any loop kind, summarised per generation, with ``n_e(t)``.
 
     Parameters
     ----------
     d, n_r, n_s, lam, n_ini, memory, metric, cov_estimator, seed
         As in :func:`estimate`.
-    n_jobs, mu_r, sigma_r, guidance, progress
+    n_jobs, mu_r, sigma_r, guidance, progress, reference_data
         As in :func:`estimate`.
     loop : str or sequence of str
         ``"fresh"``, ``"augmentation"``, ``"fully-synthetic"`` (also called
@@ -300,7 +317,8 @@ def simulate(d: int | None = None, n_r: int = defaults.N_R, n_s: int = defaults.
     reqs = [simulate_request(d, n_r, n_s, lam, n_ini=n_ini, loop=kind, memory=memory,
                              metric=metric, cov_estimator=cov_estimator, seed=seed,
                              chains=chains, generations=generations, n_jobs=n_jobs, mu_r=mu_r,
-                             sigma_r=sigma_r, guidance=guidance) for kind in loops]
+                             sigma_r=sigma_r, guidance=guidance,
+                             reference_data=reference_data) for kind in loops]
     out = [_with_bar("simulate", progress, lambda bar, r=r: run_simulate(r, bar))
            for r in reqs]
     results = [r for r, _ in out]
@@ -329,15 +347,15 @@ def run_simulate(req: SimulateRequest,
 def reference_curve(n: Sequence[int] = defaults.REFERENCE_N, d: int | None = None, *,
                     metric: str = defaults.METRIC, cov_estimator: str = defaults.COV_ESTIMATOR,
                     sigma_r=None, rel_precision: float = defaults.REL_PRECISION,
-                    n_jobs: int | None = None) -> ReferenceCurveResult:
+                    n_jobs: int | None = None, reference_data=None) -> ReferenceCurveResult:
     """The reference curve ``f(n) = E dist(G(n), P_r)`` at integers ``n >= 2``.
 
     Parameters
     ----------
     n : sequence of int
         Sample sizes (default ``2, 4, ..., 1024``).
-    d, metric, cov_estimator, sigma_r, n_jobs
-        As in :func:`estimate`.
+    d, metric, cov_estimator, sigma_r, n_jobs, reference_data
+        As in :func:`estimate` (of ``reference_data``, only the covariance matters).
     rel_precision : float
         The precision of the estimates the curve serves; the curve is computed
         finer than that (and cached on disk).
@@ -361,7 +379,8 @@ def reference_curve(n: Sequence[int] = defaults.REFERENCE_N, d: int | None = Non
     True
     """
     req = reference_request(n, d, metric=metric, cov_estimator=cov_estimator,
-                            sigma_r=sigma_r, rel_precision=rel_precision, n_jobs=n_jobs)
+                            sigma_r=sigma_r, rel_precision=rel_precision, n_jobs=n_jobs,
+                            reference_data=reference_data)
     p = req.params
     curve = reference_for(p, req.rel_precision, req.n_jobs)
     values = [curve.value(v) for v in req.n]
@@ -400,6 +419,20 @@ def _run_grid(cells: list[dict], validate, run, desc: str, progress: bool,
         return map_cells(run, cells, where, bar)
     finally:
         bar.close()
+
+
+def _reference_once(d, kwargs: dict) -> dict:
+    """A grid's keyword arguments with ``reference_data`` turned into ``mu_r`` and
+    ``sigma_r`` once (read and checked here), not once per cell."""
+    if kwargs.get("reference_data") is None:
+        return kwargs
+    if kwargs.get("mu_r") is not None or kwargs.get("sigma_r") is not None:
+        raise ParameterError("reference_data", "reference_data gives mu_r and sigma_r: "
+                             "give either reference_data or mu_r/sigma_r, not both")
+    mu, cov = reference_from_data(kwargs["reference_data"])
+    check_data_moments(d, mu, cov)
+    out = {k: v for k, v in kwargs.items() if k != "reference_data"}
+    return {**out, "mu_r": mu, "sigma_r": cov}
 
 
 #: Keyword arguments of a grid cell that its request validator does not take
@@ -469,7 +502,7 @@ def table(d: int | None = None, n_r: Sequence[int] = defaults.TABLE_N_R,
     >>> list(t.to_frame()["n_s"])
     [0, 100]
     """
-    cells = table_cells(d, n_r, n_s, lam, **kwargs)
+    cells = table_cells(d, n_r, n_s, lam, **_reference_once(d, kwargs))
     return TableResult(tuple(_run_grid(cells, estimate_request, estimate, "table", progress,
                                        backend, scheduler, n_jobs)))
 
@@ -503,6 +536,7 @@ def threshold_grid(d: int | None = None, n_r: Sequence[int] = defaults.HEATMAP_N
     >>> len(g.to_frame())
     2
     """
+    kwargs = _reference_once(d, kwargs)
     cells = [dict(d=d, n_r=a, lam=c, **kwargs)
              for a, c in itertools.product(_axis_n_r(n_r), _axis_lam(lam))]
     return ThresholdGridResult(tuple(_run_grid(cells, threshold_request, threshold, "heatmap",

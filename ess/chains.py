@@ -5,26 +5,27 @@ Work is split into chunks of a fixed number of chains that depends only on
 spawn_key=(stream, i))``. The chunk count and seeds never depend on the number
 of threads, so results are identical bit for bit on 1 job or 16. Chunks run in
 a thread pool: the Numba kernels release the GIL.
+
+The kernels are imported where they run (:func:`limit_chunks`,
+:func:`trajectories`), not when this module is: an answer read from the result
+store never imports Numba.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-from ess.kernels.accumulate import (
-    LOOP_ACCUMULATE,
-    LOOP_ACCUMULATE_SUBSAMPLE,
-    _accumulate_chunk,
-)
-from ess.kernels.distance import METRIC_W2, METRIC_W2SQ
+from ess import config
+from ess.blas import single_thread
 from ess.kernels.layout import (
     REC_DIST,
     REC_FROB_DEV,
@@ -34,14 +35,6 @@ from ess.kernels.layout import (
     REC_MU0,
     REC_TR_SIGMA,
 )
-from ess.kernels.loops import (
-    LOOP_AUGMENTATION,
-    LOOP_FRESH,
-    LOOP_FULLY_SYNTHETIC,
-    _limit_chunk,
-    _trajectory_chunk,
-)
-from ess.kernels.random import fix_state
 from ess.params import LoopParams
 from ess.progress import NULL_PROGRESS, Progress
 
@@ -74,12 +67,20 @@ TRAJECTORY_FIELDS = (REC_DIST, REC_MEAN_DEV, REC_TR_SIGMA, REC_MU0, REC_LOG_DET,
 (TRAJ_DIST, TRAJ_MEAN_DEV, TRAJ_TR_SIGMA, TRAJ_MU0, TRAJ_LOG_DET, TRAJ_FROB_DEV,
  TRAJ_MIN_EIG) = range(len(TRAJECTORY_FIELDS))
 
-_LOOP_CODES = {"fully-synthetic": LOOP_FULLY_SYNTHETIC, "augmentation": LOOP_AUGMENTATION,
-               "fresh": LOOP_FRESH, "accumulate": LOOP_ACCUMULATE,
-               "accumulate-subsample": LOOP_ACCUMULATE_SUBSAMPLE}
 #: Loops whose trajectories come from :func:`ess.kernels.accumulate._accumulate_chunk`.
 _ACCUMULATE_LOOPS = ("accumulate", "accumulate-subsample")
-_METRIC_CODES = {"w2sq": METRIC_W2SQ, "w2": METRIC_W2}
+
+
+def kernel_codes(p: LoopParams) -> tuple[int, int]:
+    """The kernels' integer codes of ``p``'s loop kind and metric (imports the kernels)."""
+    from ess.kernels.accumulate import LOOP_ACCUMULATE, LOOP_ACCUMULATE_SUBSAMPLE
+    from ess.kernels.distance import METRIC_W2, METRIC_W2SQ
+    from ess.kernels.loops import LOOP_AUGMENTATION, LOOP_FRESH, LOOP_FULLY_SYNTHETIC
+
+    loops = {"fully-synthetic": LOOP_FULLY_SYNTHETIC, "augmentation": LOOP_AUGMENTATION,
+             "fresh": LOOP_FRESH, "accumulate": LOOP_ACCUMULATE,
+             "accumulate-subsample": LOOP_ACCUMULATE_SUBSAMPLE}
+    return loops[p.loop], {"w2sq": METRIC_W2SQ, "w2": METRIC_W2}[p.metric]
 
 
 def chunk_size(d: int) -> int:
@@ -109,6 +110,8 @@ def chunk_rngs(seed: int, stream: int, index: int, mix: bool = False
         real and of the synthetic data, taken from the sequence's first eight
         words, and the NumPy generator of the splits (a child of the sequence).
     """
+    from ess.kernels.random import fix_state
+
     ss = np.random.SeedSequence(entropy=seed, spawn_key=(stream, index))
     words = ss.generate_state(8, dtype=np.uint64)
     real, syn = fix_state(words[:4].copy()), fix_state(words[4:].copy())
@@ -169,6 +172,21 @@ def run_parallel(fn: Callable[[int], np.ndarray], indices: Sequence[int], n_jobs
     return out
 
 
+@contextlib.contextmanager
+def blas_single_thread(d: int) -> Iterator[None]:
+    """Hold BLAS to one thread (:func:`ess.blas.single_thread`) while kernels of
+    dimension ``d`` run, if they call BLAS (``d >=`` :data:`ess.config.LAPACK_MIN_D`).
+
+    The kernels call BLAS from several chain threads at once, each call on its own
+    chunk; a BLAS that split a call over threads of its own would oversubscribe
+    the cores, and could sum in another order, hence give other bits, for another
+    thread count. One thread per call keeps the numbers those of any ``n_jobs``
+    and any ``OPENBLAS_NUM_THREADS``.
+    """
+    with single_thread(d >= config.LAPACK_MIN_D):
+        yield
+
+
 @functools.cache
 def _pool(n_workers: int) -> ThreadPoolExecutor:
     """A thread pool of ``n_workers`` threads, kept for the life of the process:
@@ -210,19 +228,23 @@ def limit_chunks(plan: LimitPlan, start: int, stop: int, n_jobs: int,
         Per-chain window averages, ``[chain, config, quantity, half]`` (see
         :func:`ess.kernels.loops._limit_chunk` and :mod:`ess.kernels.layout`).
     """
+    from ess.kernels.loops import _limit_chunk
+
     p = plan.params
     cs = chunk_size(p.d)
     ns = np.asarray(plan.n_s_values, dtype=np.int64)
     mem = kernel_memory(p, plan.generations)
+    loop, metric = kernel_codes(p)
 
     def one(i: int) -> np.ndarray:
         real, syn, mix = chunk_rngs(plan.seed, plan.stream, i, mem > 1)
-        return _limit_chunk(real, syn, mix, cs, _LOOP_CODES[p.loop], p.n_ini, p.n_r, ns, p.lam,
-                            mem, p.cov_estimator == "mle", _METRIC_CODES[p.metric],
+        return _limit_chunk(real, syn, mix, cs, loop, p.n_ini, p.n_r, ns, p.lam,
+                            mem, p.cov_estimator == "mle", metric,
                             np.zeros(p.d), p.L_r, p.sr_identity, plan.burn_in, plan.window,
                             plan.every)
 
-    parts = run_parallel(one, range(start, stop), n_jobs, progress)
+    with blas_single_thread(p.d):
+        parts = run_parallel(one, range(start, stop), n_jobs, progress)
     return np.concatenate(parts, axis=0)
 
 
@@ -242,18 +264,25 @@ def trajectories(p: LoopParams, n_chains: int, n_gen: int, seed: int, n_jobs: in
     ``fully-synthetic``, ``accumulate``) start every chain from the same first real set
     (common random numbers across loops).
     """
+    from ess.kernels.loops import _trajectory_chunk
+
     cs = chunk_size(p.d)
     n_chunks = math.ceil(n_chains / cs)
     mem = kernel_memory(p, n_gen)
-    chunk = _accumulate_chunk if p.loop in _ACCUMULATE_LOOPS else _trajectory_chunk
+    loop, metric = kernel_codes(p)
+    if p.loop in _ACCUMULATE_LOOPS:
+        from ess.kernels.accumulate import _accumulate_chunk as chunk
+    else:
+        chunk = _trajectory_chunk
 
     def one(i: int) -> np.ndarray:
         real, syn, mix = chunk_rngs(seed, STREAM_TRAJECTORY, i, mem > 1)
-        return chunk(real, syn, mix, cs, _LOOP_CODES[p.loop], p.n_ini, p.n_r, p.n_s, p.lam, mem,
-                     p.cov_estimator == "mle", _METRIC_CODES[p.metric], np.zeros(p.d), p.L_r,
-                     p.sr_identity, n_gen)
+        return chunk(real, syn, mix, cs, loop, p.n_ini, p.n_r, p.n_s, p.lam, mem,
+                     p.cov_estimator == "mle", metric, np.zeros(p.d), p.L_r, p.sr_identity,
+                     n_gen)
 
-    parts = run_parallel(one, range(n_chunks), n_jobs, progress)
+    with blas_single_thread(p.d):
+        parts = run_parallel(one, range(n_chunks), n_jobs, progress)
     out = np.concatenate(parts, axis=0)[:n_chains][:, :, list(TRAJECTORY_FIELDS)]
     out[:, :, TRAJ_DIST] *= p.dist_factor
     out[:, :, TRAJ_MEAN_DEV] *= p.scale

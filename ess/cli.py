@@ -73,6 +73,10 @@ def _model_flags(sp: argparse.ArgumentParser, n_r, n_s=None, lam=None, loop: boo
                          "file holding the matrix (default the identity)")
     sp.add_argument("--mu-r", default=None,
                     help="reference mean: comma-separated values (default 0)")
+    sp.add_argument("--reference-data", default=None, metavar="FILE",
+                    help="a .npy file of n x d real features (say Inception features, "
+                         "n > d): mu_r and sigma_r are their mean and covariance, d their "
+                         "columns (instead of --mu-r/--sigma-r; default none)")
     sp.add_argument("--seed", default=str(defaults.SEED), help=f"seed (default {defaults.SEED})")
     sp.add_argument("--jobs", default=None, help="threads (default: every core)")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -355,6 +359,8 @@ def _common(args) -> dict:
           "sigma_r": _sigma(args.sigma_r), "progress": not args.quiet}
     if args.mu_r is not None:
         kw["mu_r"] = parse_list("mu_r", args.mu_r)   # converted (and checked) by validation
+    if args.reference_data is not None:
+        kw["reference_data"] = args.reference_data   # read (and checked) by validation
     return kw
 
 

@@ -2,6 +2,11 @@
 
 Every ``@njit`` in the package takes its options from :data:`JIT`, so caching,
 ``nogil`` and ``fastmath`` are decided in one place.
+
+This module does not import Numba: an answer read from the result store needs
+none of it (about 0.3 s of start-up). Numba is imported, and ess's cache locator
+registered with it, when a kernel module first reads :data:`JIT` to define its
+kernels (:func:`__getattr__`).
 """
 
 from __future__ import annotations
@@ -11,19 +16,39 @@ import hashlib
 import os
 from pathlib import Path
 
-import numba
 import platformdirs
-from numba.core import caching as _caching
-from numba.core.caching import _CacheLocator, _SourceFileBackedLocatorMixin
 
-#: Options for every Numba kernel. ``cache=True`` keeps compiled code on disk so
-#: that a second process does not recompile; ``nogil=True`` lets chunks of
-#: chains run in parallel threads; ``fastmath`` stays off so results are
-#: reproducible bit for bit.
-JIT = {"cache": True, "nogil": True, "fastmath": False}
+#: Options for every Numba kernel, read as :data:`JIT` (which registers the cache
+#: locator first). ``cache=True`` keeps compiled code on disk so that a second
+#: process does not recompile; ``nogil=True`` lets chunks of chains run in
+#: parallel threads; ``fastmath`` stays off so results are reproducible bit for bit.
+_JIT = {"cache": True, "nogil": True, "fastmath": False}
 
-#: Largest dimension accepted.
-MAX_D = 200
+
+def __getattr__(name: str):
+    """``config.JIT``: the kernels' Numba options, read by each kernel module just
+    before it defines its kernels; the first read imports Numba and registers
+    ess's cache locator (:func:`_register_kernel_locator`) so that the kernels are
+    cached where :func:`kernel_cache_dir` says."""
+    if name == "JIT":
+        _register_kernel_locator()
+        return _JIT
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+#: Largest dimension accepted: FID's feature space (Inception's pool layer).
+MAX_D = 2048
+#: Dimension from which the kernels use BLAS and LAPACK (:mod:`ess.kernels.lapack`).
+#: Below it the plain loops of :mod:`ess.kernels.sampling` and
+#: :mod:`ess.kernels.distance` run, and their numbers are unchanged. Time per
+#: generation of one chain on one thread (fresh loop, a distance every third
+#: generation; LAPACK path / loops, best of 3 on the project's shared 2-core
+#: machine, so noisy): at (n_r, n_s) = (100, 900),
+#: d = 32: 0.034 / 0.029 ms, 64: 0.152 / 0.154, 80: 0.22 / 0.25, 96: 0.31 / 0.40,
+#: 128: 0.62 / 1.13, 160: 0.93 / 1.77, 200: 2.4 / 3.1 ms. BLAS pays from about
+#: d = 80 (1.2x at 96); the switch is at 128 so that the paper's d = 100 keeps its
+#: numbers bit for bit, for a gain of under 1.3x there.
+LAPACK_MIN_D = 128
 #: Largest number of chains one estimate may use (the budget ceiling).
 MAX_CHAINS = 1_000_000
 #: Default number of chains one estimate may use before reporting that the
@@ -55,7 +80,18 @@ Z95 = 1.959963984540054
 
 
 def group_cost(d: int) -> float:
-    """Work units of one group draw (sample mean and scatter) in dimension ``d``."""
+    """Work units of one group draw (sample mean and scatter) in dimension ``d``,
+    with its share of the generation's factor and distance.
+
+    Below :data:`LAPACK_MIN_D`, ``1 + d^3 / 20`` (see :data:`MAX_WORK`: a unit is
+    about 7 ns of one core at d = 100). From there the kernels call BLAS, measured
+    (one thread, ``n_r = n_s = 1000``, a distance every third generation) at about
+    0.31 ms a group at d = 128, 150 ms at d = 1024 and 0.9 s at d = 2048, where
+    ``d^3 / 20`` units would say 0.7 ms, 0.37 s and 2.9 s: ``d^3 / 50`` (0.29 ms,
+    0.15 s, 1.2 s) keeps a unit about the same time.
+    """
+    if d >= LAPACK_MIN_D:
+        return d**3 / 50.0
     return 1.0 + d**3 / 20.0
 
 
@@ -109,6 +145,8 @@ def kernel_cache_root() -> Path:
     pathlib.Path
         The folder.
     """
+    import numba
+
     user = numba.config.CACHE_DIR
     return Path(user) if user else cache_dir() / "numba"
 
@@ -127,56 +165,68 @@ def kernel_cache_dir() -> Path:
     pathlib.Path
         ``<kernel_cache_root()>/<numba version>-<source hash>``.
     """
+    import numba
+
     return kernel_cache_root() / f"{numba.__version__}-{source_hash('config.py', 'kernels/*.py')}"
 
 
-#: Numba's base class of function caches, whose ``_locator_classes`` Numba asks in
-#: turn (named ``_CacheImpl`` in older Numba).
-_CacheImpl = getattr(_caching, "CacheImpl", None) or _caching._CacheImpl
 #: The folder of ess's kernel sources: the functions defined there are cached in
 #: :func:`kernel_cache_dir`.
 _KERNEL_SOURCES = Path(__file__).resolve().parent / "kernels"
 
 
-class _KernelCacheLocator(_SourceFileBackedLocatorMixin, _CacheLocator):
-    """Numba cache locator for ess's kernels, and for nothing else.
+@functools.cache
+def _kernel_locator_class() -> type:
+    """The class of :func:`_register_kernel_locator` (built on first use: it
+    subclasses Numba's locators, so building it imports Numba)."""
+    from numba.core.caching import _CacheLocator, _SourceFileBackedLocatorMixin
 
-    Numba asks its locator classes in turn where to cache a function; this one,
-    registered first, answers only for functions defined in ``ess/kernels/`` and
-    places them in :func:`kernel_cache_dir` (in a subfolder per source folder, as
-    Numba's own ``NUMBA_CACHE_DIR`` locator does). For every other function it
-    answers nothing, so Numba decides as it would without ess: ``import ess``
-    leaves ``numba.config.CACHE_DIR`` and the user's own caches alone. If the folder
-    cannot be created or written, Numba's own locators take over.
-    """
+    class _KernelCacheLocator(_SourceFileBackedLocatorMixin, _CacheLocator):
+        """Numba cache locator for ess's kernels, and for nothing else.
 
-    def __init__(self, py_func, py_file: str) -> None:
-        self._py_file = py_file
-        self._lineno = py_func.__code__.co_firstlineno
-        self._cache_path = str(kernel_cache_dir() / self.get_suitable_cache_subpath(py_file))
+        Numba asks its locator classes in turn where to cache a function; this one,
+        registered first, answers only for functions defined in ``ess/kernels/`` and
+        places them in :func:`kernel_cache_dir` (in a subfolder per source folder, as
+        Numba's own ``NUMBA_CACHE_DIR`` locator does). For every other function it
+        answers nothing, so Numba decides as it would without ess: ``import ess``
+        leaves ``numba.config.CACHE_DIR`` and the user's own caches alone. If the
+        folder cannot be created or written, Numba's own locators take over.
+        """
 
-    def get_cache_path(self) -> str:
-        """The folder of this function's cache files."""
-        return self._cache_path
+        def __init__(self, py_func, py_file: str) -> None:
+            self._py_file = py_file
+            self._lineno = py_func.__code__.co_firstlineno
+            self._cache_path = str(kernel_cache_dir() / self.get_suitable_cache_subpath(py_file))
 
-    @classmethod
-    def from_function(cls, py_func, py_file: str):
-        """A locator for a function of ``ess/kernels/``, else ``None``."""
-        if Path(py_file).resolve().parent != _KERNEL_SOURCES:
-            return None
-        return super().from_function(py_func, py_file)
+        def get_cache_path(self) -> str:
+            """The folder of this function's cache files."""
+            return self._cache_path
+
+        @classmethod
+        def from_function(cls, py_func, py_file: str):
+            """A locator for a function of ``ess/kernels/``, else ``None``."""
+            if Path(py_file).resolve().parent != _KERNEL_SOURCES:
+                return None
+            return super().from_function(py_func, py_file)
+
+    _KernelCacheLocator.__module__ = __name__
+    return _KernelCacheLocator
 
 
+@functools.cache
 def _register_kernel_locator() -> None:
-    """Put :class:`_KernelCacheLocator` first in Numba's list of locators (once).
+    """Put ess's kernel cache locator first in Numba's list of locators (once).
 
     A user's ``NUMBA_CACHE_LOCATOR_CLASSES`` replaces that list, and then decides
     for ess's kernels too.
     """
-    classes = _CacheImpl._locator_classes
-    classes[:] = [c for c in classes if c.__qualname__ != _KernelCacheLocator.__qualname__
+    from numba.core import caching
+
+    # Numba's base class of function caches, whose ``_locator_classes`` Numba asks
+    # in turn (named ``_CacheImpl`` in older Numba).
+    impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl
+    locator = _kernel_locator_class()
+    classes = impl._locator_classes
+    classes[:] = [c for c in classes if c.__qualname__ != locator.__qualname__
                   or c.__module__ != __name__]
-    classes.insert(0, _KernelCacheLocator)
-
-
-_register_kernel_locator()
+    classes.insert(0, locator)

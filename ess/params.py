@@ -7,13 +7,16 @@ status 2.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import numbers
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ess import config, defaults
+from ess.blas import single_thread
 
 LOOPS = ("fresh", "augmentation", "fully-synthetic", "accumulate", "accumulate-subsample")
 #: Other names of loop kinds: the literature calls the fully synthetic loop "replace".
@@ -228,13 +231,16 @@ def check_reference(d: int, mu_r=None,
         raise ParameterError("sigma_r", "sigma_r must be symmetric positive-definite; "
                              "it is not symmetric")
     S = 0.5 * (S + S.T)
-    try:
-        L = np.linalg.cholesky(S)
-    except np.linalg.LinAlgError:
-        ev = np.linalg.eigvalsh(S) * scale
-        raise ParameterError("sigma_r", "sigma_r must be symmetric positive-definite; "
-                             f"it has a non-positive eigenvalue ({ev.min():.3g})") from None
-    ev = np.linalg.eigvalsh(S)
+    # one BLAS thread: the factor's bits must not depend on a thread count (small
+    # matrices are factored on one thread anyway)
+    with single_thread(d >= config.LAPACK_MIN_D):
+        try:
+            L = np.linalg.cholesky(S)
+        except np.linalg.LinAlgError:
+            ev = np.linalg.eigvalsh(S) * scale
+            raise ParameterError("sigma_r", "sigma_r must be symmetric positive-definite; "
+                                 f"it has a non-positive eigenvalue ({ev.min():.3g})") from None
+        ev = np.linalg.eigvalsh(S)
     if ev.min() <= 1e-12 * ev.max():
         raise ParameterError("sigma_r", "sigma_r must be symmetric positive-definite; it is "
                              "singular to working precision (eigenvalues "
@@ -243,6 +249,113 @@ def check_reference(d: int, mu_r=None,
     if identity:
         L = np.eye(d)
     return mu, np.ascontiguousarray(L), identity, scale
+
+
+def reference_from_data(data) -> tuple[np.ndarray, np.ndarray]:
+    """``mu_r`` and ``Sigma_r`` from a user's real features: their sample mean and
+    sample covariance (divisor ``n - 1``).
+
+    Parameters
+    ----------
+    data : array_like or path
+        An ``n x d`` array of real numbers (rows are samples, say Inception
+        features), or the path of a ``.npy`` file holding one.
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        The mean, shape ``(d,)``, and the covariance, shape ``(d, d)``; whether the
+        covariance is positive definite is checked by :func:`check_reference`.
+
+    Raises
+    ------
+    ParameterError
+        Naming ``reference_data``: an unreadable file or one that holds no single
+        array, a shape other than ``n x d`` with ``2 <= d <= MAX_D`` and ``n > d``
+        (fewer rows give a singular covariance), a non-real or non-finite entry.
+    """
+    name = "reference_data"
+    if isinstance(data, (str, os.PathLike)):
+        path = os.fspath(data)
+        try:
+            loaded = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
+            raise ParameterError(name, f"{name} must be a readable .npy file of an n x d "
+                                 f"array; cannot read {path!r} ({e})") from None
+        if not isinstance(loaded, np.ndarray):
+            loaded.close()
+            raise ParameterError(name, f"{name} must be a .npy file of one n x d array; "
+                                 f"{path!r} is an archive of several (.npz)")
+        data = loaded
+    try:
+        X = np.asarray(data)
+    except (TypeError, ValueError) as e:
+        raise ParameterError(name, f"{name} must be an n x d array of real numbers ({e})") \
+            from None
+    if X.dtype == object or not (np.issubdtype(X.dtype, np.number)
+                                 or X.dtype == np.bool_) or np.iscomplexobj(X):
+        raise ParameterError(name, f"{name} must be an n x d array of real numbers; "
+                             f"got dtype {X.dtype}")
+    if X.ndim != 2:
+        raise ParameterError(name, f"{name} must be an n x d array (one sample per row); "
+                             f"got shape {X.shape}")
+    n, d = X.shape
+    if not 1 <= d <= config.MAX_D:
+        raise ParameterError(name, f"{name} must have between 1 and {config.MAX_D} columns "
+                             f"(the dimension d); got {d}")
+    if n <= d:
+        raise ParameterError(name, f"{name} must have more rows (samples) than columns (d): "
+                             f"the covariance of n <= d samples is singular; got n = {n}, "
+                             f"d = {d}")
+    X = X.astype(float, copy=False)
+    bad = np.argwhere(~np.isfinite(X))
+    if bad.size:
+        i, j = bad[0]
+        raise ParameterError(name, f"{name} must have finite entries; row {i + 1}, column "
+                             f"{j + 1} is {X[i, j]!r}")
+    mu = X.mean(axis=0)
+    Xc = X - mu
+    with single_thread():   # the same bits whatever the BLAS thread count
+        cov = (Xc.T @ Xc) / (n - 1)
+    return mu, 0.5 * (cov + cov.T)
+
+
+def check_reference_data(d, data) -> tuple[int, np.ndarray, np.ndarray, bool, float]:
+    """:func:`reference_from_data` then :func:`check_data_moments`."""
+    return check_data_moments(d, *reference_from_data(data))
+
+
+def check_data_moments(d, mu: np.ndarray,
+                       cov: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, bool, float]:
+    """:func:`check_reference` of the moments of ``reference_data``, with errors
+    naming ``reference_data`` (and ``d`` when it disagrees with the data's columns).
+
+    Returns
+    -------
+    tuple
+        ``d`` and what :func:`check_reference` returns.
+    """
+    cols = mu.shape[0]
+    if d is not None and check_int("d", d, 1, config.MAX_D) != cols:
+        raise ParameterError("d", f"d must be the number of columns of reference_data "
+                             f"({cols}), or be left out; got {d}")
+    const = np.flatnonzero(np.diag(cov) <= 0.0)
+    if const.size:
+        raise ParameterError("reference_data", "reference_data must have a positive-definite "
+                             f"covariance; its column {const[0] + 1} is constant")
+    try:
+        return (cols, *check_reference(cols, mu, cov))
+    except ParameterError as e:
+        raise ParameterError("reference_data", "reference_data must have a positive-definite "
+                             f"covariance (no column a linear combination of others): "
+                             f"{str(e).split('; ', 1)[-1]}") from None
+
+
+def matrix_digest(a: np.ndarray) -> str:
+    """A short, stable name of a matrix's exact values, for cache keys: a ``d x d``
+    matrix written out would make keys of megabytes at large ``d``."""
+    a = np.ascontiguousarray(a, dtype="<f8")
+    return f"{a.shape[0]}x{a.shape[1]}:" + hashlib.sha256(a.tobytes()).hexdigest()[:32]
 
 
 #: Accepted range of ``tr(Sigma_r) / d``: the kernels run on ``Sigma_r`` divided by
@@ -288,7 +401,7 @@ class LoopParams:
             "d": self.d, "n_r": self.n_r, "n_s": self.n_s, "lam": self.lam,
             "n_ini": self.n_ini, "loop": self.loop, "memory": self.memory,
             "metric": self.metric, "cov_estimator": self.cov_estimator,
-            "mu_r": self.mu_r.tolist(), "L_r": self.L_r.tolist(), "scale": self.scale,
+            "mu_r": self.mu_r.tolist(), "L_r": matrix_digest(self.L_r), "scale": self.scale,
         }
 
 
@@ -309,18 +422,26 @@ def check_lam(lam=None, guidance=None, default: float = defaults.LAM) -> float:
 def loop_params(d=None, n_r=defaults.N_R, n_s=defaults.N_S, lam=None, n_ini=None,
                 loop=defaults.LOOP, memory=defaults.MEMORY, metric=defaults.METRIC,
                 cov_estimator=defaults.COV_ESTIMATOR, mu_r=None, sigma_r=None,
-                guidance=None, lam_default: float = defaults.LAM) -> LoopParams:
+                guidance=None, lam_default: float = defaults.LAM,
+                reference_data=None) -> LoopParams:
     """Validate one loop configuration (docs/contract.md, sections 1 and 5).
 
     ``d = None`` takes the dimension from ``sigma_r`` or ``mu_r`` when given
-    (:func:`infer_d`).
+    (:func:`infer_d`), or from ``reference_data`` (:func:`check_reference_data`),
+    which gives both and excludes them.
 
     Raises
     ------
     ParameterError
         Naming the first parameter outside its allowed range.
     """
-    d = infer_d(d, mu_r, sigma_r)
+    if reference_data is not None:
+        if mu_r is not None or sigma_r is not None:
+            raise ParameterError("reference_data", "reference_data gives mu_r and sigma_r: "
+                                 "give either reference_data or mu_r/sigma_r, not both")
+        d, *ref = check_reference_data(d, reference_data)
+    else:
+        d = infer_d(d, mu_r, sigma_r)
     loop = check_loop(loop)
     n_r = check_int("n_r", n_r, 2, config.MAX_COUNT)
     min_ns = 2 if loop == "fully-synthetic" else 0
@@ -335,7 +456,10 @@ def loop_params(d=None, n_r=defaults.N_R, n_s=defaults.N_S, lam=None, n_ini=None
     memory = check_memory(memory)
     metric = check_choice("metric", metric, METRICS)
     cov_estimator = check_choice("cov_estimator", cov_estimator, COV_ESTIMATORS)
-    mu, L, ident, scale = check_reference(d, mu_r, sigma_r)
+    if reference_data is not None:
+        mu, L, ident, scale = ref
+    else:
+        mu, L, ident, scale = check_reference(d, mu_r, sigma_r)
     return LoopParams(d, n_r, n_s, lam, n_ini, loop, memory, metric, cov_estimator, mu, L, ident,
                       scale)
 

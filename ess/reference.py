@@ -23,10 +23,9 @@ import numpy as np
 
 from ess import __version__, config
 from ess.analytic import reference_linear_moments, reference_tr_sigma_sq
-from ess.chains import STREAM_REFERENCE, adaptive, chunk_rngs, run_parallel
-from ess.kernels.distance import METRIC_W2, METRIC_W2SQ
+from ess.chains import STREAM_REFERENCE, adaptive, blas_single_thread, chunk_rngs, run_parallel
 from ess.kernels.layout import Q_DIST, Q_MEAN_DEV, QUANTITIES
-from ess.kernels.loops import _reference_chunk
+from ess.params import matrix_digest
 from ess.pchip import pchip
 from ess.progress import NULL_PROGRESS, Progress
 from ess.stats import cv_mean, t975
@@ -59,7 +58,16 @@ def tier_for(rel_precision: float) -> float:
 
 
 def _ref_chunk_size(d: int) -> int:
+    if d >= config.LAPACK_MIN_D:   # a fit costs milliseconds to seconds: one per chunk
+        return 1
     return 1024 if d == 1 else max(4, 4096 // (d * d))
+
+
+#: Fits in the first round of a curve point from ``d =`` :data:`ess.config.LAPACK_MIN_D`
+#: on: enough for the three control variates' slopes (:func:`ess.stats.cv_mean`
+#: needs ``p + 8``), and few, since one fit there costs up to two seconds and the
+#: distance, a sum over ``d`` eigenvalues, concentrates.
+LARGE_D_PILOT = 12
 
 
 @dataclass(frozen=True)
@@ -89,7 +97,7 @@ def _identity(d: int, metric: str, cov_estimator: str, L_bytes: bytes, tier: flo
         "code": config.source_hash("config.py", "chains.py", "stats.py", "reference.py",
                                    "analytic.py", "kernels/*.py"),
         "d": d, "metric": metric, "cov_estimator": cov_estimator,
-        "L_r": L_r.tolist(), "tier": tier, "seed": config.REFERENCE_SEED,
+        "L_r": matrix_digest(L_r), "tier": tier, "seed": config.REFERENCE_SEED,
         "grid": "2*2^(k/4)",
     }
     path = Path(root) / "reference" / f"{key_hash(key)}.json"
@@ -151,6 +159,9 @@ class ReferenceCurve:
         return 1.0 if self.metric == "w2sq" else 0.5
 
     def _compute(self, n: int) -> tuple[float, float, int]:
+        from ess.kernels.distance import METRIC_W2, METRIC_W2SQ
+        from ess.kernels.loops import _reference_chunk
+
         cs = _ref_chunk_size(self.d)
         mle = self.cov_estimator == "mle"
         code = METRIC_W2SQ if self.metric == "w2sq" else METRIC_W2
@@ -164,7 +175,9 @@ class ReferenceCurve:
             return _reference_chunk(rng, cs, n, mle, code, mu0, self.L_r, self.sr_identity)
 
         def run(a: int, b: int) -> np.ndarray:
-            return np.concatenate(run_parallel(one, range(a, b), self.n_jobs, self.progress))
+            with blas_single_thread(self.d):
+                parts = run_parallel(one, range(a, b), self.n_jobs, self.progress)
+            return np.concatenate(parts)
 
         target = self.tier * self._min_slope   # relative 95% half-width on f(n)
 
@@ -176,7 +189,7 @@ class ReferenceCurve:
             est, se, dof = stats(data)
             return (t975(dof) * se / abs(est)) / target if est != 0 else math.inf
 
-        pilot = max(4, math.ceil(64 / cs))
+        pilot = LARGE_D_PILOT if self.d >= config.LAPACK_MIN_D else max(4, math.ceil(64 / cs))
         budget = max(pilot * cs, min(2**24, int(config.MAX_REFERENCE_WORK
                                                  / config.group_cost(self.d))))
         data, _ = adaptive(run, cs, pilot, budget, excess)

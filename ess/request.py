@@ -133,7 +133,7 @@ def estimate_request(d: int | None = None, n_r=defaults.N_R, n_s=defaults.N_S, l
                      metric=defaults.METRIC, cov_estimator=defaults.COV_ESTIMATOR,
                      seed=defaults.SEED, rel_precision=defaults.REL_PRECISION,
                      max_chains=defaults.MAX_CHAINS, n_jobs=None, mu_r=None, sigma_r=None,
-                     guidance=None) -> EstimateRequest:
+                     guidance=None, reference_data=None) -> EstimateRequest:
     """Check an ``estimate`` before any computation (see :func:`ess.estimate`).
 
     Raises
@@ -142,7 +142,7 @@ def estimate_request(d: int | None = None, n_r=defaults.N_R, n_s=defaults.N_S, l
         Naming the first bad parameter, or a budget the request does not fit.
     """
     p = loop_params(d, n_r, n_s, lam, n_ini, loop, memory, metric, cov_estimator, mu_r,
-                    sigma_r, guidance)
+                    sigma_r, guidance, reference_data=reference_data)
     if p.loop in ACCUMULATE_LOOPS:
         raise ParameterError("loop", f"the {p.loop} loop has no stationary limit (its training "
                              "pool grows every generation): use simulate for n_e over "
@@ -164,7 +164,7 @@ def threshold_request(d: int | None = None, n_r=defaults.N_R, lam=None, *, n_ini
                       cov_estimator=defaults.COV_ESTIMATOR, seed=defaults.SEED,
                       rel_precision=defaults.REL_PRECISION, cap=None,
                       max_chains=defaults.MAX_CHAINS, n_jobs=None, mu_r=None, sigma_r=None,
-                      guidance=None) -> ThresholdRequest:
+                      guidance=None, reference_data=None) -> ThresholdRequest:
     """Check a ``threshold`` before any computation (see :func:`ess.threshold`).
 
     Raises
@@ -174,7 +174,8 @@ def threshold_request(d: int | None = None, n_r=defaults.N_R, lam=None, *, n_ini
         the budgets.
     """
     p = loop_params(d, n_r, 0, lam, n_ini, "fresh", memory, metric, cov_estimator, mu_r,
-                    sigma_r, guidance, lam_default=defaults.THRESHOLD_LAM)
+                    sigma_r, guidance, lam_default=defaults.THRESHOLD_LAM,
+                    reference_data=reference_data)
     rel, mc = _budget(rel_precision, max_chains)
     if cap is None:
         cap, wanted = default_cap(p, rel, mc)
@@ -197,7 +198,7 @@ def simulate_request(d: int | None = None, n_r=defaults.N_R, n_s=defaults.N_S, l
                      metric=defaults.METRIC, cov_estimator=defaults.COV_ESTIMATOR,
                      seed=defaults.SEED, chains=defaults.CHAINS,
                      generations=defaults.GENERATIONS, n_jobs=None, mu_r=None, sigma_r=None,
-                     guidance=None) -> SimulateRequest:
+                     guidance=None, reference_data=None) -> SimulateRequest:
     """Check a ``simulate`` before any computation (see :func:`ess.simulate`).
 
     Raises
@@ -207,7 +208,7 @@ def simulate_request(d: int | None = None, n_r=defaults.N_R, n_s=defaults.N_S, l
         work would exceed its limit.
     """
     p = loop_params(d, n_r, n_s, lam, n_ini, loop, memory, metric, cov_estimator, mu_r,
-                    sigma_r, guidance)
+                    sigma_r, guidance, reference_data=reference_data)
     chains = check_int("chains", chains, 1, config.MAX_CHAINS)
     generations = check_int("generations", generations, 1, config.MAX_GENERATIONS)
     most = config.MAX_BYTES // (TRAJECTORY_RECORDS * 8)
@@ -234,7 +235,7 @@ TRAJECTORY_RECORDS = 7
 def reference_request(n: Sequence[int] = defaults.REFERENCE_N, d: int | None = None, *,
                       metric=defaults.METRIC, cov_estimator=defaults.COV_ESTIMATOR,
                       sigma_r=None, rel_precision=defaults.REL_PRECISION,
-                      n_jobs=None) -> ReferenceRequest:
+                      n_jobs=None, reference_data=None) -> ReferenceRequest:
     """Check a ``reference_curve`` before any computation (see :func:`ess.reference_curve`).
 
     Raises
@@ -242,7 +243,8 @@ def reference_request(n: Sequence[int] = defaults.REFERENCE_N, d: int | None = N
     ParameterError
         Naming the first bad parameter.
     """
-    p = loop_params(d, 2, 0, 1.0, 2, "fresh", 1, metric, cov_estimator, None, sigma_r)
+    p = loop_params(d, 2, 0, 1.0, 2, "fresh", 1, metric, cov_estimator, None, sigma_r,
+                    reference_data=reference_data)
     try:
         values = list(n)
     except TypeError:

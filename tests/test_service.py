@@ -652,7 +652,7 @@ def test_schemathesis_finds_no_server_error(tmp_path):
 # -- the command ------------------------------------------------------------------------
 @pytest.mark.parametrize("flags,name", [(["--workers", "0"], "workers"),
                                         (["--port", "70000"], "port"),
-                                        (["--max-d", "500"], "max_d"),
+                                        (["--max-d", "2049"], "max_d"),
                                         (["--max-queue", "-1"], "max_queue"),
                                         (["--max-work", "nan"], "max_work"),
                                         (["--host", "256.1.1.1"], "host"),

@@ -6,6 +6,12 @@ import numpy as np
 from numba import njit
 
 from ess.config import JIT
+from ess.kernels.lapack import (
+    LAPACK_MIN_D,
+    _sym_eigvals_lapack,
+    _trmm_lower_right,
+    _trmm_lt_left,
+)
 from ess.kernels.sampling import _axpy
 
 METRIC_W2SQ = 0
@@ -185,8 +191,9 @@ def _tr_sqrt_sym(a, w):
     ``a`` (both triangles; destroyed), with ``w`` of shape ``(2, n)`` as work space.
 
     Closed forms for ``d = 1`` and ``d = 2`` (``tr sqrt(M) = sqrt(tr M +
-    2 sqrt(det M))``), eigenvalues otherwise; eigenvalues that rounding makes
-    slightly negative count as zero.
+    2 sqrt(det M))``), eigenvalues otherwise (by LAPACK from ``d =``
+    :data:`LAPACK_MIN_D` on); eigenvalues that rounding makes slightly negative
+    count as zero.
     """
     d = a.shape[0]
     if d == 1:
@@ -195,7 +202,10 @@ def _tr_sqrt_sym(a, w):
         det = a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0]
         tr = a[0, 0] + a[1, 1]
         return np.sqrt(max(tr + 2.0 * np.sqrt(max(det, 0.0)), 0.0))
-    _sym_eigvals(a, w)
+    if d >= LAPACK_MIN_D:
+        _sym_eigvals_lapack(a, w[0])
+    else:
+        _sym_eigvals(a, w)
     s = 0.0
     for i in range(d):
         if w[0, i] > 0.0:
@@ -253,6 +263,16 @@ def _distance_terms(mu, Sigma, mu_r, L_r, sr_identity, tr_sr, metric, W1, W2):
             for j in range(d):
                 W1[i, j] = Sigma[i, j]
         ts = _tr_sqrt_sym(W1, W2)
+    elif d >= LAPACK_MIN_D:
+        W2[:, :] = Sigma      # W2 = L_r^T Sigma L_r, by two triangular products
+        _trmm_lower_right(L_r, W2)
+        _trmm_lt_left(L_r, W2)
+        for i in range(d):
+            for j in range(i):
+                s = 0.5 * (W2[i, j] + W2[j, i])
+                W2[i, j] = s
+                W2[j, i] = s
+        ts = _tr_sqrt_sym(W2, W1)
     else:
         # W1 = Sigma L_r ; W2 = L_r^T W1
         for i in range(d):

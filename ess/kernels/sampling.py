@@ -9,6 +9,10 @@ Covariance factors are upper triangular and row-major (``U``, the transpose of
 the lower Cholesky factor), so that from ``d =`` :data:`ROWS_MIN_D` on the
 ``O(d^3)`` loops run along contiguous rows, which the compiler vectorises, with
 no sum reordered: the results are those of the plain triple loops bit for bit.
+
+From ``d =`` :data:`ess.kernels.lapack.LAPACK_MIN_D` on, the factor and the
+Wishart products are computed by BLAS instead (:mod:`ess.kernels.lapack`), from
+the same random variates in the same order.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import numpy as np
 from numba import njit
 
 from ess.config import JIT
+from ess.kernels.lapack import CHOL_BLOCK, LAPACK_MIN_D, _chol_upper_blocked, _scatter_lapack
 from ess.kernels.random import _chi2, _chi2_call, _chi2_consts, _normal, _normal_call
 
 #: Dimension from which the ``O(d^3)`` loops run along rows (vectorised) rather
@@ -64,7 +69,8 @@ def _chol_upper(A, U):
     increasing ``k``, entry by entry for ``d <`` :data:`ROWS_MIN_D`; from there
     row ``k`` is finished and then subtracted from the trailing rows
     (vectorised), which performs the same operations in the same order, so
-    both give the same bits.
+    both give the same bits. From ``d =`` :data:`LAPACK_MIN_D` on, by blocks with
+    BLAS (:func:`ess.kernels.lapack._chol_upper_blocked`), the same up to rounding.
 
     Parameters
     ----------
@@ -79,6 +85,9 @@ def _chol_upper(A, U):
         if A[i, i] > scale:
             scale = A[i, i]
     tol = scale * 1e-13 * d
+    if d >= LAPACK_MIN_D:
+        _chol_upper_blocked(A, U, tol, CHOL_BLOCK)
+        return
     if d < ROWS_MIN_D:
         for j in range(d):
             for i in range(j):
@@ -211,6 +220,9 @@ def _draw_group(rng, m, U, k, mean_out, S_out, A, B, identity=False):
     df = k - 1
     for i in range(d):
         A[0, i] = _normal_call(rng)
+    if d >= LAPACK_MIN_D:
+        _draw_group_blas(rng, m, U, k, mean_out, S_out, A, identity)
+        return
     for i in range(d):     # mean = m + U^T z / sqrt(k)
         acc = A[0, i]
         if not identity:
@@ -249,6 +261,46 @@ def _draw_group(rng, m, U, k, mean_out, S_out, A, B, identity=False):
                     acc += C[i, c] * C[j, c]
                 S_out[i, j] = acc
                 S_out[j, i] = acc
+
+
+@njit(**JIT)
+def _draw_group_blas(rng, m, U, k, mean_out, S_out, A, identity):
+    """:func:`_draw_group` from ``d =`` :data:`LAPACK_MIN_D` on, with ``z`` drawn
+    into ``A[0]``: the same variates in the same order, the mean by rows of ``U``,
+    the scatter by BLAS (:func:`ess.kernels.lapack._scatter_lapack`)."""
+    d = m.shape[0]
+    inv = 1.0 / np.sqrt(k)
+    df = k - 1
+    if identity:
+        for i in range(d):
+            mean_out[i] = A[0, i]
+    else:
+        mean_out[:] = 0.0
+        for j in range(d):    # U^T z, row j of U at a time (the same sums, in order)
+            zj = A[0, j]
+            row = U[j, j:]
+            out = mean_out[j:]
+            for i in range(d - j):
+                out[i] += zj * row[i]
+    for i in range(d):
+        mean_out[i] = m[i] + mean_out[i] * inv
+    if df == 0:
+        S_out[:, :] = 0.0
+        return
+    if df >= d:
+        for i in range(d):
+            dd, c = _chi2_consts(df - i)
+            A[i, i] = np.sqrt(_chi2_call(rng, df - i, dd, c))
+            for j in range(i):
+                A[i, j] = _normal_call(rng)
+            for j in range(i + 1, d):
+                A[i, j] = 0.0
+        _scatter_lapack(A, d, U, identity, S_out)
+    else:
+        for i in range(d):
+            for c in range(df):
+                A[i, c] = _normal_call(rng)
+        _scatter_lapack(A, df, U, identity, S_out)
 
 
 @njit(**JIT)
