@@ -82,8 +82,9 @@ def run_estimate(req: EstimateRequest, store: ResultStore | None,
 
     def compute() -> EstimateResult:
         if p.n_s == 0:   # the reference fit itself: exact, no chains
-            return reference_fit(p, req.seed, req.rel_precision, req.n_jobs, bar)
-        return estimate_limit(p, req.seed, req.rel_precision, req.max_chains, req.n_jobs, bar)
+            return reference_fit(p, req.seed, req.rel_precision, req.n_jobs, bar, req.max_work)
+        return estimate_limit(p, req.seed, req.rel_precision, req.max_chains, req.n_jobs, bar,
+                              max_work=req.max_work)
 
     return _stored("estimate", EstimateResult, req.key(), store, compute, bar)
 
@@ -94,7 +95,8 @@ def run_threshold(req: ThresholdRequest, store: ResultStore | None,
     p = req.params
     return _stored("threshold", ThresholdResult, req.key(), store,
                    lambda: threshold_search(p, req.seed, req.rel_precision, req.max_chains,
-                                            req.cap, req.n_jobs, bar, req.cap_wanted), bar)
+                                            req.cap, req.n_jobs, bar, req.cap_wanted,
+                                            req.max_work), bar)
 
 
 def _with_bar(desc: str, progress: bool, fn):
@@ -112,7 +114,7 @@ def estimate(d: int | None = None, n_r: int = defaults.N_R, n_s: int = defaults.
              rel_precision: float = defaults.REL_PRECISION,
              max_chains: int = defaults.MAX_CHAINS, n_jobs: int | None = None,
              mu_r=None, sigma_r=None, guidance: float | None = None, progress: bool = False,
-             store: Store = None) -> EstimateResult:
+             store: Store = None, max_work: float | None = None) -> EstimateResult:
     """Limit ``WD(n_r, n_s, lam)`` of the loop and effective sample size ``n_e``.
 
     Parameters
@@ -143,6 +145,12 @@ def estimate(d: int | None = None, n_r: int = defaults.N_R, n_s: int = defaults.
         Wanted relative 95% half-width on ``n_e``, in ``[1e-4, 0.5]``.
     max_chains : int
         Chain budget.
+    max_work : float, optional
+        Work budget of the computation, in the units of :data:`ess.config.MAX_WORK`
+        (its default, 1e9: a few seconds on two cores at ``d = 100``), in ``[1e3,
+        1e13]``. A request whose first round of chains needs more is refused (the
+        message gives the largest ``n_s`` within the budget and the budget needed); a
+        computation that spends it before ``rel_precision`` says so in ``budget_note``.
     n_jobs : int, optional
         Threads (default: every core).
     mu_r, sigma_r : array_like, optional
@@ -178,7 +186,7 @@ def estimate(d: int | None = None, n_r: int = defaults.N_R, n_s: int = defaults.
     req = estimate_request(d, n_r, n_s, lam, n_ini=n_ini, loop=loop, memory=memory,
                            metric=metric, cov_estimator=cov_estimator, seed=seed,
                            rel_precision=rel_precision, max_chains=max_chains, n_jobs=n_jobs,
-                           mu_r=mu_r, sigma_r=sigma_r, guidance=guidance)
+                           mu_r=mu_r, sigma_r=sigma_r, guidance=guidance, max_work=max_work)
     where = open_store(store)
     return _with_bar("estimate", progress, lambda bar: run_estimate(req, where, bar))
 
@@ -190,22 +198,23 @@ def threshold(d: int | None = None, n_r: int = defaults.N_R, lam: float | None =
               cap: int | None = None, max_chains: int = defaults.MAX_CHAINS,
               n_jobs: int | None = None, mu_r=None, sigma_r=None,
               guidance: float | None = None, progress: bool = False,
-              store: Store = None) -> ThresholdResult:
+              store: Store = None, max_work: float | None = None) -> ThresholdResult:
     """Admissible threshold ``n_s*(n_r, lam)``: the largest ``n_s`` with ``n_e >= n_r``.
 
     Parameters
     ----------
     d, n_r, n_ini, memory, metric, cov_estimator, seed
         As in :func:`estimate` (the loop is the fresh loop).
-    rel_precision, max_chains, n_jobs, mu_r, sigma_r, guidance, progress, store
-        As in :func:`estimate`.
+    rel_precision, max_chains, max_work, n_jobs, mu_r, sigma_r, guidance, progress, store
+        As in :func:`estimate`; ``max_work`` bounds each evaluation of the search.
     lam : float, optional
         Sampling bias (default 0.9: at ``lam = 1`` there is typically no threshold).
     cap : int, optional
         Largest ``n_s`` searched: beyond it the answer is "no threshold up to the
         cap" (``n_s_star = None``). Default ``100 n_r``, lowered where chains at
-        ``n_s = cap`` would exceed the work budget (large ``d``); the result's
-        ``note`` says so.
+        ``n_s = cap`` would exceed the work budget ``max_work``; the result says so
+        (``cap_lowered_from``, ``budget_note``, ``note``) with the budget the full cap
+        needs.
 
     Returns
     -------
@@ -226,7 +235,8 @@ def threshold(d: int | None = None, n_r: int = defaults.N_R, lam: float | None =
     req = threshold_request(d, n_r, lam, n_ini=n_ini, memory=memory, metric=metric,
                             cov_estimator=cov_estimator, seed=seed,
                             rel_precision=rel_precision, cap=cap, max_chains=max_chains,
-                            n_jobs=n_jobs, mu_r=mu_r, sigma_r=sigma_r, guidance=guidance)
+                            n_jobs=n_jobs, mu_r=mu_r, sigma_r=sigma_r, guidance=guidance,
+                            max_work=max_work)
     where = open_store(store)
     return _with_bar("threshold", progress, lambda bar: run_threshold(req, where, bar))
 
@@ -244,7 +254,7 @@ def simulate(d: int | None = None, n_r: int = defaults.N_R, n_s: int = defaults.
              chains: int = defaults.CHAINS, generations: int = defaults.GENERATIONS,
              n_jobs: int | None = None, mu_r=None, sigma_r=None,
              guidance: float | None = None, progress: bool = False,
-             return_trajectories: bool = False
+             return_trajectories: bool = False, max_work: float | None = None
              ) -> SimulateResult | tuple[SimulateResult, np.ndarray]:
     """Trajectories of any loop kind, summarised per generation.
 
@@ -252,8 +262,8 @@ def simulate(d: int | None = None, n_r: int = defaults.N_R, n_s: int = defaults.
     ----------
     d, n_r, n_s, lam, n_ini, memory, metric, cov_estimator, seed
         As in :func:`estimate`.
-    n_jobs, mu_r, sigma_r, guidance, progress
-        As in :func:`estimate`.
+    n_jobs, mu_r, sigma_r, guidance, progress, max_work
+        As in :func:`estimate` (``chains`` trajectories must fit ``max_work``).
     loop : {"fresh", "augmentation", "fully-synthetic"}
         Loop kind (``"replace"`` is another name of ``"fully-synthetic"``).
     chains, generations : int
@@ -286,7 +296,7 @@ def simulate(d: int | None = None, n_r: int = defaults.N_R, n_s: int = defaults.
     req = simulate_request(d, n_r, n_s, lam, n_ini=n_ini, loop=loop, memory=memory,
                            metric=metric, cov_estimator=cov_estimator, seed=seed,
                            chains=chains, generations=generations, n_jobs=n_jobs, mu_r=mu_r,
-                           sigma_r=sigma_r, guidance=guidance)
+                           sigma_r=sigma_r, guidance=guidance, max_work=max_work)
     p = req.params
     t0 = time.perf_counter()
     traj = _with_bar("simulate", progress,
@@ -376,13 +386,22 @@ def _run_grid(cells: list[dict], validate, run, desc: str, progress: bool,
                              f"got {len(cells)}")
     where = get_backend(backend, scheduler, n_jobs)
     for cell in cells:
-        validate(**{k: v for k, v in cell.items() if k not in _NOT_CHECKED})
+        try:
+            validate(**{k: v for k, v in cell.items() if k not in _NOT_CHECKED})
+        except ParameterError as e:
+            raise ParameterError(e.name, f"grid cell ({_cell_name(cell)}): {e}") from None
     bar = Progress(desc, enabled=progress)
     bar.add_total(len(cells))
     try:
         return map_cells(run, cells, where, bar)
     finally:
         bar.close()
+
+
+def _cell_name(cell: dict) -> str:
+    """``n_r = 100, n_s = 10000, lam = 0.85``: the axes of a grid cell."""
+    return ", ".join(f"{k} = {cell[k]:g}" if isinstance(cell[k], float) else f"{k} = {cell[k]}"
+                     for k in ("n_r", "n_s", "lam") if k in cell)
 
 
 #: Keyword arguments of a grid cell that its request validator does not take

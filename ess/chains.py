@@ -29,6 +29,7 @@ from ess.kernels.loops import (
     _trajectory_chunk,
 )
 from ess.kernels.random import fix_state
+from ess.kernels.warm import WARM_FIELDS
 from ess.params import LoopParams
 from ess.progress import NULL_PROGRESS, Progress
 
@@ -175,6 +176,9 @@ class LimitPlan:
     seed: int
     every: int = 1
     stream: int = STREAM_LIMIT
+    #: Warm starts, one ``(mu_sd, scale, nu)`` row per configuration
+    #: (:mod:`ess.kernels.warm`), or ``()`` for the cold start (a fit on ``n_ini``).
+    warm: tuple[tuple[float, float, float], ...] = ()
 
     @property
     def generations(self) -> int:
@@ -196,13 +200,14 @@ def limit_chunks(plan: LimitPlan, start: int, stop: int, n_jobs: int,
     cs = chunk_size(p.d)
     ns = np.asarray(plan.n_s_values, dtype=np.int64)
     mem = kernel_memory(p, plan.generations)
+    warm = np.array(plan.warm, dtype=np.float64).reshape(-1, WARM_FIELDS)
 
     def one(i: int) -> np.ndarray:
         real, syn, mix = chunk_rngs(plan.seed, plan.stream, i, mem > 1)
         return _limit_chunk(real, syn, mix, cs, _LOOP_CODES[p.loop], p.n_ini, p.n_r, ns, p.lam,
                             mem, p.cov_estimator == "mle", _METRIC_CODES[p.metric],
                             np.zeros(p.d), p.L_r, p.sr_identity, plan.burn_in, plan.window,
-                            plan.every)
+                            plan.every, warm)
 
     parts = run_parallel(one, range(start, stop), n_jobs, progress)
     return np.concatenate(parts, axis=0)

@@ -80,12 +80,17 @@ def _budget_flags(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--max-chains", default=str(defaults.MAX_CHAINS),
                     help=f"chain budget (default {defaults.MAX_CHAINS}, "
                          f"at most {config.MAX_CHAINS})")
+    sp.add_argument("--max-work", default=None,
+                    help=f"work budget of one computation (default {defaults.MAX_WORK:g}, a "
+                         f"few seconds on two cores at d = 100; from {config.MIN_WORK:g} to "
+                         f"{config.MAX_WORK_LIMIT:g}): raise it for larger n_s or caps, the "
+                         "refusals and notes say how far")
 
 
 def _cap_flag(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--cap", default=None,
                     help=f"largest n_s searched (default {defaults.CAP_PER_N_R} n_r, lowered "
-                         f"where the work budget requires it: the output says so)")
+                         f"where the work budget --max-work requires it: the output says so)")
 
 
 def _store_flags(sp: argparse.ArgumentParser) -> None:
@@ -326,7 +331,8 @@ def _common(args) -> dict:
 def _budget(args) -> dict:
     """Precision, chain budget and result store of a computing command."""
     store = False if args.no_store else args.store
-    return {"rel_precision": args.rel_precision, "max_chains": args.max_chains, "store": store}
+    return {"rel_precision": args.rel_precision, "max_chains": args.max_chains,
+            "max_work": args.max_work, "store": store}
 
 
 def _took(res) -> str:
