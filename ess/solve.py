@@ -19,15 +19,17 @@ from ess.chains import MAX_ROUND_GROWTH, ROUND_MARGIN, LimitPlan, adaptive, chun
 from ess.kernels.layout import Q_DIST, Q_MEAN_DEV
 from ess.params import LoopParams
 from ess.plan import (
+    at_least,
     bisect_int,
     chain_budget,
     chain_cost,
     first_round_chunks,
-    first_round_work,
     fixed_cv_weights,
     limit_plan,
     pilot_chunks,
     pilot_plan,
+    search_grid,
+    search_work,
     sized_plan,
     work_limit,
 )
@@ -142,7 +144,8 @@ def reference_for(p: LoopParams, rel_precision: float, n_jobs: int,
 def estimate_limit(p: LoopParams, seed: int, rel_precision: float, max_chains: int,
                    n_jobs: int, progress: Progress = NULL_PROGRESS,
                    curve: ReferenceCurve | None = None,
-                   max_work: float | None = None) -> EstimateResult:
+                   max_work: float | None = None, start: str = "auto",
+                   burn_in_factor: float = 1.0) -> EstimateResult:
     """Estimate ``WD(n_r, n_s, lam)`` and invert the reference curve for ``n_e``.
 
     Chains are added until the relative 95% half-width on ``n_e`` (limit and
@@ -151,12 +154,13 @@ def estimate_limit(p: LoopParams, seed: int, rel_precision: float, max_chains: i
     answer's ``budget_note`` says when the work budget stopped it. The limit's
     standard error comes from the spread of per-chain window averages, with the
     exactly known stationary moments as control variates where they are known
-    (fresh loop, ``memory = 1``).
+    (fresh loop, ``memory = 1``). ``start`` and ``burn_in_factor`` are those of
+    :func:`ess.plan.limit_plan` (checks of the warm starts use them).
     """
     t0 = time.perf_counter()
     if curve is None:
         curve = reference_for(p, rel_precision, n_jobs, progress)
-    main = limit_plan(p, (p.n_s,), rel_precision, seed)
+    main = limit_plan(p, (p.n_s,), rel_precision, seed, start, burn_in_factor)
     known = _known_means(p, p.n_s)
     fixed = fixed_cv_weights(p, p.n_s) if known is not None and len(known) == 3 else None
     guess = [float(p.n_r + p.n_s)]
@@ -231,7 +235,7 @@ def estimate_limit(p: LoopParams, seed: int, rel_precision: float, max_chains: i
                 * chain_cost(p, plan.generations)
             budget_note = (f"the work budget max_work = {budget_work:g} stopped the chains at "
                            f"+-{100 * hw:.3g}% on n_e (asked +-{100 * rel_precision:g}%); "
-                           f"about max_work = {need:.2g} (--max-work; at most "
+                           f"about max_work = {at_least(need)} (--max-work; at most "
                            f"{config.MAX_WORK_LIMIT:g}) would reach it")
             note += "; " + budget_note
     curve.save()
@@ -367,11 +371,10 @@ def threshold_search(p: LoopParams, seed: int, rel_precision: float, max_chains:
     budget_work = work_limit(max_work)
     lowered = ""
     if cap_wanted is not None and cap_wanted > cap:
-        full = replace(p, n_s=cap_wanted)
         lowered = (f"the cap was lowered from {cap_wanted} (100 n_r) to {cap}, the largest n_s "
                    f"whose evaluation fits the work budget max_work = {budget_work:g}; the "
                    f"full cap needs max_work >= "
-                   f"{first_round_work(full, rel_precision, n_values=2):.3g} (--max-work; at "
+                   f"{at_least(search_work(p, cap_wanted, rel_precision))} (--max-work; at "
                    f"most {config.MAX_WORK_LIMIT:g})")
     curve = reference_for(p, rel_precision, n_jobs, progress)
     f_r, _ = curve.value(p.n_r)
@@ -380,12 +383,7 @@ def threshold_search(p: LoopParams, seed: int, rel_precision: float, max_chains:
     ev = _ExcessEvaluator(p, seed, rel_precision, max_chains, n_jobs, progress, abs_target,
                           budget_work)
 
-    grid = []
-    n = 1
-    while n < cap:
-        grid.append(n)
-        n *= 2
-    grid.append(cap)
+    grid = search_grid(cap)
     hi = None
     for n in grid:
         if ev.decisively_inadmissible(n):

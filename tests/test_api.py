@@ -125,16 +125,14 @@ def test_a_lowered_default_cap_is_kept_and_said():
     cap it wanted beside the one it got, and the search says that it was lowered, to
     what, and the budget the full cap needs (note, ``cap_lowered_from``,
     ``budget_note``)."""
-    from dataclasses import replace
-
     p = threshold_request(d=100, n_r=100, lam=0.95).params
-    full = planning.first_round_work(replace(p, n_s=100 * 100), 0.01, n_values=2)
+    full = planning.search_work(p, 100 * 100, 0.01)
     t = threshold_request(d=100, n_r=100, lam=0.95, max_work=full / 3)
     assert t.cap_wanted == 100 * 100 and t.cap < t.cap_wanted and t.key()["cap"] == t.cap
     assert t.max_work == full / 3 and t.key()["max_work"] == full / 3
-    # the cap found is the largest whose first round fits
-    assert planning.first_round_work(replace(p, n_s=t.cap), 0.01, n_values=2) <= full / 3
-    assert planning.first_round_work(replace(p, n_s=t.cap + 1), 0.01, n_values=2) > full / 3
+    # the cap found is the largest whose search's first rounds fit
+    assert planning.search_work(p, t.cap, 0.01) <= full / 3 < planning.search_work(p, t.cap + 1,
+                                                                                  0.01)
     q = threshold_request(n_r=50, lam=0.6, cap=40, rel_precision=0.1)
     r = solve.threshold_search(q.params, q.seed, q.rel_precision, q.max_chains, q.cap, 1,
                                cap_wanted=5000, max_work=1e6)
