@@ -353,6 +353,14 @@ def pilot_plan(main: LimitPlan) -> LimitPlan:
 #: 12 chains); 4 chains then give +-0.44% on the limit, +-0.38% on ``n_e``.
 PROBE_CHAINS = 4
 PROBE_MIN_D = 20
+#: Chains of the first round of a threshold evaluation (the pair ``n_s`` and ``0`` in
+#: lockstep) from :data:`PROBE_MIN_D` on, with the fixed slopes on both configurations.
+#: Measured at ``d = 100``, ``(n_r, n_s, lam) = (100, 650, 0.5)``, 32 chains: the paired
+#: difference's spread per chain is 0.40 plain, 0.42 with the fixed slopes, 0.23 with
+#: fitted ones (16 chains needed); the half-width wanted there is about 0.7, which 6
+#: chains give (0.42) and 16 give four times over. At ``(1000, 3090, 0.9)``: 0.049,
+#: 0.014, 0.007.
+PROBE_PAIR_CHAINS = 6
 
 
 def fixed_cv_weights(p: LoopParams, n_s: int) -> np.ndarray | None:
@@ -379,11 +387,12 @@ def fixed_cv_weights(p: LoopParams, n_s: int) -> np.ndarray | None:
 
 
 def first_round_chunks(p: LoopParams, n_values: int = 1) -> int:
-    """Chunks of the first round of a limit: :data:`PROBE_CHAINS` chains for an
-    estimate from ``d =`` :data:`PROBE_MIN_D` on where :func:`fixed_cv_weights`
-    applies, else :func:`pilot_chunks`."""
-    if n_values == 1 and p.d >= PROBE_MIN_D and fixed_cv_weights(p, p.n_s) is not None:
-        return min(pilot_chunks(p.d, n_values), math.ceil(PROBE_CHAINS / chunk_size(p.d)))
+    """Chunks of the first round of a limit: from ``d =`` :data:`PROBE_MIN_D` on, where
+    :func:`fixed_cv_weights` applies, :data:`PROBE_CHAINS` chains for an estimate and
+    :data:`PROBE_PAIR_CHAINS` for a threshold evaluation; else :func:`pilot_chunks`."""
+    if p.d >= PROBE_MIN_D and fixed_cv_weights(p, p.n_s) is not None:
+        chains = PROBE_CHAINS if n_values == 1 else PROBE_PAIR_CHAINS
+        return min(pilot_chunks(p.d, n_values), math.ceil(chains / chunk_size(p.d)))
     return pilot_chunks(p.d, n_values)
 
 

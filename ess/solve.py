@@ -313,15 +313,17 @@ class _ExcessEvaluator:
         q = replace(p, n_s=n_s)
         main = limit_plan(q, (n_s, 0), self.rel_precision, self.seed)
         k1, k0 = _known_means(p, n_s), _known_means(p, 0)
+        w1, w0 = fixed_cv_weights(p, n_s), fixed_cv_weights(p, 0)
 
         def stats(data: np.ndarray) -> tuple[float, float, int]:
             y = data[:, 0, Q_DIST, :].mean(-1) - data[:, 1, Q_DIST, :].mean(-1)
             if k1 is None:
                 return cv_mean(y)
             cvs = slice(Q_MEAN_DEV, Q_MEAN_DEV + len(k1))
-            X = np.concatenate([data[:, 0, cvs, :].mean(-1), data[:, 1, cvs, :].mean(-1)],
-                               axis=1)
-            return cv_mean(y, X, np.concatenate([k1, k0]))
+            X1, X0 = data[:, 0, cvs, :].mean(-1), data[:, 1, cvs, :].mean(-1)
+            if w1 is not None and w0 is not None and len(y) < 2 * len(k1) + CV_MIN_EXTRA:
+                return cv_mean(y - (X1 - k1) @ w1 + (X0 - k0) @ w0)   # too few to fit
+            return cv_mean(y, np.concatenate([X1, X0], axis=1), np.concatenate([k1, k0]))
 
         def excess(data: np.ndarray) -> float:
             _, se, dof = stats(data)
