@@ -188,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"chains (default {defaults.CHAINS})")
     sp.add_argument("--generations", default=str(defaults.GENERATIONS),
                     help=f"generations (default {defaults.GENERATIONS})")
+    sp.add_argument("--max-work", default=None,
+                    help=f"work budget (default {defaults.MAX_WORK:g}, from "
+                         f"{config.MIN_WORK:g} to {config.MAX_WORK_LIMIT:g})")
     sp.add_argument("--out", default=str(DEFAULT_DIR / "simulate.csv"),
                     help="per-generation table: .csv, .json or .md "
                          "(default ess-results/simulate.csv)")
@@ -558,7 +561,8 @@ def _cmd_simulate(args) -> int:
     kw = _common(args)
     kw[key] = _one(key, lam)
     res = simulate(n_r=_or(args.n_r, defaults.N_R), n_s=_or(args.n_s, defaults.N_S),
-                   loop=args.loop, chains=args.chains, generations=args.generations, **kw)
+                   loop=args.loop, chains=args.chains, generations=args.generations,
+                   max_work=args.max_work, **kw)
     write_table(res, out, title=f"simulate: {res.loop} loop ({_header(res)})")
     if plot is not None:
         simulate_plot(res, plot)

@@ -90,3 +90,12 @@ def test_an_estimate_stopped_by_the_work_budget_says_so(capsys):
     assert "--max-work" in res["budget_note"] and res["budget_note"] in res["note"]
     status, out, _ = _run(capsys, *args)
     assert "PRECISION NOT REACHED" in out and "the work budget max_work" in out
+
+
+def test_simulate_takes_the_work_budget_too(capsys, tmp_path):
+    status, out, err = _run(capsys, "simulate", "--d", "10", "--chains", "1000",
+                            "--generations", "100", "--max-work", "1e5",
+                            "--out", str(tmp_path / "s.csv"))
+    assert status == 2 and "max_work = 100000" in err and "--max-work" in err
+    most = int(1e5 // planning.chain_cost(estimate_request(d=10).params, 100))
+    assert f"at most {most} chains of 100 generations" in err
