@@ -93,6 +93,44 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 # Markdown
 # --------------------------------------------------------------------------------------
 
+#: The paper's workloads (:mod:`benchmarks.paper`) in the headline, and their labels.
+_PAPER = (
+    ("fig11", lambda w: f"Fig. 11 grid, {len(w['cells'])} estimates at d = {w['d']}, "
+                        f"{100 * w['rel_precision']:g}%"),
+    ("fig12", lambda w: f"Fig. 12, {len(w['cells'])} thresholds at d = {w['d']}, "
+                        f"{100 * w['rel_precision']:g}%, default caps"),
+)
+
+
+def _paper(results: dict) -> list[str]:
+    """The paper's workloads, per cell: `ess`'s plan and time, the baseline's steps."""
+    if "paper" not in results:
+        return []
+    out = ["## The paper's workloads", "",
+           "`python -m benchmarks.paper` (`benchmarks/paper.py`): the Fig. 11 grid with "
+           "`ess.table` and the Fig. 12 thresholds with `ess.threshold`, reference curve "
+           "cached, result store off. The vectorised baseline is priced, not run: cold "
+           "start (`n_ini = n_r`) and its burn-in, last-generation average, the chains the "
+           "cell's precision needs from the spread of one generation's distance (measured "
+           "on `ess`'s kernel), at its measured throughput "
+           f"({_g(results['paper']['fig11']['vectorised_rate'])} generation-steps/s).", ""]
+    f11 = results["paper"]["fig11"]
+    rows = [[str(c["n_r"]), str(c["n_s"]), f"{c['lam']:g}", f"{c['n_e_over_n_r']:.3g}",
+             f"{100 * c['n_e_rel_halfwidth']:.2f}%", f"{c['chains']} x {c['generations']}",
+             str(c["burn_in"]), _seconds(c["seconds"]), f"{c['baseline_steps']:,}"]
+            for c in f11["cells"]]
+    out += _table(["n_r", "n_s", "lam", "n_e/n_r", "± on n_e", "chains x generations",
+                   "burn-in", "ess", "baseline steps"], rows)
+    f12 = results["paper"]["fig12"]
+    rows = [[str(c["n_r"]), f"{c['lam']:g}", str(c["n_s_star"]),
+             f"[{c['n_s_star_ci'][0]}, {c['n_s_star_ci'][1]}]", str(c["cap"]),
+             str(c["evaluations"]), _seconds(c["seconds"]), f"{c['baseline_steps']:,}"]
+            for c in f12["cells"]]
+    out += ["", *_table(["n_r", "lam", "n_s*", "95% CI", "cap", "evaluations", "ess",
+                         "baseline steps"], rows)]
+    return out
+
+
 def headline(results: dict) -> list[str]:
     """The headline table: each figure for `ess` and both baselines, and `ess`'s advantage.
 
@@ -112,6 +150,12 @@ def headline(results: dict) -> list[str]:
                      _seconds(t["vectorised_seconds"]),
                      _vs(t["persample_seconds"] / t["ess_seconds"]),
                      _vs(t["vectorised_seconds"] / t["ess_seconds"])])
+    for name, what in _PAPER:
+        w = results.get("paper", {}).get(name)
+        if w:
+            rows.append([f"{what(w)} (baseline extrapolated)", _seconds(w["ess_seconds"]),
+                         "-", _seconds(w["vectorised_seconds"]), "-",
+                         _vs(w["vectorised_seconds"] / w["ess_seconds"])])
     su = results["startup"]
     for s, t in zip(su["rows"], results["time_to_ne"], strict=True):
         a, b = _new_process(su, t)
@@ -411,6 +455,8 @@ def markdown(results: dict, figs: dict[str, str]) -> str:
         *_throughput(results, figs["throughput"]),
         "",
         *_time_to_ne(results, figs["time_to_ne"]),
+        "",
+        *_paper(results),
         "",
         *_startup(results),
         "",

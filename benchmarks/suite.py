@@ -15,10 +15,13 @@ this order:
    compiled code and reference curve cached); the baselines' times are extrapolated from
    the chains they need with the usual last-generation average (from a measured pilot
    variance) and their measured throughput.
-4. **Start-up and memory.** ``python -m ess estimate ... --json`` as a new process with
+4. **The paper's workloads** (:mod:`benchmarks.paper`): its Fig. 11 grid (75 estimates at
+   ``d = 100``, 2%) and Fig. 12 thresholds (27 searches at ``d = 100``, 2%, default caps),
+   timed, beside the vectorised baseline's extrapolated time.
+5. **Start-up and memory.** ``python -m ess estimate ... --json`` as a new process with
    the caches filled, the first-ever call with empty caches (compiling), and the peak
    resident memory of each process, beside processes running the baselines.
-5. **Scaling.** Time per generation-step against ``n_s``, against ``d``, and `ess`'s
+6. **Scaling.** Time per generation-step against ``n_s``, against ``d``, and `ess`'s
    speed-up against the number of threads.
 
 The baselines run in child processes with BLAS pinned to one thread (the environment
@@ -50,7 +53,8 @@ from pathlib import Path
 import numpy as np
 
 import ess
-from benchmarks import check_baselines
+from benchmarks import check_baselines, paper
+from benchmarks.paper import cold_burn_in
 from benchmarks.throughput import WINDOWS, generation_steps_per_second
 from ess import config
 
@@ -102,6 +106,8 @@ class Plan:
     persample_d_max: int
     #: Dimensions of the thread scaling.
     core_dims: tuple[int, ...]
+    #: The paper's workloads (:mod:`benchmarks.paper`): its grids, or a few cells at d = 10.
+    paper: paper.Workloads = paper.FULL
 
     @property
     def suffix(self) -> str:
@@ -116,7 +122,7 @@ FULL = Plan(quick=False, seconds=1.0, scaling_seconds=0.5, settings=SETTINGS, re
 QUICK = Plan(quick=True, seconds=0.2, scaling_seconds=0.1, settings=SETTINGS[:2], repeats=3,
              seeds=2, pilot_seconds=0.5, first_call=False, cold_runs=(3, 3),
              n_s_grid=(10, 1000, 100_000), n_s_dims=(1,), d_grid=TABLE_DIMS,
-             persample_d_max=50, core_dims=(10,))
+             persample_d_max=50, core_dims=(10,), paper=paper.QUICK)
 
 
 @dataclass(frozen=True)
@@ -228,7 +234,13 @@ def planned_cases(plan: Plan) -> dict[Case, float]:
          plan.scaling_seconds)
     want([Case("ess", d, jobs=j) for d in plan.core_dims for j in job_counts()],
          plan.scaling_seconds)
+    want([paper_case(plan)], plan.seconds)
     return out
+
+
+def paper_case(plan: Plan) -> Case:
+    """The baseline throughput that prices the paper's workloads (at their ``d``)."""
+    return Case("vectorised", plan.paper.d, 900, 0.8, 100)
 
 
 def measure(cases: dict[Case, float], log: Callable[[str], None] = print) -> dict[Case, float]:
@@ -312,8 +324,9 @@ def time_to_ne(plan: Plan, rates: dict[Case, float],
     Baselines: the half-width wanted on ``WD`` is ``REL * |d log f / d log n| * WD`` (the
     reference curve's local slope at ``n_e``, the curve itself given for free); a pilot of
     the vectorised baseline gives the standard deviation ``sd`` of the distance at
-    generation ``burn_in + 1`` (the burn-in `ess` used), so :func:`chains_needed` chains of
-    ``burn_in + 1`` generation-steps are needed;
+    generation ``burn_in + 1`` (the burn-in a cold start needs, :func:`ess.plan.burn_in_for`:
+    the baselines start from a fit on ``n_ini = n_r`` samples, where `ess` starts warm), so
+    :func:`chains_needed` chains of ``burn_in + 1`` generation-steps are needed;
     time = steps / measured throughput.
 
     Returns
@@ -343,12 +356,15 @@ def time_to_ne(plan: Plan, rates: dict[Case, float],
             raise RuntimeError(f"n_e < 2 at {kw}: no time to an n_e to report")
         slope = _log_slope(d, res.n_e)
         target = REL * abs(slope) * res.wd
-        steps_per_chain = res.burn_in + 1
+        # the baseline starts cold (n_ini = n_r): the burn-in a cold start needs, not the
+        # warm-started one `ess` ran
+        base_burn = cold_burn_in(d, n_r, n_s, lam, REL)
+        steps_per_chain = base_burn + 1
         vec = Case("vectorised", d, n_s, lam, n_r)
         ps = Case("persample", d, n_s, lam, n_r)
         chains = int(np.clip(round(plan.pilot_seconds * rates[vec] / steps_per_chain),
                              64, 2000))
-        base = {"d": d, "n_r": n_r, "n_s": n_s, "lam": lam, "burn_in": res.burn_in}
+        base = {"d": d, "n_r": n_r, "n_s": n_s, "lam": lam, "burn_in": base_burn}
         pilot, vec_child = _worker(base | {"kind": "pilot", "impl": "vectorised",
                                            "chains": chains})
         _, ps_child = _worker(base | {"kind": "pilot", "impl": "persample", "chains": 1})
@@ -359,6 +375,7 @@ def time_to_ne(plan: Plan, rates: dict[Case, float],
             "n_e_rel_halfwidth": res.n_e_rel_halfwidth, "wd": res.wd,
             "wd_halfwidth": (res.wd_ci[1] - res.wd_ci[0]) / 2, "chains": res.chains,
             "generations": res.generations, "burn_in": res.burn_in,
+            "baseline_burn_in": base_burn,
             "ess_seconds": t_all, "ess_seconds_1thread": t_one, "log_slope": slope,
             "ess_seconds_by_seed": [t for _, t, _ in by_seed],
             "chains_by_seed": [r.chains for r, _, _ in by_seed],
@@ -489,16 +506,18 @@ def run(quick: bool = False, out_dir: str | Path | None = None,
     def step(name: str) -> None:
         log(f"[{time.perf_counter() - t0:6.1f} s] {name}")
 
-    step("1/5 agreement of the baselines with ess")
+    step("1/6 agreement of the baselines with ess")
     results["agreement"] = check_baselines.check(quick=quick)
-    step("2/5 throughput and scaling measurements")
+    step("2/6 throughput and scaling measurements")
     rates = measure(planned_cases(plan), log)
     results["rates"] = [asdict(c) | {"rate": r} for c, r in rates.items()]
-    step("3/5 time to a 1% n_e")
+    step("3/6 time to a 1% n_e")
     results["time_to_ne"] = time_to_ne(plan, rates, log)
-    step("4/5 start-up and peak memory (new processes)")
+    step("4/6 the paper's workloads: Fig. 11 grid and Fig. 12 thresholds")
+    results["paper"] = paper.run(quick, rates[paper_case(plan)], log)
+    step("5/6 start-up and peak memory (new processes)")
     results["startup"] = startup(plan, results["time_to_ne"], log)
-    step("5/5 report and figures")
+    step("6/6 report and figures")
     results["seconds"] = time.perf_counter() - t0
     results["machine"]["load_average_end"] = _machine()["load_average"]
     (out / f"bench{plan.suffix}.json").write_text(json.dumps(results, indent=1) + "\n",

@@ -173,6 +173,25 @@ def fresh_stationary_second_moments(d: int, n_r: int, n_s: int, lam: float,
     return z
 
 
+@functools.lru_cache(maxsize=4096)
+def fresh_second_order_rate(d: int, n_r: int, n_s: int, lam: float, cov_estimator: str) -> float:
+    """Rate per generation at which the fresh loop (``memory = 1``, ``P_r = N(0, I_d)``)
+    forgets a start whose first-order moments are stationary.
+
+    ``E|mu|^2`` and ``E tr Sigma`` follow their own 2x2 recursion (:func:`mixing_rate`):
+    a start that matches them keeps them for ever, so what remains of the start decays
+    with the second-order moments of :data:`SECOND_MOMENTS` (``tr Sigma^2``, ``(tr
+    Sigma)^2``, ``mu' Sigma mu``, ``|mu|^2 tr Sigma``, ``|mu|^4``): the spectral radius
+    of their block of :func:`fresh_second_moment_matrix`, about ``max(e^2, rho^2 e,
+    rho^4)`` with ``rho = n_s / n`` and ``e`` the covariance's contraction (higher
+    orders decay faster still). Measured at ``d = 100``, ``(n_r, n_s, lam) = (100,
+    10^4, 1)``: a warm start's excess fell by 0.958 per generation over the first 50,
+    against 0.981 here and 0.990 for :func:`mixing_rate`.
+    """
+    M = fresh_second_moment_matrix(d, n_r, n_s, lam, cov_estimator)
+    return float(np.abs(np.linalg.eigvals(M[3:, 3:])).max())
+
+
 def fresh_moment_step(a: float, c: float, n_r: int, n_s: int, lam: float,
                       cov_estimator: str, tr_sigma_r: float) -> tuple[float, float]:
     """One generation of the (``E|mu - mu_r|^2``, ``E tr Sigma``) recursion, ``memory = 1``."""

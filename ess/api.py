@@ -93,8 +93,9 @@ def run_estimate(req: EstimateRequest, store: ResultStore | None,
 
     def compute() -> EstimateResult:
         if p.n_s == 0:   # the reference fit itself: exact, no chains
-            return reference_fit(p, req.seed, req.rel_precision, req.n_jobs, bar)
-        return estimate_limit(p, req.seed, req.rel_precision, req.max_chains, req.n_jobs, bar)
+            return reference_fit(p, req.seed, req.rel_precision, req.n_jobs, bar, req.max_work)
+        return estimate_limit(p, req.seed, req.rel_precision, req.max_chains, req.n_jobs, bar,
+                              max_work=req.max_work)
 
     return _stored("estimate", EstimateResult, req.key(), store, compute, bar)
 
@@ -105,7 +106,8 @@ def run_threshold(req: ThresholdRequest, store: ResultStore | None,
     p = req.params
     return _stored("threshold", ThresholdResult, req.key(), store,
                    lambda: threshold_search(p, req.seed, req.rel_precision, req.max_chains,
-                                            req.cap, req.n_jobs, bar, req.cap_wanted), bar)
+                                            req.cap, req.n_jobs, bar, req.cap_wanted,
+                                            req.max_work), bar)
 
 
 def _with_bar(desc: str, progress: bool, fn):
@@ -123,7 +125,8 @@ def estimate(d: int | None = None, n_r: int = defaults.N_R, n_s: int = defaults.
              rel_precision: float = defaults.REL_PRECISION,
              max_chains: int = defaults.MAX_CHAINS, n_jobs: int | None = None,
              mu_r=None, sigma_r=None, guidance: float | None = None, progress: bool = False,
-             store: Store = None, reference_data=None) -> EstimateResult:
+             store: Store = None, reference_data=None,
+             max_work: float | None = None) -> EstimateResult:
     """Limit ``WD(n_r, n_s, lam)`` of the loop and effective sample size ``n_e``.
 
     Parameters
@@ -154,6 +157,12 @@ def estimate(d: int | None = None, n_r: int = defaults.N_R, n_s: int = defaults.
         Wanted relative 95% half-width on ``n_e``, in ``[1e-4, 0.5]``.
     max_chains : int
         Chain budget.
+    max_work : float, optional
+        Work budget of the computation, in the units of :data:`ess.config.MAX_WORK`
+        (its default, 1e9: a few seconds on two cores at ``d = 100``), in ``[1e3,
+        1e13]``. A request whose first round of chains needs more is refused (the
+        message gives the largest ``n_s`` within the budget and the budget needed); a
+        computation that spends it before ``rel_precision`` says so in ``budget_note``.
     n_jobs : int, optional
         Threads (default: every core).
     mu_r, sigma_r : array_like, optional
@@ -195,7 +204,7 @@ def estimate(d: int | None = None, n_r: int = defaults.N_R, n_s: int = defaults.
                            metric=metric, cov_estimator=cov_estimator, seed=seed,
                            rel_precision=rel_precision, max_chains=max_chains, n_jobs=n_jobs,
                            mu_r=mu_r, sigma_r=sigma_r, guidance=guidance,
-                           reference_data=reference_data)
+                           reference_data=reference_data, max_work=max_work)
     where = open_store(store)
     return _with_bar("estimate", progress, lambda bar: run_estimate(req, where, bar))
 
@@ -207,15 +216,16 @@ def threshold(d: int | None = None, n_r: int = defaults.N_R, lam: float | None =
               cap: int | None = None, max_chains: int = defaults.MAX_CHAINS,
               n_jobs: int | None = None, mu_r=None, sigma_r=None,
               guidance: float | None = None, progress: bool = False,
-              store: Store = None, reference_data=None) -> ThresholdResult:
+              store: Store = None, reference_data=None,
+              max_work: float | None = None) -> ThresholdResult:
     """Admissible threshold ``n_s*(n_r, lam)``: the largest ``n_s`` with ``n_e >= n_r``.
 
     Parameters
     ----------
     d, n_r, n_ini, memory, metric, cov_estimator, seed
         As in :func:`estimate` (the loop is the fresh loop).
-    rel_precision, max_chains, n_jobs, mu_r, sigma_r, guidance, progress, store
-        As in :func:`estimate`.
+    rel_precision, max_chains, max_work, n_jobs, mu_r, sigma_r, guidance, progress, store
+        As in :func:`estimate`; ``max_work`` bounds each evaluation of the search.
     reference_data : array_like or path, optional
         As in :func:`estimate`.
     lam : float, optional
@@ -223,8 +233,9 @@ def threshold(d: int | None = None, n_r: int = defaults.N_R, lam: float | None =
     cap : int, optional
         Largest ``n_s`` searched: beyond it the answer is "no threshold up to the
         cap" (``n_s_star = None``). Default ``100 n_r``, lowered where chains at
-        ``n_s = cap`` would exceed the work budget (large ``d``); the result's
-        ``note`` says so.
+        ``n_s = cap`` would exceed the work budget ``max_work``; the result says so
+        (``cap_lowered_from``, ``budget_note``, ``note``) with the budget the full cap
+        needs.
 
     Returns
     -------
@@ -246,7 +257,7 @@ def threshold(d: int | None = None, n_r: int = defaults.N_R, lam: float | None =
                             cov_estimator=cov_estimator, seed=seed,
                             rel_precision=rel_precision, cap=cap, max_chains=max_chains,
                             n_jobs=n_jobs, mu_r=mu_r, sigma_r=sigma_r, guidance=guidance,
-                            reference_data=reference_data)
+                            reference_data=reference_data, max_work=max_work)
     where = open_store(store)
     return _with_bar("threshold", progress, lambda bar: run_threshold(req, where, bar))
 
@@ -259,15 +270,16 @@ def simulate(d: int | None = None, n_r: int = defaults.N_R, n_s: int = defaults.
              chains: int = defaults.CHAINS, generations: int = defaults.GENERATIONS,
              n_jobs: int | None = None, mu_r=None, sigma_r=None,
              guidance: float | None = None, progress: bool = False,
-             return_trajectories: bool = False, reference_data=None):
+             return_trajectories: bool = False, reference_data=None,
+             max_work: float | None = None):
     """Trajectories of any loop kind, summarised per generation, with ``n_e(t)``.
 
     Parameters
     ----------
     d, n_r, n_s, lam, n_ini, memory, metric, cov_estimator, seed
         As in :func:`estimate`.
-    n_jobs, mu_r, sigma_r, guidance, progress, reference_data
-        As in :func:`estimate`.
+    n_jobs, mu_r, sigma_r, guidance, progress, reference_data, max_work
+        As in :func:`estimate` (``chains`` trajectories must fit ``max_work``).
     loop : str or sequence of str
         ``"fresh"``, ``"augmentation"``, ``"fully-synthetic"`` (also called
         ``"replace"``), ``"accumulate"`` or ``"accumulate-subsample"``; or a list of
@@ -318,7 +330,8 @@ def simulate(d: int | None = None, n_r: int = defaults.N_R, n_s: int = defaults.
                              metric=metric, cov_estimator=cov_estimator, seed=seed,
                              chains=chains, generations=generations, n_jobs=n_jobs, mu_r=mu_r,
                              sigma_r=sigma_r, guidance=guidance,
-                             reference_data=reference_data) for kind in loops]
+                             reference_data=reference_data, max_work=max_work)
+            for kind in loops]
     out = [_with_bar("simulate", progress, lambda bar, r=r: run_simulate(r, bar))
            for r in reqs]
     results = [r for r, _ in out]
@@ -412,7 +425,10 @@ def _run_grid(cells: list[dict], validate, run, desc: str, progress: bool,
                              f"got {len(cells)}")
     where = get_backend(backend, scheduler, n_jobs)
     for cell in cells:
-        validate(**{k: v for k, v in cell.items() if k not in _NOT_CHECKED})
+        try:
+            validate(**{k: v for k, v in cell.items() if k not in _NOT_CHECKED})
+        except ParameterError as e:
+            raise ParameterError(e.name, f"grid cell ({_cell_name(cell)}): {e}") from None
     bar = Progress(desc, enabled=progress)
     bar.add_total(len(cells))
     try:
@@ -433,6 +449,12 @@ def _reference_once(d, kwargs: dict) -> dict:
     check_data_moments(d, mu, cov)
     out = {k: v for k, v in kwargs.items() if k != "reference_data"}
     return {**out, "mu_r": mu, "sigma_r": cov}
+
+
+def _cell_name(cell: dict) -> str:
+    """``n_r = 100, n_s = 10000, lam = 0.85``: the axes of a grid cell."""
+    return ", ".join(f"{k} = {cell[k]:g}" if isinstance(cell[k], float) else f"{k} = {cell[k]}"
+                     for k in ("n_r", "n_s", "lam") if k in cell)
 
 
 #: Keyword arguments of a grid cell that its request validator does not take

@@ -211,6 +211,9 @@ class LimitPlan:
     seed: int
     every: int = 1
     stream: int = STREAM_LIMIT
+    #: Warm starts, one ``(mu_sd, scale, nu)`` row per configuration
+    #: (:mod:`ess.kernels.warm`), or ``()`` for the cold start (a fit on ``n_ini``).
+    warm: tuple[tuple[float, float, float], ...] = ()
 
     @property
     def generations(self) -> int:
@@ -229,19 +232,21 @@ def limit_chunks(plan: LimitPlan, start: int, stop: int, n_jobs: int,
         :func:`ess.kernels.loops._limit_chunk` and :mod:`ess.kernels.layout`).
     """
     from ess.kernels.loops import _limit_chunk
+    from ess.kernels.warm import WARM_FIELDS
 
     p = plan.params
     cs = chunk_size(p.d)
     ns = np.asarray(plan.n_s_values, dtype=np.int64)
     mem = kernel_memory(p, plan.generations)
     loop, metric = kernel_codes(p)
+    warm = np.array(plan.warm, dtype=np.float64).reshape(-1, WARM_FIELDS)
 
     def one(i: int) -> np.ndarray:
         real, syn, mix = chunk_rngs(plan.seed, plan.stream, i, mem > 1)
         return _limit_chunk(real, syn, mix, cs, loop, p.n_ini, p.n_r, ns, p.lam,
                             mem, p.cov_estimator == "mle", metric,
                             np.zeros(p.d), p.L_r, p.sr_identity, plan.burn_in, plan.window,
-                            plan.every)
+                            plan.every, warm)
 
     with blas_single_thread(p.d):
         parts = run_parallel(one, range(start, stop), n_jobs, progress)

@@ -89,12 +89,17 @@ def _budget_flags(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--max-chains", default=str(defaults.MAX_CHAINS),
                     help=f"chain budget (default {defaults.MAX_CHAINS}, "
                          f"at most {config.MAX_CHAINS})")
+    sp.add_argument("--max-work", default=None,
+                    help=f"work budget of one computation (default {defaults.MAX_WORK:g}, a "
+                         f"few seconds on two cores at d = 100; from {config.MIN_WORK:g} to "
+                         f"{config.MAX_WORK_LIMIT:g}): raise it for larger n_s or caps, the "
+                         "refusals and notes say how far")
 
 
 def _cap_flag(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--cap", default=None,
                     help=f"largest n_s searched (default {defaults.CAP_PER_N_R} n_r, lowered "
-                         f"where the work budget requires it: the output says so)")
+                         f"where the work budget --max-work requires it: the output says so)")
 
 
 def _store_flags(sp: argparse.ArgumentParser) -> None:
@@ -192,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"chains (default {defaults.CHAINS})")
     sp.add_argument("--generations", default=str(defaults.GENERATIONS),
                     help=f"generations (default {defaults.GENERATIONS})")
+    sp.add_argument("--max-work", default=None,
+                    help=f"work budget (default {defaults.MAX_WORK:g}, from "
+                         f"{config.MIN_WORK:g} to {config.MAX_WORK_LIMIT:g})")
     sp.add_argument("--out", default=str(DEFAULT_DIR / "simulate.csv"),
                     help="per-generation table: .csv, .json or .md "
                          "(default ess-results/simulate.csv)")
@@ -367,7 +375,8 @@ def _common(args) -> dict:
 def _budget(args) -> dict:
     """Precision, chain budget and result store of a computing command."""
     store = False if args.no_store else args.store
-    return {"rel_precision": args.rel_precision, "max_chains": args.max_chains, "store": store}
+    return {"rel_precision": args.rel_precision, "max_chains": args.max_chains,
+            "max_work": args.max_work, "store": store}
 
 
 def _took(res) -> str:
@@ -612,7 +621,7 @@ def _cmd_simulate(args) -> int:
     loops = parse_list("loop", args.loop)
     res = simulate(n_r=_or(args.n_r, defaults.N_R), n_s=_or(args.n_s, defaults.N_S),
                    loop=loops if len(loops) > 1 else loops[0], chains=args.chains,
-                   generations=args.generations, **kw)
+                   generations=args.generations, max_work=args.max_work, **kw)
     r0 = res if len(loops) == 1 else res[0]
     names = ", ".join(r.loop for r in (res if len(loops) > 1 else [res]))
     write_table(res, out, title=f"simulate: {names} ({_header(r0)})")

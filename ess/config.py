@@ -66,6 +66,11 @@ MAX_GRID = 10_000
 #: d = 10, 6.4 s at d = 30 and 3.4 s at d = 100 on two cores (the row-vectorised
 #: kernels make large d cheaper than the cubic model says).
 MAX_WORK = 1e9
+#: Largest work budget (``max_work``, ``--max-work``) a user may give: about ten
+#: thousand times the default, hours of computing.
+MAX_WORK_LIMIT = 1e13
+#: Smallest work budget a user may give (a few milliseconds).
+MIN_WORK = 1e3
 #: Work budget of one reference-curve point.
 MAX_REFERENCE_WORK = 5e7
 #: Largest memory for per-chain model buffers and simulate output, in bytes.

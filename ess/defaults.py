@@ -37,6 +37,9 @@ SEED = 0
 REL_PRECISION = 0.01
 #: Chain budget of one computation.
 MAX_CHAINS = config.DEFAULT_MAX_CHAINS
+#: Work budget of one computation (``max_work``; ``--max-work``): it admits every cell
+#: of the paper's Fig. 11 grid and every threshold of its Fig. 12 with the full cap.
+MAX_WORK = config.MAX_WORK
 #: Threshold cap, as a multiple of ``n_r`` (contract section 3: ``100 n_r``).
 CAP_PER_N_R = 100
 

@@ -25,14 +25,15 @@ from ess.params import (
     loop_params,
 )
 from ess.plan import (
-    chain_budget,
     chain_cost,
     check_generations,
     check_pool_memory,
     check_ring_memory,
+    check_work,
     default_cap,
     generations_for,
     subsample_chain_cost,
+    work_limit,
 )
 from ess.reference import MAX_N
 
@@ -61,6 +62,19 @@ def check_max_chains(value) -> int:
     return check_int("max_chains", value, 1, config.MAX_CHAINS)
 
 
+def check_max_work(value) -> float:
+    """``max_work``, the work budget of one computation: ``None`` for the default
+    (:data:`ess.config.MAX_WORK`), else a number in ``[MIN_WORK, MAX_WORK_LIMIT]``."""
+    if value is None:
+        return work_limit(None)
+    try:
+        return check_float("max_work", value, config.MIN_WORK, config.MAX_WORK_LIMIT)
+    except ParameterError:
+        raise ParameterError("max_work", f"max_work must be a number in [{config.MIN_WORK:g}, "
+                             f"{config.MAX_WORK_LIMIT:g}] (work units; default "
+                             f"{config.MAX_WORK:g}), got {value!r}") from None
+
+
 @dataclass(frozen=True)
 class EstimateRequest:
     """A validated ``estimate``: the limit of one loop and its ``n_e``.
@@ -73,11 +87,14 @@ class EstimateRequest:
     rel_precision: float
     max_chains: int
     n_jobs: int
+    #: Work budget of one computation (:data:`ess.config.MAX_WORK` by default); the
+    #: service bounds it by its own limit.
+    max_work: float = config.MAX_WORK
 
     def key(self) -> dict:
         """Everything that changes the answer (not ``n_jobs``), for the result store."""
         return {**self.params.key(), "seed": self.seed, "rel_precision": self.rel_precision,
-                "max_chains": self.max_chains}
+                "max_chains": self.max_chains, "max_work": self.max_work}
 
     def with_jobs(self, n_jobs: int) -> EstimateRequest:
         """The same request on ``n_jobs`` threads (the answer does not change)."""
@@ -124,8 +141,9 @@ class ReferenceRequest:
     n_jobs: int
 
 
-def _budget(rel_precision, max_chains) -> tuple[float, int]:
-    return check_rel_precision(rel_precision), check_max_chains(max_chains)
+def _budget(rel_precision, max_chains, max_work) -> tuple[float, int, float]:
+    return (check_rel_precision(rel_precision), check_max_chains(max_chains),
+            check_max_work(max_work))
 
 
 def estimate_request(d: int | None = None, n_r=defaults.N_R, n_s=defaults.N_S, lam=None, *,
@@ -133,7 +151,7 @@ def estimate_request(d: int | None = None, n_r=defaults.N_R, n_s=defaults.N_S, l
                      metric=defaults.METRIC, cov_estimator=defaults.COV_ESTIMATOR,
                      seed=defaults.SEED, rel_precision=defaults.REL_PRECISION,
                      max_chains=defaults.MAX_CHAINS, n_jobs=None, mu_r=None, sigma_r=None,
-                     guidance=None, reference_data=None) -> EstimateRequest:
+                     guidance=None, reference_data=None, max_work=None) -> EstimateRequest:
     """Check an ``estimate`` before any computation (see :func:`ess.estimate`).
 
     Raises
@@ -150,13 +168,12 @@ def estimate_request(d: int | None = None, n_r=defaults.N_R, n_s=defaults.N_S, l
     if p.loop not in LIMIT_LOOPS:
         raise ParameterError("loop", f"loop must be {' or '.join(LIMIT_LOOPS)} for a limit; "
                              f"the {p.loop} loop collapses and has none (use simulate)")
-    rel, mc = _budget(rel_precision, max_chains)
+    rel, mc, mw = _budget(rel_precision, max_chains, max_work)
     if p.n_s > 0:   # n_s = 0 is the reference fit itself: no chains run
         check_generations(p, rel)
-        n_gen = generations_for(p, rel)
-        check_ring_memory(p, n_gen)
-        chain_budget(p, n_gen, mc)
-    return EstimateRequest(p, check_seed(seed), rel, mc, check_jobs(n_jobs))
+        check_ring_memory(p, generations_for(p, rel))
+        check_work(p, rel, mc, mw)
+    return EstimateRequest(p, check_seed(seed), rel, mc, check_jobs(n_jobs), mw)
 
 
 def threshold_request(d: int | None = None, n_r=defaults.N_R, lam=None, *, n_ini=None,
@@ -164,7 +181,7 @@ def threshold_request(d: int | None = None, n_r=defaults.N_R, lam=None, *, n_ini
                       cov_estimator=defaults.COV_ESTIMATOR, seed=defaults.SEED,
                       rel_precision=defaults.REL_PRECISION, cap=None,
                       max_chains=defaults.MAX_CHAINS, n_jobs=None, mu_r=None, sigma_r=None,
-                      guidance=None, reference_data=None) -> ThresholdRequest:
+                      guidance=None, reference_data=None, max_work=None) -> ThresholdRequest:
     """Check a ``threshold`` before any computation (see :func:`ess.threshold`).
 
     Raises
@@ -176,21 +193,16 @@ def threshold_request(d: int | None = None, n_r=defaults.N_R, lam=None, *, n_ini
     p = loop_params(d, n_r, 0, lam, n_ini, "fresh", memory, metric, cov_estimator, mu_r,
                     sigma_r, guidance, lam_default=defaults.THRESHOLD_LAM,
                     reference_data=reference_data)
-    rel, mc = _budget(rel_precision, max_chains)
+    rel, mc, mw = _budget(rel_precision, max_chains, max_work)
     if cap is None:
-        cap, wanted = default_cap(p, rel, mc)
+        cap, wanted = default_cap(p, rel, mc, mw)
     else:
         cap = wanted = check_int("cap", cap, 1, config.MAX_COUNT)
     at_cap = replace(p, n_s=cap)
     check_generations(at_cap, rel, name="cap")
-    n_gen = generations_for(at_cap, rel)
-    check_ring_memory(p, n_gen)
-    try:
-        chain_budget(at_cap, n_gen, mc, n_values=2)
-    except ParameterError as e:
-        raise ParameterError("cap", f"cap is too large for d = {p.d}: at n_s = cap, {e}") \
-            from None
-    return ThresholdRequest(p, check_seed(seed), rel, mc, check_jobs(n_jobs), cap, wanted)
+    check_ring_memory(p, generations_for(at_cap, rel))
+    check_work(at_cap, rel, mc, mw, n_values=2, name="cap")
+    return ThresholdRequest(p, check_seed(seed), rel, mc, check_jobs(n_jobs), mw, cap, wanted)
 
 
 def simulate_request(d: int | None = None, n_r=defaults.N_R, n_s=defaults.N_S, lam=None, *,
@@ -198,7 +210,7 @@ def simulate_request(d: int | None = None, n_r=defaults.N_R, n_s=defaults.N_S, l
                      metric=defaults.METRIC, cov_estimator=defaults.COV_ESTIMATOR,
                      seed=defaults.SEED, chains=defaults.CHAINS,
                      generations=defaults.GENERATIONS, n_jobs=None, mu_r=None, sigma_r=None,
-                     guidance=None, reference_data=None) -> SimulateRequest:
+                     guidance=None, reference_data=None, max_work=None) -> SimulateRequest:
     """Check a ``simulate`` before any computation (see :func:`ess.simulate`).
 
     Raises
@@ -218,12 +230,17 @@ def simulate_request(d: int | None = None, n_r=defaults.N_R, n_s=defaults.N_S, l
     check_ring_memory(p, generations)
     n_jobs = check_jobs(n_jobs)
     check_pool_memory(p, generations, min(n_jobs, -(-chains // chunk_size(p.d))))
+    budget = check_max_work(max_work)
     cost = (subsample_chain_cost if p.loop == "accumulate-subsample" else chain_cost)
-    work = chains * cost(p, generations)
-    if work > config.MAX_WORK:
+    one = cost(p, generations)
+    work = chains * one
+    if work > budget:
+        most = max(0, int(budget // one))
         raise ParameterError("chains", f"chains * generations is too large for d = {p.d}: "
-                             f"{work:.3g} work units, budget {config.MAX_WORK:g}; "
-                             "use fewer chains or generations")
+                             f"{work:.3g} work units, over the work budget max_work = "
+                             f"{budget:g} (at most {most} chains of {generations} generations); "
+                             "use fewer chains or generations, or raise max_work (command "
+                             f"line --max-work, at most {config.MAX_WORK_LIMIT:g})")
     return SimulateRequest(p, check_seed(seed), chains, generations, n_jobs)
 
 

@@ -107,6 +107,8 @@ class EstimateResult(_Result):
     relative 95% half-width on ``n_e`` met ``rel_precision`` within
     ``max_chains``; ``converged`` is false when the first and second halves of
     the kept window differ significantly (``drift_z`` standard errors).
+    ``budget_note`` is not empty when the work budget ``max_work`` stopped the
+    chains before ``rel_precision``: it gives the budget that would have sufficed.
     ``from_store`` tells that the answer was read from the result store
     (:mod:`ess.store`) rather than computed; ``seconds`` is the time this
     answer took, computing or reading.
@@ -140,6 +142,10 @@ class EstimateResult(_Result):
     seconds: float
     note: str = ""
     from_store: bool = False
+    #: The work budget of the computation (``None`` in answers stored before it existed).
+    max_work: float | None = None
+    #: What the work budget cut, with the budget that would have sufficed ("" if nothing).
+    budget_note: str = ""
 
     COLUMNS: ClassVar[tuple[str, ...]] = (
         "d", "metric", "cov_estimator", "loop", "memory", "n_r", "n_s", "lam",
@@ -183,7 +189,9 @@ class ThresholdResult(_Result):
     ``n_s`` not decisively inadmissible (``None`` for "beyond the cap").
     ``scan`` lists every evaluated ``n_s`` with the excess ``WD(n_s) - f(n_r)``
     (negative means admissible) and its standard error. ``from_store`` and
-    ``seconds`` are those of :class:`EstimateResult`.
+    ``seconds`` are those of :class:`EstimateResult`. ``cap_lowered_from`` is the
+    default cap ``100 n_r`` when the work budget ``max_work`` lowered it to ``cap``
+    (``None`` otherwise), and ``budget_note`` says so with the budget the full cap needs.
     """
 
     d: int
@@ -203,6 +211,9 @@ class ThresholdResult(_Result):
     scan: tuple[dict, ...] = ()
     note: str = ""
     from_store: bool = False
+    cap_lowered_from: int | None = None
+    max_work: float | None = None
+    budget_note: str = ""
 
     COLUMNS: ClassVar[tuple[str, ...]] = (
         "d", "metric", "cov_estimator", "memory", "n_r", "lam", "n_s_star",

@@ -19,17 +19,24 @@ from ess.chains import MAX_ROUND_GROWTH, ROUND_MARGIN, LimitPlan, adaptive, chun
 from ess.kernels.layout import Q_DIST, Q_MEAN_DEV
 from ess.params import LoopParams
 from ess.plan import (
+    at_least,
     bisect_int,
     chain_budget,
     chain_cost,
+    first_round_chunks,
+    fixed_cv_weights,
     limit_plan,
     pilot_chunks,
     pilot_plan,
+    search_grid,
+    search_work,
+    sized_plan,
+    work_limit,
 )
 from ess.progress import NULL_PROGRESS, Progress
 from ess.reference import Inversion, ReferenceCurve
 from ess.results import EstimateResult, Interval, ThresholdResult
-from ess.stats import cv_mean, t975
+from ess.stats import CV_MIN_EXTRA, cv_mean, t975
 
 #: |z| above which the two halves of the kept window are said to differ: the
 #: two-sided 99.9% normal quantile, so that a converged chain set is flagged about
@@ -40,21 +47,20 @@ DRIFT_Z = 3.29
 
 def run_limit(main: LimitPlan, max_chains: int, n_values: int, n_jobs: int,
               progress: Progress, excess: Callable[[np.ndarray], float],
-              restart: bool = True) -> tuple[np.ndarray, bool, LimitPlan, int]:
+              restart: bool = True, max_work: float | None = None
+              ) -> tuple[np.ndarray, bool, LimitPlan, int]:
     """Run chains of a limit until ``excess(data) <= 1`` (see :func:`ess.chains.adaptive`).
 
     The first round (:data:`PILOT_CHAINS` chains) keeps a short window
-    (:func:`pilot_plan`): where the control variates are at work it usually
-    suffices, and a long window would only add generations that no precision
-    asks for. When it does not suffice, the cheaper of two predicted ways goes on:
-    more chains like it, or (with ``restart``) a fresh start with ``main``'s longer
-    windows, which spread each chain's burn-in over more measured generations; the
-    first round then only sizes the second (independent random streams: the
-    estimate never mixes the two plans). The prediction takes a window average's
-    variance to fall like ``1 / window``; where it falls slower (the augmentation
-    loop, whose chains keep their real set for life), the fresh start costs what a
-    single plan of long windows did, plus the first round. The first round counts
-    against ``max_chains`` and the work budget: a fresh start gets what it left.
+    (:func:`pilot_plan`, two measured generations when the burn-in is short): the
+    least an estimate can run, so that a first round that suffices is not far
+    inside the precision asked. When it does not suffice, its measured variance
+    sizes the rest (:func:`ess.plan.sized_plan`): the cheapest of more chains like
+    it, or (with ``restart``) a fresh start with as many chains of the window that
+    lands near ``rel_precision``, predicted with the records' autocorrelation at the
+    mixing rate; the first round then only sizes the second (independent random
+    streams: the estimate never mixes the two plans). The first round counts against
+    ``max_chains`` and the work budget ``max_work``: a fresh start gets what it left.
     Returns the data, whether the precision was reached, the plan that produced
     the data, and the chains of a first round set aside (0 without a fresh start).
     """
@@ -64,28 +70,34 @@ def run_limit(main: LimitPlan, max_chains: int, n_values: int, n_jobs: int,
     def runner(plan: LimitPlan):
         return lambda a, b: limit_chunks(plan, a, b, n_jobs, progress)
 
-    budget = chain_budget(p, main.generations, max_chains, n_values)
     short = pilot_plan(main)
     if short is main:
+        budget = chain_budget(p, main.generations, max_chains, n_values, max_work)
         return (*adaptive(runner(main), cs, k, budget, excess), main, 0)
-    data = runner(short)(0, k)
+    chain_budget(p, short.generations, max_chains, n_values, max_work)  # the first round fits
+    probe = min(k, first_round_chunks(p, n_values) if short.warm else k)
+    data = runner(short)(0, probe)
     ex = excess(data)
     if ex <= 1.0:
         return data, True, short, 0
+    if probe < k:   # a few chains did not suffice: enough to fit the slopes, then measure
+        data = np.concatenate([data, runner(short)(probe, k)], axis=0)
+        ex = excess(data)
+        if ex <= 1.0:
+            return data, True, short, 0
     need = k * min(ex * ex * ROUND_MARGIN, MAX_ROUND_GROWTH)  # chunks the short windows would need
-    # main's chunks, if a chain's window average has variance proportional to 1 / window
-    fresh = max(k, math.ceil(need * short.window / main.window))
     # what the first round leaves of max_chains and of the work budget
     spent = k * cs * chain_cost(p, short.generations, n_values)
-    left = min(max_chains - k * cs,
-               int((config.MAX_WORK - spent) // chain_cost(p, main.generations, n_values)))
-    left_chunks = left // cs
-    if (not restart or left_chunks < k
-            or (need - k) * short.generations <= fresh * main.generations):
-        budget = chain_budget(p, short.generations, max_chains, n_values)
-        return (*adaptive(runner(short), cs, k, budget, excess, data=data), short, 0)
-    return (*adaptive(runner(main), cs, min(fresh, left_chunks), left_chunks * cs, excess),
-            main, k * cs)
+    if restart:
+        fresh, chunks = sized_plan(short, need, k)
+        left = min(max_chains - k * cs, int((work_limit(max_work) - spent)
+                                            // chain_cost(p, fresh.generations, n_values)))
+        left_chunks = left // cs
+        if left_chunks >= k and fresh is not short:
+            return (*adaptive(runner(fresh), cs, min(chunks, left_chunks), left_chunks * cs,
+                              excess), fresh, k * cs)
+    budget = chain_budget(p, short.generations, max_chains, n_values, max_work)
+    return (*adaptive(runner(short), cs, k, budget, excess, data=data), short, 0)
 
 
 def _known_means(p: LoopParams, n_s: int) -> np.ndarray | None:
@@ -107,12 +119,19 @@ def _known_means(p: LoopParams, n_s: int) -> np.ndarray | None:
     return np.array(fresh_stationary_moments(p.n_r, n_s, p.lam, p.cov_estimator, tr))
 
 
-def _limit_stats(data: np.ndarray, v: int,
-                 known: np.ndarray | None) -> tuple[float, float, int]:
+def _limit_stats(data: np.ndarray, v: int, known: np.ndarray | None,
+                 fixed: np.ndarray | None = None) -> tuple[float, float, int]:
+    """Mean of the chains' window averages of configuration ``v``, its standard error
+    and degrees of freedom: with control variates of exact means ``known`` when given,
+    their slopes fitted (:func:`ess.stats.cv_mean`) when there are chains enough, else
+    the ``fixed`` slopes (:func:`ess.plan.fixed_cv_weights`) when given."""
     y = data[:, v, Q_DIST, :].mean(axis=-1)
     if known is None:
         return cv_mean(y)
-    return cv_mean(y, data[:, v, Q_MEAN_DEV:Q_MEAN_DEV + len(known), :].mean(axis=-1), known)
+    X = data[:, v, Q_MEAN_DEV:Q_MEAN_DEV + len(known), :].mean(axis=-1)
+    if fixed is not None and len(y) < len(known) + CV_MIN_EXTRA:
+        return cv_mean(y - (X - known) @ fixed)
+    return cv_mean(y, X, known)
 
 
 def reference_for(p: LoopParams, rel_precision: float, n_jobs: int,
@@ -124,20 +143,26 @@ def reference_for(p: LoopParams, rel_precision: float, n_jobs: int,
 
 def estimate_limit(p: LoopParams, seed: int, rel_precision: float, max_chains: int,
                    n_jobs: int, progress: Progress = NULL_PROGRESS,
-                   curve: ReferenceCurve | None = None) -> EstimateResult:
+                   curve: ReferenceCurve | None = None,
+                   max_work: float | None = None, start: str = "auto",
+                   burn_in_factor: float = 1.0) -> EstimateResult:
     """Estimate ``WD(n_r, n_s, lam)`` and invert the reference curve for ``n_e``.
 
     Chains are added until the relative 95% half-width on ``n_e`` (limit and
-    curve errors combined) is at most ``rel_precision`` or ``max_chains`` is
-    spent. The limit's standard error comes from the spread of per-chain
-    window averages, with the exactly known stationary moments as control
-    variates where they are known (fresh loop, ``memory = 1``).
+    curve errors combined) is at most ``rel_precision`` or ``max_chains`` or the
+    work budget ``max_work`` (default :data:`ess.config.MAX_WORK`) is spent; the
+    answer's ``budget_note`` says when the work budget stopped it. The limit's
+    standard error comes from the spread of per-chain window averages, with the
+    exactly known stationary moments as control variates where they are known
+    (fresh loop, ``memory = 1``). ``start`` and ``burn_in_factor`` are those of
+    :func:`ess.plan.limit_plan` (checks of the warm starts use them).
     """
     t0 = time.perf_counter()
     if curve is None:
         curve = reference_for(p, rel_precision, n_jobs, progress)
-    main = limit_plan(p, (p.n_s,), rel_precision, seed)
+    main = limit_plan(p, (p.n_s,), rel_precision, seed, start, burn_in_factor)
     known = _known_means(p, p.n_s)
+    fixed = fixed_cv_weights(p, p.n_s) if known is not None and len(known) == 3 else None
     guess = [float(p.n_r + p.n_s)]
 
     last: list = [None, None]   # the data last measured, and its measurement
@@ -149,7 +174,7 @@ def estimate_limit(p: LoopParams, seed: int, rel_precision: float, max_chains: i
         return last[1]
 
     def _measure(data: np.ndarray) -> tuple[float, float, float, float, Inversion]:
-        wd, se, dof = _limit_stats(data, 0, known)
+        wd, se, dof = _limit_stats(data, 0, known, fixed)
         abs_hw = t975(dof) * se
         inv = curve.invert(wd, n_guess=guess[0])
         if inv.n is None:   # below n = 2: ask for the precision on WD itself
@@ -161,7 +186,9 @@ def estimate_limit(p: LoopParams, seed: int, rel_precision: float, max_chains: i
     def excess(data: np.ndarray) -> float:
         return rel_halfwidth(data)[3] / rel_precision
 
-    data, reached, plan, aside = run_limit(main, max_chains, 1, n_jobs, progress, excess)
+    budget_work = work_limit(max_work)
+    data, reached, plan, aside = run_limit(main, max_chains, 1, n_jobs, progress, excess,
+                                           max_work=budget_work)
     burn = plan.burn_in
     wd, se, abs_hw, hw, inv = rel_halfwidth(data)
     # back to the user's units (the kernels ran on the normalised Sigma_r)
@@ -190,15 +217,27 @@ def estimate_limit(p: LoopParams, seed: int, rel_precision: float, max_chains: i
         note = (note + "; " if note else "") + (
             f"the kept window drifts ({drift_z:+.1f} standard errors between its halves): "
             "the chains may not have reached the limit")
+    budget_note = ""
     if not reached:
         cs = chunk_size(p.d)
-        budget = chain_budget(p, plan.generations, max_chains)
-        why = (f"max_chains = {max_chains}" if budget == (max_chains // cs) * cs
-               else f"the work budget ({budget} chains of {plan.generations} generations)")
+        budget = chain_budget(p, plan.generations, max_chains, max_work=budget_work)
+        by_chains = budget == (max_chains // cs) * cs
+        why = (f"max_chains = {max_chains}" if by_chains
+               else f"the work budget max_work = {budget_work:g} ({budget} chains of "
+               f"{plan.generations} generations)")
         if aside:
             why += (f", counting a first round of {aside} shorter chains that was set "
                     "aside for longer ones")
         note = (note + "; " if note else "") + f"precision not reached within {why}"
+        if not by_chains:
+            # chains needed, as the rounds predict them (variance ~ 1 / chains)
+            need = (data.shape[0] * (hw / rel_precision) ** 2 * ROUND_MARGIN + aside) \
+                * chain_cost(p, plan.generations)
+            budget_note = (f"the work budget max_work = {budget_work:g} stopped the chains at "
+                           f"+-{100 * hw:.3g}% on n_e (asked +-{100 * rel_precision:g}%); "
+                           f"about max_work = {at_least(need)} (--max-work; at most "
+                           f"{config.MAX_WORK_LIMIT:g}) would reach it")
+            note += "; " + budget_note
     curve.save()
     return EstimateResult(
         d=p.d, n_r=p.n_r, n_s=p.n_s, lam=p.lam, loop=p.loop, metric=p.metric,
@@ -207,11 +246,13 @@ def estimate_limit(p: LoopParams, seed: int, rel_precision: float, max_chains: i
         n_e_over_n_r=ratio, n_e_over_n_r_ci=ratio_ci, n_e_rel_halfwidth=hw,
         chains=int(data.shape[0]), generations=plan.generations, burn_in=burn,
         precision_reached=bool(hw <= rel_precision), converged=converged, drift_z=drift_z,
-        seconds=time.perf_counter() - t0, note=note)
+        seconds=time.perf_counter() - t0, note=note, max_work=budget_work,
+        budget_note=budget_note)
 
 
 def reference_fit(p: LoopParams, seed: int, rel_precision: float, n_jobs: int,
-                  progress: Progress = NULL_PROGRESS) -> EstimateResult:
+                  progress: Progress = NULL_PROGRESS,
+                  max_work: float | None = None) -> EstimateResult:
     """The answer at ``n_s = 0``: every generation is a fit on ``n_r`` real samples
     (fresh ones, or the same fixed set), the reference fit itself, so ``n_e = n_r``
     exactly and the limit is ``f(n_r)``: no chains run.
@@ -235,7 +276,8 @@ def reference_fit(p: LoopParams, seed: int, rel_precision: float, n_jobs: int,
         burn_in=0, precision_reached=True, converged=True, drift_z=0.0,
         seconds=time.perf_counter() - t0,
         note="n_s = 0: every generation is a fit on n_r real samples, so n_e = n_r exactly "
-             "(no Monte Carlo); wd is the reference curve's f(n_r)")
+             "(no Monte Carlo); wd is the reference curve's f(n_r)",
+        max_work=work_limit(max_work))
 
 
 class _ExcessEvaluator:
@@ -248,8 +290,10 @@ class _ExcessEvaluator:
     """
 
     def __init__(self, p: LoopParams, seed: int, rel_precision: float, max_chains: int,
-                 n_jobs: int, progress: Progress, abs_target: float) -> None:
+                 n_jobs: int, progress: Progress, abs_target: float,
+                 max_work: float | None = None) -> None:
         self.p = p
+        self.max_work = max_work
         self.seed = seed
         self.rel_precision = rel_precision
         self.max_chains = max_chains
@@ -269,15 +313,17 @@ class _ExcessEvaluator:
         q = replace(p, n_s=n_s)
         main = limit_plan(q, (n_s, 0), self.rel_precision, self.seed)
         k1, k0 = _known_means(p, n_s), _known_means(p, 0)
+        w1, w0 = fixed_cv_weights(p, n_s), fixed_cv_weights(p, 0)
 
         def stats(data: np.ndarray) -> tuple[float, float, int]:
             y = data[:, 0, Q_DIST, :].mean(-1) - data[:, 1, Q_DIST, :].mean(-1)
             if k1 is None:
                 return cv_mean(y)
             cvs = slice(Q_MEAN_DEV, Q_MEAN_DEV + len(k1))
-            X = np.concatenate([data[:, 0, cvs, :].mean(-1), data[:, 1, cvs, :].mean(-1)],
-                               axis=1)
-            return cv_mean(y, X, np.concatenate([k1, k0]))
+            X1, X0 = data[:, 0, cvs, :].mean(-1), data[:, 1, cvs, :].mean(-1)
+            if w1 is not None and w0 is not None and len(y) < 2 * len(k1) + CV_MIN_EXTRA:
+                return cv_mean(y - (X1 - k1) @ w1 + (X0 - k0) @ w0)   # too few to fit
+            return cv_mean(y, np.concatenate([X1, X0], axis=1), np.concatenate([k1, k0]))
 
         def excess(data: np.ndarray) -> float:
             _, se, dof = stats(data)
@@ -287,7 +333,7 @@ class _ExcessEvaluator:
         # streams (common random numbers across the search; it also cost no more,
         # measured over five threshold searches at d = 1 to 10)
         data, reached, _, _ = run_limit(main, self.max_chains, 2, self.n_jobs, self.progress,
-                                        excess, restart=False)
+                                        excess, restart=False, max_work=self.max_work)
         est, se, dof = stats(data)
         self.cache[n_s] = (est, se, t975(dof) * se, reached)
         return self.cache[n_s]
@@ -309,7 +355,8 @@ class _ExcessEvaluator:
 
 def threshold_search(p: LoopParams, seed: int, rel_precision: float, max_chains: int,
                      cap: int, n_jobs: int, progress: Progress = NULL_PROGRESS,
-                     cap_wanted: int | None = None) -> ThresholdResult:
+                     cap_wanted: int | None = None,
+                     max_work: float | None = None) -> ThresholdResult:
     """The admissible threshold ``n_s*(n_r, lam)`` by bracketing and integer bisection.
 
     A geometric grid of ``n_s`` (1, 2, 4, ... and ``cap``) is scanned
@@ -319,25 +366,26 @@ def threshold_search(p: LoopParams, seed: int, rel_precision: float, max_chains:
     last admissible ``n_s``. Every evaluation uses the same chain seeds (common
     random numbers). Each is made precise to ``rel_precision`` on ``n_e / n_r``.
     ``cap_wanted`` is the cap asked for, when the budgets lowered it to ``cap``:
-    the result's note says so.
+    the result says so (``cap_lowered_from``, ``budget_note`` and the note), with the
+    work budget ``max_work`` that the full cap needs.
     """
     t0 = time.perf_counter()
+    budget_work = work_limit(max_work)
     lowered = ""
     if cap_wanted is not None and cap_wanted > cap:
         lowered = (f"the cap was lowered from {cap_wanted} (100 n_r) to {cap}, the largest n_s "
-                   "whose evaluation fits the work budget")
+                   f"whose evaluation fits the work budget max_work = {budget_work:g}; the "
+                   f"full cap needs max_work >= "
+                   f"{at_least(search_work(p, cap_wanted, rel_precision))} (--max-work; at "
+                   f"most {config.MAX_WORK_LIMIT:g})")
     curve = reference_for(p, rel_precision, n_jobs, progress)
     f_r, _ = curve.value(p.n_r)
     slope = abs(curve.log_slope(p.n_r))
     abs_target = rel_precision * slope * f_r
-    ev = _ExcessEvaluator(p, seed, rel_precision, max_chains, n_jobs, progress, abs_target)
+    ev = _ExcessEvaluator(p, seed, rel_precision, max_chains, n_jobs, progress, abs_target,
+                          budget_work)
 
-    grid = []
-    n = 1
-    while n < cap:
-        grid.append(n)
-        n *= 2
-    grid.append(cap)
+    grid = search_grid(cap)
     hi = None
     for n in grid:
         if ev.decisively_inadmissible(n):
@@ -352,7 +400,7 @@ def threshold_search(p: LoopParams, seed: int, rel_precision: float, max_chains:
             lower = max((m for m in ev.cache if ev.decisively_admissible(m)), default=0)
             return _threshold_result(p, seed, rel_precision, None, (lower, None), cap, ev,
                                      t0, "no threshold up to the cap: n_e >= n_r for every "
-                                     f"n_s <= {cap}", lowered)
+                                     f"n_s <= {cap}", lowered, cap_wanted if lowered else None)
     admissible = [m for m in ev.cache if m < hi and not ev.inadmissible(m)]
     lo = max(admissible, default=0)
     star, _ = bisect_int(ev.inadmissible, lo, hi)
@@ -377,12 +425,13 @@ def threshold_search(p: LoopParams, seed: int, rel_precision: float, max_chains:
             "precision of 1, so the threshold is only bounded above (lower rel_precision to "
             "resolve it)")
     return _threshold_result(p, seed, rel_precision, star, (lower, upper), cap, ev, t0, note,
-                             lowered)
+                             lowered, cap_wanted if lowered else None)
 
 
 def _threshold_result(p: LoopParams, seed: int, rel_precision: float, star: int | None,
                       ci: tuple[int, int | None], cap: int, ev: _ExcessEvaluator, t0: float,
-                      note: str, lowered: str = "") -> ThresholdResult:
+                      note: str, lowered: str = "",
+                      cap_lowered_from: int | None = None) -> ThresholdResult:
     k = p.dist_factor
     scan = [{"n_s": m, "excess": k * v[0], "excess_se": k * v[1],
              "excess_ci": Interval(k * (v[0] - v[2]), k * (v[0] + v[2]))}
@@ -390,11 +439,13 @@ def _threshold_result(p: LoopParams, seed: int, rel_precision: float, star: int 
     reached = all(v[3] for v in ev.cache.values())
     if not reached:
         note = (note + "; " if note else "") + (
-            "some evaluations stopped at max_chains before reaching rel_precision")
+            "some evaluations stopped at max_chains or the work budget (max_work = "
+            f"{work_limit(ev.max_work):g}) before reaching rel_precision")
     if lowered:
         note = (note + "; " if note else "") + lowered
     return ThresholdResult(
         d=p.d, n_r=p.n_r, lam=p.lam, metric=p.metric, cov_estimator=p.cov_estimator,
         memory=p.memory, seed=seed, rel_precision=rel_precision, n_s_star=star,
         n_s_star_ci=Interval(*ci), cap=cap, evaluations=len(ev.cache), precision_reached=reached,
-        seconds=time.perf_counter() - t0, scan=tuple(scan), note=note)
+        seconds=time.perf_counter() - t0, scan=tuple(scan), note=note,
+        cap_lowered_from=cap_lowered_from, max_work=ev.max_work, budget_note=lowered)

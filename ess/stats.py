@@ -97,6 +97,11 @@ def _t_cornish_fisher(dof: int) -> float:
     return z + (g1 + (g2 + (g3 + g4 / v) / v) / v) / v
 
 
+#: Rows beyond the number of control variates that :func:`cv_mean` needs to fit their
+#: slopes (with fewer, it returns the plain mean).
+CV_MIN_EXTRA = 8
+
+
 def cv_mean(y: np.ndarray, X: np.ndarray | None = None,
             mean_X: np.ndarray | None = None) -> tuple[float, float, int]:
     """Mean of ``y`` and its standard error, with optional control variates.
@@ -133,7 +138,7 @@ def cv_mean(y: np.ndarray, X: np.ndarray | None = None,
     """
     y = np.asarray(y, dtype=float)
     N = y.shape[0]
-    if X is None or X.shape[1] == 0 or N < X.shape[1] + 8:
+    if X is None or X.shape[1] == 0 or N < X.shape[1] + CV_MIN_EXTRA:
         return float(y.mean()), float(y.std(ddof=1) / math.sqrt(N)), N - 1
     # Orthonormal, centred coordinates T of the control variates (columns without
     # spread, or dependent on the others, dropped), then y = a + T b. Every sum is an

@@ -9,6 +9,7 @@ import pytest
 
 import ess
 from ess import api, defaults, solve
+from ess import plan as planning
 from ess.params import ParameterError
 from ess.request import estimate_request, simulate_request, threshold_request
 
@@ -120,17 +121,79 @@ def test_replace_is_the_fully_synthetic_loop():
 
 
 def test_a_lowered_default_cap_is_kept_and_said():
-    """At d = 100, lam = 0.95 the default cap 100 n_r does not fit the work budget: the
-    request keeps the cap it wanted beside the one it got, and the search's note says
-    that it was lowered and to what."""
-    t = threshold_request(d=100, n_r=100, lam=0.95)
+    """With a work budget too small for the default cap 100 n_r, the request keeps the
+    cap it wanted beside the one it got, and the search says that it was lowered, to
+    what, and the budget the full cap needs (note, ``cap_lowered_from``,
+    ``budget_note``)."""
+    p = threshold_request(d=100, n_r=100, lam=0.95).params
+    full = planning.search_work(p, 100 * 100, 0.01)
+    t = threshold_request(d=100, n_r=100, lam=0.95, max_work=full / 3)
     assert t.cap_wanted == 100 * 100 and t.cap < t.cap_wanted and t.key()["cap"] == t.cap
+    assert t.max_work == full / 3 and t.key()["max_work"] == full / 3
+    # the cap found is the largest whose search's first rounds fit
+    assert planning.search_work(p, t.cap, 0.01) <= full / 3 < planning.search_work(p, t.cap + 1,
+                                                                                  0.01)
     q = threshold_request(n_r=50, lam=0.6, cap=40, rel_precision=0.1)
     r = solve.threshold_search(q.params, q.seed, q.rel_precision, q.max_chains, q.cap, 1,
-                               cap_wanted=5000)
+                               cap_wanted=5000, max_work=1e6)
     assert "the cap was lowered from 5000 (100 n_r) to 40" in r.note
+    assert "max_work = 1e+06" in r.note and "--max-work" in r.note
+    assert r.cap_lowered_from == 5000 and r.to_dict()["cap_lowered_from"] == 5000
+    assert r.budget_note and r.budget_note in r.note and r.to_dict()["max_work"] == 1e6
     plain = solve.threshold_search(q.params, q.seed, q.rel_precision, q.max_chains, q.cap, 1)
-    assert "lowered" not in plain.note
+    assert "lowered" not in plain.note and plain.cap_lowered_from is None
+    assert plain.budget_note == ""
+
+
+def test_the_default_budget_admits_the_papers_grids():
+    """With no budget given, every cell of the paper's Fig. 11 grid (d = 100, n_r
+    100..1000, n_s 100..10^4, lam 0.7, 0.85, 1) is accepted at the default precision,
+    and every threshold of its Fig. 12 (lam 0.1..0.9, n_r 100, 250, 1000) keeps its
+    full cap 100 n_r."""
+    for n_r in (100, 178, 316, 562, 1000):
+        for n_s in (100, 316, 1000, 3162, 10_000):
+            for lam in (0.7, 0.85, 1.0):
+                estimate_request(d=100, n_r=n_r, n_s=n_s, lam=lam)
+    for n_r in (100, 250, 1000):
+        for lam in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
+            t = threshold_request(d=100, n_r=n_r, lam=lam)
+            assert t.cap == t.cap_wanted == 100 * n_r
+
+
+def test_max_work_is_validated_with_its_range():
+    for bad in (0, -1.0, 1e14, "lots", float("nan")):
+        with pytest.raises(ess.ParameterError, match=r"max_work must be a number in "
+                                                     r"\[1000, 1e\+13\]") as e:
+            estimate_request(max_work=bad)
+        assert e.value.name == "max_work"
+    assert estimate_request(max_work="2e9").max_work == 2e9
+    assert estimate_request().max_work == defaults.MAX_WORK
+
+
+def test_a_request_over_the_budget_names_it_and_the_largest_n_s():
+    with pytest.raises(ess.ParameterError) as e:
+        estimate_request(d=100, n_r=100, n_s=10_000, lam=0.85, max_work=3e7)
+    msg = str(e.value)
+    assert e.value.name == "max_work"
+    assert "(d, n_r, n_s, lam) = (100, 100, 10000, 0.85)" in msg
+    assert "max_work = 3e+07" in msg and "--max-work" in msg
+    largest = int(msg.split("the largest n_s within it is ")[1].split(";")[0])
+    estimate_request(d=100, n_r=100, n_s=largest, lam=0.85, max_work=3e7)
+    with pytest.raises(ess.ParameterError):
+        estimate_request(d=100, n_r=100, n_s=largest + 1, lam=0.85, max_work=3e7)
+    need = float(msg.split("to at least ")[1].split(" ")[0])
+    estimate_request(d=100, n_r=100, n_s=10_000, lam=0.85, max_work=need * 1.01)
+
+
+def test_a_grid_refused_before_computing_names_the_cell_and_the_flag():
+    with pytest.raises(ess.ParameterError) as e:
+        ess.table(d=100, n_r=[100], n_s=[100, 10_000], lam=[0.85], max_work=3e7, store=False)
+    msg = str(e.value)
+    assert msg.startswith("grid cell (n_r = 100, n_s = 10000, lam = 0.85): ")
+    assert "--max-work" in msg and e.value.name == "max_work"
+    with pytest.raises(ess.ParameterError, match=r"grid cell \(n_r = 1000, lam = 0.9\)"):
+        ess.threshold_grid(d=100, n_r=[1000], lam=[0.9], cap=100_000, max_work=1e7,
+                           store=False)
 
 
 def test_simulate_to_frame_has_the_rows():

@@ -40,3 +40,43 @@ def test_bench_unwritable_out_is_one_line(tmp_path, capsys):
     assert main(["bench", "--out", str(blocker / "sub")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ess: error: out") and err.count("\n") == 1
+
+
+def test_the_paper_workloads_are_the_papers_grids():
+    paper = pytest.importorskip("benchmarks.paper")
+    w = paper.FULL
+    assert (w.d, w.rel_precision) == (100, 0.02)
+    assert w.fig11_lam == (0.7, 0.85, 1.0) and w.fig11_n_r == (100, 178, 316, 562, 1000)
+    assert w.fig11_n_s == (100, 316, 1000, 3162, 10_000)
+    assert w.fig12_lam == tuple(k / 10 for k in range(1, 10)) and w.fig12_n_r == (100, 250, 1000)
+
+
+def test_the_paper_workloads_price_the_baseline_from_a_cold_start():
+    """The baseline starts cold: its burn-in is the cold start's (here the issue's 390
+    generations at (100, 100, 7500, 0.85) and 1%), longer than the one `ess` runs."""
+    paper = pytest.importorskip("benchmarks.paper")
+    from ess.plan import limit_plan
+    from ess.request import estimate_request
+
+    assert paper.cold_burn_in(100, 100, 7500, 0.85, 0.01) == 390
+    p = estimate_request(d=100, n_r=100, n_s=7500, lam=0.85).params
+    assert limit_plan(p, (7500,), 0.01, 0).burn_in < 390
+    sd = paper.single_generation_sd(10, 100, 200, 0.9, 0.02)
+    assert 0.0 < sd < 1.0
+
+
+def test_the_report_shows_the_paper_workloads():
+    report = pytest.importorskip("benchmarks.report")
+    cell11 = {"n_r": 100, "n_s": 100, "lam": 0.7, "n_e_over_n_r": 1.2, "n_e_rel_halfwidth": 0.01,
+              "chains": 4, "generations": 8, "burn_in": 2, "seconds": 0.01,
+              "baseline_steps": 1000}
+    cell12 = {"n_r": 100, "lam": 0.5, "n_s_star": 57, "n_s_star_ci": [55, 58], "cap": 10000,
+              "evaluations": 16, "seconds": 0.1, "baseline_steps": 2000}
+    res = {"paper": {"fig11": {"d": 100, "rel_precision": 0.02, "cells": [cell11],
+                               "ess_seconds": 1.0, "vectorised_seconds": 20.0,
+                               "vectorised_rate": 1000.0},
+                     "fig12": {"d": 100, "rel_precision": 0.02, "cells": [cell12],
+                               "ess_seconds": 2.0, "vectorised_seconds": 30.0,
+                               "vectorised_rate": 1000.0}}}
+    text = "\n".join(report._paper(res))
+    assert "## The paper's workloads" in text and "| 100 | 0.5 | 57 | [55, 58] |" in text

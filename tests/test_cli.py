@@ -195,7 +195,7 @@ BAD = [
     (["simulate", "--generations", "-5"], "generations"),
     (["simulate", "--loop", "fully-synthetic", "--n-s", "1"], "n_s"),
     (["estimate", "--n-s", "10000000"], "n_s"),
-    (["threshold", "--cap", "10000000"], "cap"),
+    (["threshold", "--cap", "10000000", "--memory", "2"], "cap"),   # cold start: mixes too slowly
     (["estimate", "--memory", "all", "--n-s", "100000", "--n-r", "2", "--d", "50"], "memory"),
     (["estimate", "--max-chains", "5"], "max_chains"),
     (["estimate", "--n-s", ""], "n_s"),

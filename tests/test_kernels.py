@@ -14,6 +14,7 @@ from ess.kernels.sampling import (
     _draw_group,
     _pool_into,
 )
+from ess.kernels.warm import WARM_FIELDS
 from tests import naive
 
 
@@ -173,24 +174,37 @@ CHAIN_CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CHAIN_CASES)
-def test_scalar_d1_chain_is_identical_to_the_general_kernel(case):
-    """The d = 1 fast path draws the same variates and does the same arithmetic."""
-    from ess.kernels.loops import _run_chain, _run_chain_d1, _workspace_d1
+#: Warm starts ``(mu_sd, scale, nu)`` per configuration (:mod:`ess.kernels.warm`):
+#: Bartlett with a real ``nu`` (>= d + 1 = 2) and a rounded one below.
+WARM_ROWS = ([(0.1, 0.011, 90.5), (0.05, 0.5, 1.4)], [(0.3, 0.2, 5.25), (0.2, 0.3, 3.0)])
 
-    def d1(*args):
-        _run_chain_d1(*args, _workspace_d1(args[6], args[8]))
+
+@pytest.mark.parametrize("warm", [None, *WARM_ROWS])
+@pytest.mark.parametrize("case", CHAIN_CASES)
+def test_scalar_d1_chain_is_identical_to_the_general_kernel(case, warm):
+    """The d = 1 fast path draws the same variates and does the same arithmetic, from
+    the cold start and from warm starts (which only the fresh loop takes)."""
+    from ess.kernels.loops import _run_chain, _run_chain_d1, _workspace_d1
 
     loop, n_ini, n_r, ns, lam, mem, mle, metric, mu, sd, ident = case
     ns = np.array(ns, dtype=np.int64)
+    w = (np.empty((0, WARM_FIELDS)) if warm is None
+         else np.array(warm[:len(ns)]))
+
+    def d1(*args):
+        _run_chain_d1(*args, _workspace_d1(args[6], args[8]), w)
+
+    def general(*args):
+        _run_chain(*args, w)
+
     T = 60
     a, b = np.empty((len(ns), T, REC_FIELDS)), np.empty((len(ns), T, REC_FIELDS))
-    for fn, out in ((_run_chain, a), (d1, b)):
+    for fn, out in ((general, a), (d1, b)):
         fn(*chunk_rngs(1, 0, 0, True), loop, n_ini, n_r, ns, lam,
            min(mem, T), mle, metric, np.array([mu]), np.array([[sd]]), ident, T, 0, 1, out)
     assert np.array_equal(a, b)
     # Recording only generations 7, 10, 13, ... changes nothing else.
-    for fn in (_run_chain, d1):
+    for fn in (general, d1):
         part = np.full((len(ns), len(range(7, T, 3)), REC_FIELDS), np.nan)
         fn(*chunk_rngs(1, 0, 0, True), loop, n_ini, n_r, ns, lam,
            min(mem, T), mle, metric, np.array([mu]), np.array([[sd]]), ident, T, 7, 3, part)

@@ -172,27 +172,60 @@ def _fake_excess(first, later, k):
     return lambda data: first if data.shape[0] <= k else later
 
 
-@pytest.mark.parametrize("first,expect", [(0.9, "short"), (1.3, "short"), (6.0, "main")])
+@pytest.mark.parametrize("first,expect", [(0.9, "short"), (1.3, "short"), (6.0, "sized")])
 def test_run_limit_chooses_the_cheaper_way_on(first, expect):
     """A first round within precision ends there; a little short goes on with short
-    windows; far short starts over with long windows, sized by the first round."""
+    windows; far short starts over with the window that the first round's variance
+    says is cheapest (:func:`ess.plan.sized_plan`), with as many chains as it predicts."""
     main, short = _plans(d=10, n_r=100, n_s=200, lam=0.9)
-    k = planning.pilot_chunks(10) * chunk_size(10)
+    cs = chunk_size(10)
+    k = planning.pilot_chunks(10) * cs
     data, reached, plan, aside = solve.run_limit(main, 200_000, 1, 2, NULL_PROGRESS,
                                           _fake_excess(first, 0.5, k))
     assert reached
-    assert plan == (short if expect == "short" else main)
+    need = k // cs * first**2 * 1.1
+    fresh, chunks = planning.sized_plan(short, need, k // cs)
+    if expect == "short":
+        assert plan == short and fresh is short
+    else:
+        assert plan == fresh and fresh is not short and aside == k
+        assert fresh.window > short.window and fresh.stream == chains.STREAM_LIMIT
+        assert fresh.burn_in == short.burn_in and fresh.warm == short.warm
     if first <= 1.0:
         assert data.shape[0] == k
     elif expect == "short":
-        need = math.ceil(k * first**2 * chains.ROUND_MARGIN / chunk_size(10))
-        assert data.shape[0] == need * chunk_size(10)
-        assert np.array_equal(data[:k], limit_chunks(short, 0, k // chunk_size(10), 1))
-    else:   # sized by the first round, assuming variance ~ 1 / window
-        want = math.ceil(k / chunk_size(10) * first**2 * chains.ROUND_MARGIN
-                         * short.window / main.window)
-        assert data.shape[0] == want * chunk_size(10)
-        assert np.array_equal(data, limit_chunks(main, 0, want, 1))
+        assert data.shape[0] == math.ceil(need) * cs
+        assert np.array_equal(data[:k], limit_chunks(short, 0, k // cs, 1))
+    else:
+        assert data.shape[0] == chunks * cs
+        assert np.array_equal(data, limit_chunks(fresh, 0, chunks, 1))
+
+
+def test_sized_plans_land_near_the_precision_and_cost_least():
+    """The window a sized plan keeps makes the predicted cost least: a longer one
+    where chains mix fast and the burn-in is long, the first round's when the records
+    are so correlated that longer windows barely help; never fewer chains than a
+    first round, and the variance model is that of an AR(1) series of the records."""
+    assert planning.record_variance(1, 0.5) == 1.0
+    assert planning.record_variance(8, 0.0) == pytest.approx(1 / 8)
+    phi = 0.7
+    direct = sum(phi ** abs(i - j) for i in range(6) for j in range(6)) / 36
+    assert planning.record_variance(6, phi) == pytest.approx(direct)
+    main, short = _plans(d=10, n_r=100, n_s=200, lam=0.9)
+    fresh, chunks = planning.sized_plan(short, need=600.0, pilot=6)
+    assert fresh.window > short.window and chunks >= 6
+    f = planning.record_variance
+    rho = ess.analytic.mixing_rate(100, 200, 1, 0.9) ** short.every
+
+    def cost(w):
+        return max(6, math.ceil(600 * f(w // short.every, rho) / f(short.window // short.every,
+                                                                   rho))) * (short.burn_in + w)
+    longest = max(planning.SIZED_MIN_LONGEST, planning.SIZED_WINDOW_PER_BURN_IN * short.burn_in)
+    assert fresh.window <= longest
+    assert cost(fresh.window) <= min(cost(w) for w in range(short.window + 2 * short.every,
+                                                             longest + 1, 2 * short.every))
+    # a little short: going on with the first round's plan is cheapest
+    assert planning.sized_plan(short, need=7.0, pilot=6)[0] is short
 
 
 def test_estimates_report_the_plan_they_used():
@@ -202,13 +235,15 @@ def test_estimates_report_the_plan_they_used():
     first_round = planning.pilot_chunks(10) * chunk_size(10)
     assert r.precision_reached and r.generations == short.generations
     assert r.chains == first_round
-    # the augmentation loop has no control variates: far short, it starts over
+    # the augmentation loop has no control variates: far short, it starts over with
+    # the plan that the first round sized
     r = ess.estimate(d=1, n_r=100, n_s=200, lam=0.9, loop="augmentation", seed=1,
                      rel_precision=0.02)
     p = estimate_request(d=1, n_r=100, n_s=200, lam=0.9, loop="augmentation",
                          rel_precision=0.02).params
+    first = planning.pilot_plan(planning.limit_plan(p, (p.n_s,), 0.02, seed=1))
     assert r.precision_reached
-    assert r.generations == planning.generations_for(p, 0.02)
+    assert r.generations > first.generations and r.burn_in == first.burn_in
     # out of chains after starting over: the note counts the set-aside first round
     r = ess.estimate(d=1, n_r=100, n_s=200, lam=0.9, loop="augmentation", seed=1,
                      rel_precision=0.005, max_chains=768)
@@ -252,8 +287,9 @@ def test_a_fresh_start_counts_the_first_round_against_max_chains(monkeypatch, ma
     data, reached, plan, aside = solve.run_limit(main, max_chains, 1, 1, NULL_PROGRESS,
                                           lambda data: 6.0 if data.shape[0] <= k else 0.5)
     assert fake.chains() <= max_chains
-    if max_chains >= 2 * k:     # room for a first round of the main plan
-        assert plan == main and fake.calls[1][0] == main and aside == k
+    if max_chains >= 2 * k:     # room for a first round of a sized plan
+        assert plan != short and plan.window > short.window and plan.stream == main.stream
+        assert fake.calls[1][0] == plan and aside == k
         assert data.shape[0] + aside == fake.chains()
     else:                       # none: the short plan goes on, as far as it may
         assert plan == short and not reached and aside == 0
@@ -262,13 +298,17 @@ def test_a_fresh_start_counts_the_first_round_against_max_chains(monkeypatch, ma
 def test_a_fresh_start_stays_within_the_work_budget(monkeypatch):
     main, short = _plans(d=10, n_r=100, n_s=200, lam=0.9)
     budget = 30 * planning.chain_cost(main.params, main.generations)   # 30 long chains
-    monkeypatch.setattr(solve.config, "MAX_WORK", budget)
-    fake = _Counting()
-    monkeypatch.setattr(solve, "limit_chunks", fake)
-    data, reached, plan, aside = solve.run_limit(main, 200_000, 1, 1, NULL_PROGRESS,
-                                          lambda data: 6.0)
-    assert plan == main and not reached
-    assert fake.work() <= budget
+    for how in ("default", "max_work"):
+        fake = _Counting()
+        with monkeypatch.context() as m:
+            m.setattr(solve, "limit_chunks", fake)
+            if how == "default":
+                m.setattr(solve.config, "MAX_WORK", budget)
+            data, reached, plan, aside = solve.run_limit(
+                main, 200_000, 1, 1, NULL_PROGRESS, lambda data: 6.0,
+                max_work=budget if how == "max_work" else None)
+        assert not reached
+        assert fake.work() <= budget
 
 
 def test_threshold_evaluations_never_start_over(monkeypatch):

@@ -318,7 +318,7 @@ BAD = [
     ("/v1/estimate", {"N_R": 100}, "N_R", None),
     ("/v1/threshold", {"n_s": 100}, "n_s", None),
     ("/v1/threshold", {"cap": 0}, "cap", None),
-    ("/v1/threshold", {"cap": 10**7, "d": 100}, "cap", None),
+    ("/v1/threshold", {"cap": 10**7, "d": 100, "memory": 2}, "cap", None),   # cold start
     ("/v1/threshold", {"lam": -0.1}, "lam", None),
     ("/v1/threshold", {"d": 101}, "d", "max_d"),
     ("/v1/table", {"n_r": []}, "n_r", None),
@@ -434,7 +434,7 @@ def test_a_body_not_labelled_json_is_415_saying_what_to_send(http, ctype):
 
 
 # -- the queue, jobs, health under load ----------------------------------------------------
-SLOW = {"d": 100, "n_r": 100, "n_s": 3000, "lam": 1.0, "rel_precision": 0.005}   # ~4 s on 2 cores
+SLOW = {"d": 100, "n_r": 100, "n_s": 10000, "lam": 1.0, "rel_precision": 0.003}  # ~4 s, 2 cores
 
 
 def _post_in_thread(c, path: str, body: dict, out: dict, name: str) -> threading.Thread:

@@ -36,6 +36,14 @@ from ess.kernels.layout import (
 )
 from ess.kernels.random import _chi2_consts
 from ess.kernels.sampling import _chol_upper, _draw_group, _group_d1, _pool_into
+from ess.kernels.warm import (
+    WARM_FIELDS,
+    WARM_MU_SD,
+    WARM_NU,
+    WARM_SCALE,
+    _warm_draw,
+    _warm_draw_d1,
+)
 
 LOOP_FULLY_SYNTHETIC = 0
 LOOP_AUGMENTATION = 1
@@ -220,7 +228,7 @@ def _upper_of(L):
 
 @njit(**JIT)
 def _run_chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, memory, mle,
-               metric, mu_r, L_r, sr_identity, n_gen, rec_from, rec_every, traj):
+               metric, mu_r, L_r, sr_identity, n_gen, rec_from, rec_every, traj, warm):
     """Run one chain of the loop for every ``n_s`` in ``n_s_values`` in lockstep.
 
     Generation 1 is fit on ``n_ini`` real samples; generation ``t >= 2`` on the
@@ -265,6 +273,11 @@ def _run_chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, me
         ``tr Sigma^2`` and the first coordinate of ``mu`` (the fields ``REC_*`` of
         :mod:`ess.kernels.layout`); when ``REC_FIELDS`` wide, also the diagnostics
         of :func:`_diagnostics` (the trajectory path).
+    warm : ndarray, shape (V, WARM_FIELDS) or (0, WARM_FIELDS)
+        With one row per configuration (fresh loop only): each configuration's
+        first model is a warm start drawn from ``rng_syn``
+        (:func:`ess.kernels.warm._warm_draw`) instead of the fit on ``n_ini``
+        real samples; with no rows, the cold start.
     """
     d = mu_r.shape[0]
     diag = traj.shape[2] > REC_DIAGNOSTICS
@@ -293,16 +306,24 @@ def _run_chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, me
     A = np.empty((d, d))
     B = np.empty((d, d))
 
-    _draw_group(rng_real, mu_r, U_r, n_ini, first_m, first_S, A, B, sr_identity)
-    q = n_ini if mle else n_ini - 1
-    for i in range(d):
-        mu[i] = first_m[i]
-        for j in range(d):
-            Sig[i, j] = first_S[i, j] / q
-    if rec_from == 0:
-        dist, msq, tr = _distance_terms(mu, Sig, mu_r, L_r, sr_identity, tr_sr, metric, A, B)
-        tr2 = _sum_sq(Sig)
-        for v in range(V):
+    is_warm = warm.shape[0] == V and loop == LOOP_FRESH
+    dist = msq = tr = tr2 = 0.0
+    if not is_warm:
+        _draw_group(rng_real, mu_r, U_r, n_ini, first_m, first_S, A, B, sr_identity)
+        q = n_ini if mle else n_ini - 1
+        for i in range(d):
+            mu[i] = first_m[i]
+            for j in range(d):
+                Sig[i, j] = first_S[i, j] / q
+    for v in range(V):
+        if is_warm:   # each configuration its own start, near its own stationary law
+            _warm_draw(rng_syn, warm[v, WARM_MU_SD], warm[v, WARM_SCALE], warm[v, WARM_NU],
+                       mu_r, mu, Sig, A)
+        if rec_from == 0 and (is_warm or v == 0):
+            dist, msq, tr = _distance_terms(mu, Sig, mu_r, L_r, sr_identity, tr_sr, metric,
+                                            A, B)
+            tr2 = _sum_sq(Sig)
+        if rec_from == 0:
             traj[v, 0, REC_DIST] = dist
             traj[v, 0, REC_MEAN_DEV] = msq
             traj[v, 0, REC_TR_SIGMA] = tr
@@ -310,8 +331,8 @@ def _run_chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, me
             traj[v, 0, REC_MU0] = mu[0]
             if diag:
                 _diagnostics(Sig, SR, traj[v, 0], A, ew)
-    _chol_upper(Sig, Uw)
-    for v in range(V):
+        if is_warm or v == 0:
+            _chol_upper(Sig, Uw)
         for i in range(d):
             ring_mu[v, 0, i] = mu[i]
             for j in range(d):
@@ -389,7 +410,7 @@ def _workspace_d1(n_s_values, memory):
 
 @njit(**JIT)
 def _run_chain_d1(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, memory, mle,
-                  metric, mu_r, L_r, sr_identity, n_gen, rec_from, rec_every, traj, ws):
+                  metric, mu_r, L_r, sr_identity, n_gen, rec_from, rec_every, traj, ws, warm):
     """:func:`_run_chain` for ``d = 1``, on scalars.
 
     Same model, same random variates in the same order and the same arithmetic as
@@ -404,16 +425,17 @@ def _run_chain_d1(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam,
     """
     if memory == 1:
         _chain_d1_body(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, 1, mle,
-                       metric, mu_r, L_r, sr_identity, n_gen, rec_from, rec_every, traj, ws)
+                       metric, mu_r, L_r, sr_identity, n_gen, rec_from, rec_every, traj, ws,
+                       warm)
     else:
         _chain_d1_body(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, memory,
                        mle, metric, mu_r, L_r, sr_identity, n_gen, rec_from, rec_every, traj,
-                       ws)
+                       ws, warm)
 
 
 @njit(inline="always", **JIT)
 def _chain_d1_body(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, memory, mle,
-                   metric, mu_r, L_r, sr_identity, n_gen, rec_from, rec_every, traj, ws):
+                   metric, mu_r, L_r, sr_identity, n_gen, rec_from, rec_every, traj, ws, warm):
     """The body of :func:`_run_chain_d1`."""
     V = n_s_values.shape[0]
     K = memory
@@ -424,11 +446,18 @@ def _chain_d1_body(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam
     sq_lam = np.sqrt(lam)
     diag = traj.shape[2] > REC_DIAGNOSTICS
     ring_mu, ring_s, idx, cnt, tmp, last_k, kconst = ws
-    dd, c = _chi2_consts(n_ini - 1)
-    first_m, first_S = _group_d1(rng_real, mr, sr, n_ini, 1.0 / np.sqrt(n_ini), dd, c)
-    sig = first_S / (n_ini - q_off)
+    is_warm = warm.shape[0] == V and loop == LOOP_FRESH
+    first_m = first_S = sig = 0.0
+    if not is_warm:
+        dd, c = _chi2_consts(n_ini - 1)
+        first_m, first_S = _group_d1(rng_real, mr, sr, n_ini, 1.0 / np.sqrt(n_ini), dd, c)
+        sig = first_S / (n_ini - q_off)
     root = np.sqrt(sig) if sig > 0.0 else 0.0
     for v in range(V):
+        if is_warm:   # each configuration its own start (see _run_chain)
+            first_m, sig = _warm_draw_d1(rng_syn, warm[v, WARM_MU_SD], warm[v, WARM_SCALE],
+                                         warm[v, WARM_NU], mr)
+            root = np.sqrt(sig) if sig > 0.0 else 0.0
         if rec_from == 0:
             dist, msq = _dist_d1(first_m, sig, root, mr, sr, sr_identity, tr_sr, metric)
             traj[v, 0, REC_DIST] = dist
@@ -529,20 +558,21 @@ def _dist_d1(mu, sig, root, mr, sr, sr_identity, tr_sr, metric):
 
 @njit(**JIT)
 def _chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, memory, mle,
-           metric, mu_r, L_r, sr_identity, n_gen, rec_from, rec_every, traj, ws):
+           metric, mu_r, L_r, sr_identity, n_gen, rec_from, rec_every, traj, ws, warm):
     """One chain: the scalar kernel for ``d = 1`` (with its work space ``ws``),
-    the general one otherwise."""
+    the general one otherwise; ``warm`` as :func:`_run_chain` takes it."""
     if mu_r.shape[0] == 1:
         _run_chain_d1(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, memory,
-                      mle, metric, mu_r, L_r, sr_identity, n_gen, rec_from, rec_every, traj, ws)
+                      mle, metric, mu_r, L_r, sr_identity, n_gen, rec_from, rec_every, traj, ws,
+                      warm)
     else:
         _run_chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, memory,
-                   mle, metric, mu_r, L_r, sr_identity, n_gen, rec_from, rec_every, traj)
+                   mle, metric, mu_r, L_r, sr_identity, n_gen, rec_from, rec_every, traj, warm)
 
 
 @njit(**JIT)
 def _limit_chunk(rng_real, rng_syn, rng_mix, n_chains, loop, n_ini, n_r, n_s_values, lam, memory,
-                 mle, metric, mu_r, L_r, sr_identity, burn_in, window, every):
+                 mle, metric, mu_r, L_r, sr_identity, burn_in, window, every, warm):
     """Per-chain time averages over the kept window, for the limit ``WD``.
 
     Each chain runs ``burn_in + window`` generations; the first ``burn_in`` are
@@ -566,7 +596,7 @@ def _limit_chunk(rng_real, rng_syn, rng_mix, n_chains, loop, n_ini, n_r, n_s_val
     out = np.empty((n_chains, V, QUANTITIES, HALVES))
     for c in range(n_chains):
         _chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, memory, mle,
-               metric, mu_r, L_r, sr_identity, n_gen, burn_in, every, traj, ws)
+               metric, mu_r, L_r, sr_identity, n_gen, burn_in, every, traj, ws, warm)
         for v in range(V):
             for k in range(QUANTITIES):     # quantity k is record field k
                 for h in range(HALVES):
@@ -595,10 +625,11 @@ def _trajectory_chunk(rng_real, rng_syn, rng_mix, n_chains, loop, n_ini, n_r, n_
     n_s_values[0] = n_s
     traj = np.empty((1, n_gen, REC_FIELDS))
     ws = _workspace_d1(n_s_values, memory)
+    cold = np.empty((0, WARM_FIELDS))
     out = np.empty((n_chains, n_gen, REC_FIELDS))
     for c in range(n_chains):
         _chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, memory, mle,
-               metric, mu_r, L_r, sr_identity, n_gen, 0, 1, traj, ws)
+               metric, mu_r, L_r, sr_identity, n_gen, 0, 1, traj, ws, cold)
         out[c] = traj[0]
     return out
 
