@@ -60,6 +60,11 @@ FIELD_DOCS: dict[str, str] = {
     "drift_z": "difference between the two halves of the averaged window, in standard errors",
     "seconds": "time this answer took, computing or reading",
     "note": "remarks on the answer, in words (empty if none)",
+    "max_work": "work budget of one computation (work units) the answer was computed under",
+    "budget_note": "what the work budget cut, in words, with the budget that would not "
+                   "have cut it (empty if nothing)",
+    "cap_lowered_from": "the cap asked for (100 n_r by default) when the work budget lowered "
+                        "it to cap (null if it was not lowered)",
     "from_store": "the answer was read from the result store rather than computed",
     "verdict": "what the synthetic samples do to n_e: 'no synthetic data', 'helps', "
                "'hurts', 'no significant effect' or 'n_e below 2'",
