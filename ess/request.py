@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from ess import config, defaults
-from ess.chains import chunk_size
+from ess.chains import TRAJECTORY_FIELDS, chunk_size
 from ess.params import (
     LoopParams,
     ParameterError,
@@ -223,7 +223,7 @@ def simulate_request(d: int | None = None, n_r=defaults.N_R, n_s=defaults.N_S, l
                     sigma_r, guidance, reference_data=reference_data)
     chains = check_int("chains", chains, 1, config.MAX_CHAINS)
     generations = check_int("generations", generations, 1, config.MAX_GENERATIONS)
-    most = config.MAX_BYTES // (TRAJECTORY_RECORDS * 8)
+    most = config.MAX_BYTES // (len(TRAJECTORY_FIELDS) * 8)   # float64 per field
     if chains * generations > most:
         raise ParameterError("chains", f"chains * generations must be at most {most} "
                              f"(memory), got {chains * generations}")
@@ -242,11 +242,6 @@ def simulate_request(d: int | None = None, n_r=defaults.N_R, n_s=defaults.N_S, l
                              "use fewer chains or generations, or raise max_work (command "
                              f"line --max-work, at most {config.MAX_WORK_LIMIT:g})")
     return SimulateRequest(p, check_seed(seed), chains, generations, n_jobs)
-
-
-#: Numbers kept per chain and generation by ``simulate`` (see
-#: :func:`ess.chains.trajectories`).
-TRAJECTORY_RECORDS = 7
 
 
 def reference_request(n: Sequence[int] = defaults.REFERENCE_N, d: int | None = None, *,
