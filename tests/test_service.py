@@ -514,8 +514,10 @@ def _key_of(path):
 def test_cancelling_a_running_job(tmp_path):
     with serving(tmp_path, workers=1) as (svc, c):
         _compiled(c)
-        body = {"d": 50, "n_r": [100, 200], "n_s": [100, 300, 900], "lam": [0.8, 0.9],
-                "rel_precision": 0.005}
+        # seconds a cell even with warm starts (lam = 1 and n_s >> n_r mix slowest), so the
+        # job is still running when it is cancelled
+        body = {"d": 100, "n_r": [100, 200], "n_s": [3000, 10000], "lam": [0.95, 1.0],
+                "rel_precision": 0.003}
         r = c.post("/v1/table", json=body)
         assert r.status_code == 202
         job_id = r.json()["id"]
