@@ -5,9 +5,16 @@ every parameter that changes the answer plus the package version and a hash of
 the computing code. It is shared by the Python API, the command line and the
 service (``ess serve``): a repeated question is answered from disk without
 recomputation. Entries are written atomically (temporary file, then rename)
-and carry a checksum; an entry that is unreadable, truncated, stored
+and carry a checksum keyed with a secret of the store (HMAC-SHA256; the secret
+is made with :mod:`secrets` on first use and kept beside the entries in
+:data:`SECRET_NAME`, mode 0600); an entry that is unreadable, truncated, stored
 under another key or fails its checksum is treated as missing, so it is
-recomputed and replaced, never served.
+recomputed and replaced, never served. The checksum makes the store
+tamper-evident against whoever can edit its entries but cannot read the secret:
+an edited entry, even with a plain SHA-256 recomputed, is a miss. Whoever can
+read the secret can forge entries; entries of earlier versions (a plain
+SHA-256) are misses. Cached reference curves (:func:`load_curve`) are keyed the
+same way, with a secret in their own folder.
 
 A store may be bounded (``max_bytes``; ``ess serve --store-max-mb``, ``ess store
 prune``): reading an entry marks it used (its modification time), and when a
@@ -21,12 +28,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import json
 import os
+import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +66,93 @@ def _hash_text(canon: str) -> str:
 
 def _canonical(obj) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+#: Name of the file that holds a folder's secret, beside its entries.
+SECRET_NAME = "secret.key"
+#: Bytes of a new secret (256 bits, the size of the HMAC-SHA256 key block's hash).
+SECRET_BYTES = 32
+#: Field of an entry or curve file that holds its keyed checksum.
+CHECKSUM = "hmac_sha256"
+#: Secrets read or made by this process, by folder (under ``_GUARD``).
+_SECRETS: dict[Path, bytes] = {}
+
+
+def folder_secret(folder: Path) -> bytes | None:
+    """The secret of ``folder`` (a result store, the reference-curve cache): read
+    from :data:`SECRET_NAME` in it, or made with :func:`secrets.token_bytes` and
+    written there with mode 0600 on first use (linked into place, so that of two
+    processes making it at once both use the one that landed). ``None`` when it
+    can neither be read nor made (every entry is then a miss). Kept in this
+    process once read."""
+    folder = Path(folder)
+    with _GUARD:
+        known = _SECRETS.get(folder)
+    if known is not None:
+        return known
+    path = folder / SECRET_NAME
+    secret = _read_secret(path)
+    if secret is None:
+        tmp = folder / f".tmp-secret-{os.getpid()}-{threading.get_ident()}"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(secrets.token_bytes(SECRET_BYTES))
+                fh.flush()
+                os.fsync(fh.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        secret = _read_secret(path)
+    if secret is not None:
+        with _GUARD:
+            secret = _SECRETS.setdefault(folder, secret)
+    return secret
+
+
+def _read_secret(path: Path) -> bytes | None:
+    try:
+        with open(path, "rb") as fh:
+            secret = fh.read(4 * SECRET_BYTES)
+    except OSError:
+        return None
+    return secret if len(secret) >= SECRET_BYTES // 2 else None
+
+
+def keyed_digest(secret: bytes, payload: dict) -> str:
+    """HMAC-SHA256 of the canonical JSON of ``payload`` under ``secret``."""
+    return hmac.new(secret, _canonical(payload).encode(), hashlib.sha256).hexdigest()
+
+
+def _intact(secret: bytes | None, payload: dict, digest: object) -> bool:
+    return (secret is not None and isinstance(digest, str)
+            and hmac.compare_digest(digest, keyed_digest(secret, payload)))
+
+
+def load_curve(path: Path, key: dict) -> dict | None:
+    """Read a cached reference curve (``{"key", "points"}``); ``None`` if missing,
+    unreadable, stored under another key or failing its keyed checksum (then it is
+    recomputed, never served)."""
+    data = load_json(path, key)
+    if data is None or not isinstance(data.get("points"), dict):
+        return None
+    payload = {"key": data["key"], "points": data["points"]}
+    return data if _intact(folder_secret(path.parent), payload, data.get(CHECKSUM)) else None
+
+
+def save_curve(path: Path, data: dict) -> bool:
+    """Write a reference curve (``{"key", "points"}``) atomically with its keyed
+    checksum; ``False`` if the disk refuses or the folder has no secret."""
+    secret = folder_secret(path.parent)
+    if secret is None:
+        return False
+    payload = json.loads(_canonical({"key": data["key"], "points": data["points"]}))
+    return save_json(path, {**payload, CHECKSUM: keyed_digest(secret, payload)})
 
 
 def load_json(path: Path, key: dict) -> dict | None:
@@ -171,6 +267,10 @@ class ResultStore:
         h = _hash_text(canon)
         return self.root / f"v{FORMAT}" / kind / h[:2] / f"{h}.json", json.loads(canon)
 
+    def secret(self) -> bytes | None:
+        """The store's secret (:func:`folder_secret`), made on first use."""
+        return folder_secret(self.root)
+
     def path(self, kind: str, key: dict) -> Path:
         """File of the entry for ``key``."""
         return self._locate(kind, key)[0]
@@ -190,7 +290,8 @@ class ResultStore:
                 return None
             if not (isinstance(entry, dict) and entry.get("format") == FORMAT
                     and entry.get("key") == full and isinstance(entry.get("result"), dict)
-                    and entry.get("sha256") == _digest(entry["key"], entry["result"])):
+                    and _intact(self.secret(), {"key": full, "result": entry["result"]},
+                                entry.get(CHECKSUM))):
                 return None
             with contextlib.suppress(OSError):   # removed meanwhile: the answer stands
                 os.utime(path)
@@ -202,8 +303,11 @@ class ResultStore:
         In a bounded store, a write that takes it over ``max_bytes`` prunes it.
         """
         path, full = self._locate(kind, key)
+        secret = self.secret()
+        if secret is None:      # a folder that cannot be written
+            return False
         entry = {"format": FORMAT, "key": full, "result": result,
-                 "sha256": _digest(full, result)}
+                 CHECKSUM: keyed_digest(secret, {"key": full, "result": result})}
         # Not fsynced: the rename is atomic for a killed process, and after an operating
         # system crash a torn entry fails its checksum and is recomputed.
         ok = save_json(path, entry)
@@ -317,22 +421,8 @@ class ResultStore:
 
         ``check`` is called while waiting and may raise to give up.
         """
-        name = str(self.path(kind, key))
-        with _GUARD:
-            entry = _KEY_LOCKS.setdefault(name, [threading.Lock(), 0])
-            entry[1] += 1
-        try:
-            while not entry[0].acquire(timeout=0.1):
-                check()
-            try:
-                yield
-            finally:
-                entry[0].release()
-        finally:
-            with _GUARD:
-                entry[1] -= 1
-                if entry[1] == 0:
-                    del _KEY_LOCKS[name]
+        with single_flight(str(self.path(kind, key)), check):
+            yield
 
     def writable(self) -> bool:
         """Whether a new entry can be written now: a one-byte temporary file is
@@ -388,8 +478,32 @@ class ResultStore:
 
 
 #: Locks of the keys being computed in this process, with their number of holders.
-_KEY_LOCKS: dict[str, list] = {}
+_KEY_LOCKS: dict[Hashable, list] = {}
 _GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def single_flight(name: Hashable, check: Callable[[], None] = lambda: None) -> Iterator[None]:
+    """Hold this process's lock of ``name`` (a result's entry, a reference-curve
+    point), so that identical computations asked at the same time by several
+    threads (the service's workers, API calls) run once: the later ones wait, then
+    find the answer where the first one put it. ``check`` is called every 0.1 s
+    while waiting and may raise to give up."""
+    with _GUARD:
+        entry = _KEY_LOCKS.setdefault(name, [threading.Lock(), 0])
+        entry[1] += 1
+    try:
+        while not entry[0].acquire(timeout=0.1):
+            check()
+        try:
+            yield
+        finally:
+            entry[0].release()
+    finally:
+        with _GUARD:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _KEY_LOCKS[name]
 #: Entries being read in this process, with their number of readers (under ``_GUARD``).
 _READERS: dict[str, int] = {}
 #: One pruning at a time in this process.
@@ -423,10 +537,6 @@ def _reading(path: Path) -> Iterator[None]:
                 _READERS[name] = left
             else:
                 del _READERS[name]
-
-
-def _digest(key: dict, result: dict) -> str:
-    return hashlib.sha256(_canonical({"key": key, "result": result}).encode()).hexdigest()
 
 
 def open_store(store: str | os.PathLike | bool | None = None) -> ResultStore | None:

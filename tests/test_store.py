@@ -1,8 +1,11 @@
 """The result store: keys, atomic checksummed entries, damage detection, and its
 use by the Python API and the command line."""
 
+import hashlib
 import json
 import math
+import os
+import stat
 import threading
 
 import pytest
@@ -59,7 +62,19 @@ def _damage(path, how: str) -> None:
     elif how == "field missing":  # checksum made to hold: only rebuilding the result tells
         entry = json.loads(text)
         del entry["result"]["wd"]
-        entry["sha256"] = ess.store._digest(entry["key"], entry["result"])
+        secret = ess.store.folder_secret(path.parents[3])   # a reader of the secret
+        entry[ess.store.CHECKSUM] = ess.store.keyed_digest(
+            secret, {"key": entry["key"], "result": entry["result"]})
+        path.write_text(json.dumps(entry))
+    elif how in ("edited, plain sha256", "edited, keyed by another secret"):
+        # someone who cannot read the store's secret edits a number and recomputes a
+        # checksum: the unkeyed SHA-256 of old entries, or an HMAC under a guessed key
+        entry = json.loads(text)
+        entry["result"]["wd"] *= 1.3
+        payload = {"key": entry["key"], "result": entry["result"]}
+        entry["sha256"] = hashlib.sha256(ess.store._canonical(payload).encode()).hexdigest()
+        entry[ess.store.CHECKSUM] = (entry["sha256"] if how.endswith("sha256") else
+                                     ess.store.keyed_digest(b"x" * 32, payload))
         path.write_text(json.dumps(entry))
     elif how == "other key":        # a valid entry of another question, moved here
         entry = json.loads(text)
@@ -70,7 +85,8 @@ def _damage(path, how: str) -> None:
 
 
 @pytest.mark.parametrize("how", ["truncated", "empty", "garbage", "number changed",
-                                 "deeply nested", "field missing", "other key"])
+                                 "deeply nested", "field missing", "other key",
+                                 "edited, plain sha256", "edited, keyed by another secret"])
 def test_damaged_entry_is_recomputed_and_replaced(tmp_path, how):
     first = ess.estimate(**QUICK, seed=1, store=tmp_path)
     assert not first.from_store
@@ -82,6 +98,34 @@ def test_damaged_entry_is_recomputed_and_replaced(tmp_path, how):
     third = ess.estimate(**QUICK, seed=1, store=tmp_path)
     assert third.from_store                        # and replaced
     assert _numbers(third) == _numbers(first)
+
+
+def test_the_secret_is_made_once_with_mode_0600_and_old_entries_are_misses(tmp_path):
+    """The keyed checksum's secret: 32 random bytes beside the entries, readable by
+    the owner only, the same for every store object on the folder; not an entry.
+    An entry of an earlier version (a plain SHA-256, no keyed checksum) is a miss."""
+    st = ResultStore(tmp_path)
+    assert st.put("estimate", {"a": 1}, {"x": 1.5})
+    secret = tmp_path / ess.store.SECRET_NAME
+    assert stat.S_IMODE(os.stat(secret).st_mode) == 0o600
+    assert len(secret.read_bytes()) == ess.store.SECRET_BYTES
+    ess.store._SECRETS.clear()                    # as a new process: read, not made again
+    assert ResultStore(tmp_path).get("estimate", {"a": 1}) == {"x": 1.5}
+    assert ResultStore(tmp_path).secret() == secret.read_bytes()
+    assert st.usage().entries == 1 and secret not in st.entries()
+    path = st.path("estimate", {"a": 1})
+    entry = json.loads(path.read_text())
+    entry["sha256"] = hashlib.sha256(ess.store._canonical(
+        {"key": entry["key"], "result": entry["result"]}).encode()).hexdigest()
+    del entry[ess.store.CHECKSUM]
+    path.write_text(json.dumps(entry))
+    assert st.get("estimate", {"a": 1}) is None
+    secret.unlink()                               # a lost secret: every entry a miss
+    ess.store._SECRETS.clear()
+    assert st.put("estimate", {"a": 2}, {"x": 2.5})
+    ess.store._SECRETS.clear()
+    secret.write_bytes(os.urandom(32))
+    assert st.get("estimate", {"a": 2}) is None
 
 
 def test_every_truncation_is_detected(tmp_path):
