@@ -320,21 +320,49 @@ def adaptive(run: Callable[[int, int], np.ndarray], chains_per_chunk: int,
     reached : bool
         Whether the wanted precision was reached within ``max_chains``.
     """
-    max_chunks = max(1, max_chains // chains_per_chunk)
-    if data is None:
-        n_chunks = min(pilot_chunks, max_chunks)
-        data = run(0, n_chunks)
-    else:
+    held = [data]
+
+    def grow(a: int, b: int) -> None:
+        new = run(a, b)
+        held[0] = new if held[0] is None else np.concatenate([held[0], new], axis=0)
+
+    n_chunks = None
+    if data is not None:
         n_chunks, rest = divmod(data.shape[0], chains_per_chunk)
         assert rest == 0, "data must be whole chunks"
+    reached = adaptive_rounds(grow, chains_per_chunk, pilot_chunks, max_chains,
+                              lambda: excess(held[0]), n_chunks)
+    return held[0], reached
+
+
+def adaptive_rounds(grow: Callable[[int, int], None], chains_per_chunk: int,
+                    pilot_chunks: int, max_chains: int, excess: Callable[[], float],
+                    n_chunks: int | None = None) -> bool:
+    """The rounds of :func:`adaptive`, for callers that keep their own data.
+
+    ``grow(a, b)`` adds chunks ``a .. b - 1`` to the caller's data, ``excess()``
+    measures it; ``n_chunks`` is the number of chunks already in it (``None``:
+    none, so the first round is ``pilot_chunks``). A caller that folds chunks into
+    running moments (:class:`ess.stats.RunningCVMean`) computes in memory
+    independent of the number of chains.
+
+    Returns
+    -------
+    bool
+        Whether the wanted precision was reached within ``max_chains``.
+    """
+    max_chunks = max(1, max_chains // chains_per_chunk)
+    if n_chunks is None:
+        n_chunks = min(pilot_chunks, max_chunks)
+        grow(0, n_chunks)
     for _ in range(MAX_ROUNDS):
-        ex = excess(data)
+        ex = excess()
         if ex <= 1.0:
-            return data, True
+            return True
         if n_chunks >= max_chunks:
-            return data, False
+            return False
         want = math.ceil(n_chunks * min(ex * ex * ROUND_MARGIN, MAX_ROUND_GROWTH))
         want = min(max(want, n_chunks + 1), max_chunks)
-        data = np.concatenate([data, run(n_chunks, want)], axis=0)
+        grow(n_chunks, want)
         n_chunks = want
-    return data, excess(data) <= 1.0
+    return excess() <= 1.0

@@ -10,12 +10,23 @@ Each grid point is a Monte Carlo mean with the exactly known
 ``E|m - mu_r|^2 = tr Sigma_r / n``, ``E tr Sigma_hat = ((n-1)/q) tr Sigma_r`` and
 ``E tr Sigma_hat^2`` (Wishart second moments) as control variates; every point
 uses the same seeds (common random numbers), so the curve is smooth in ``n``.
+
+Memory and concurrency: a point's fits are produced a slice at a time and folded
+into running moments (:class:`ess.stats.RunningCVMean`), so computing one holds
+at most :data:`POINT_BYTES` (24 MiB) of per-fit values whatever its precision,
+plus the kernels' ``O(d^2)`` working arrays per thread. A point asked by several
+threads at once (the service's workers, API calls; ``Sigma_r`` normalised, so
+``sigma_r = [2]`` and ``[3]`` ask the same curve) is computed once
+(:func:`ess.store.single_flight` on the cache file and ``n``). Cache files carry a
+keyed checksum (:func:`ess.store.load_curve`): an edited file is recomputed, never
+served.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,13 +34,19 @@ import numpy as np
 
 from ess import __version__, config
 from ess.analytic import reference_linear_moments, reference_tr_sigma_sq
-from ess.chains import STREAM_REFERENCE, adaptive, blas_single_thread, chunk_rngs, run_parallel
+from ess.chains import (
+    STREAM_REFERENCE,
+    adaptive_rounds,
+    blas_single_thread,
+    chunk_rngs,
+    run_parallel,
+)
 from ess.kernels.layout import Q_DIST, Q_MEAN_DEV, QUANTITIES
 from ess.params import matrix_digest
 from ess.pchip import pchip
 from ess.progress import NULL_PROGRESS, Progress
-from ess.stats import cv_mean, t975
-from ess.store import key_hash, load_json, save_json
+from ess.stats import CV_MEAN_COPIES, RunningCVMean, t975
+from ess.store import key_hash, load_curve, save_curve, single_flight
 
 #: Relative 95% half-width on ``n_e`` that the curve alone contributes, at the
 #: coarsest tier; finer tiers halve it.
@@ -80,9 +97,35 @@ class Inversion:
     below_two: bool = False
 
 
-#: Points of the curves this process has read or written, by cache file: a curve
-#: point depends only on its key, so reading the file once per process is enough.
+#: Per-fit rows kept for the exact control-variate mean of a curve point
+#: (:func:`ess.stats.cv_mean`, HC3); past them a point is reduced to running
+#: moments (:class:`ess.stats.RunningCVMean`).
+KEEP_ROWS = 2**17
+#: Fits computed between two reductions of a curve point: a slice of chunks.
+SLICE_ROWS = 2**16
+#: Bound on the per-fit values a curve point holds while it is computed, in
+#: bytes, whatever its precision: the kept rows (``QUANTITIES`` floats each), their
+#: concatenation and :func:`ess.stats.cv_mean`'s working copies of them
+#: (:data:`ess.stats.CV_MEAN_COPIES`), 24 MiB. A slice in flight holds at most four
+#: copies of ``SLICE_ROWS`` rows (its chunks, their concatenation, a centred copy and
+#: the kept copy), within the same bound. Before this bound a ``d = 1`` point at
+#: ``rel_precision = 1e-4`` kept all its 2^24 fits and peaked near 3 GB.
+POINT_BYTES = (2 + CV_MEAN_COPIES) * KEEP_ROWS * QUANTITIES * 8
+
+#: Points of the curves this process has read, written or computed, by cache file:
+#: a curve point depends only on its key, so reading the file once per process is
+#: enough, and a point computed by one thread serves every other (under ``_GUARD``).
 _LOADED: dict[Path, dict[int, tuple[float, float, int]]] = {}
+_GUARD = threading.Lock()
+#: Curve points this process has computed (not read), for ``/v1/health``.
+_COMPUTED = [0]
+
+
+def points_computed() -> int:
+    """Reference-curve points computed by this process so far (single flight makes
+    it one per point, however many threads asked for it at once)."""
+    with _GUARD:
+        return _COMPUTED[0]
 
 
 @functools.lru_cache(maxsize=16)
@@ -144,13 +187,16 @@ class ReferenceCurve:
         self.key = dict(key)    # the cached one stays as it is
         self.points: dict[int, tuple[float, float, int]] = {}
         if use_cache:
-            if self.path in _LOADED:
-                self.points = dict(_LOADED[self.path])
-            else:
-                data = load_json(self.path, self.key)
+            with _GUARD:
+                known = _LOADED.get(self.path)
+                if known is not None:
+                    self.points = dict(known)
+            if known is None:
+                data = load_curve(self.path, self.key)
                 if data:
                     self.points = {int(k): tuple(v) for k, v in data["points"].items()}
-                _LOADED[self.path] = dict(self.points)
+                with _GUARD:
+                    _LOADED.setdefault(self.path, {}).update(self.points)
         self._dirty = False
 
     # -- one point -------------------------------------------------------------------
@@ -174,33 +220,50 @@ class ReferenceCurve:
             rng, _, _ = chunk_rngs(config.REFERENCE_SEED, STREAM_REFERENCE, i)
             return _reference_chunk(rng, cs, n, mle, code, mu0, self.L_r, self.sr_identity)
 
-        def run(a: int, b: int) -> np.ndarray:
-            with blas_single_thread(self.d):
-                parts = run_parallel(one, range(a, b), self.n_jobs, self.progress)
-            return np.concatenate(parts)
+        acc = RunningCVMean(QUANTITIES - Q_MEAN_DEV, KEEP_ROWS)
+        per_slice = max(1, SLICE_ROWS // cs)
+
+        def grow(a: int, b: int) -> None:
+            # a slice of chunks at a time, folded in chunk order: memory independent
+            # of the number of fits, results independent of the number of threads
+            for lo in range(a, b, per_slice):
+                with blas_single_thread(self.d):
+                    parts = run_parallel(one, range(lo, min(b, lo + per_slice)), self.n_jobs,
+                                         self.progress)
+                acc.add(np.concatenate(parts)[:, Q_DIST:QUANTITIES])
+                del parts
 
         target = self.tier * self._min_slope   # relative 95% half-width on f(n)
 
-        def stats(data: np.ndarray) -> tuple[float, float, int]:
+        def excess() -> float:
             # the distances' mean, with the fits' moments as control variates
-            return cv_mean(data[:, Q_DIST], data[:, Q_MEAN_DEV:QUANTITIES], known)
-
-        def excess(data: np.ndarray) -> float:
-            est, se, dof = stats(data)
+            est, se, dof = acc.result(known)
             return (t975(dof) * se / abs(est)) / target if est != 0 else math.inf
 
         pilot = LARGE_D_PILOT if self.d >= config.LAPACK_MIN_D else max(4, math.ceil(64 / cs))
         budget = max(pilot * cs, min(2**24, int(config.MAX_REFERENCE_WORK
                                                  / config.group_cost(self.d))))
-        data, _ = adaptive(run, cs, pilot, budget, excess)
-        est, se, _ = stats(data)
-        return est, se, int(data.shape[0])
+        adaptive_rounds(grow, cs, pilot, budget, excess)
+        est, se, _ = acc.result(known)
+        return est, se, acc.n
 
     def value(self, n: int) -> tuple[float, float]:
         """``f(n)`` and its standard error, computing and caching it if needed."""
-        if n not in self.points:
+        if n not in self.points and not self.use_cache:
             self.points[n] = self._compute(n)
-            self._dirty = True
+            with _GUARD:
+                _COMPUTED[0] += 1
+        elif n not in self.points:
+            with single_flight((self.path, n), self.progress.check):
+                with _GUARD:
+                    done = _LOADED.get(self.path, {}).get(n)
+                if done is None:
+                    done = self._compute(n)
+                    with _GUARD:
+                        _LOADED.setdefault(self.path, {})[n] = done
+                        _COMPUTED[0] += 1
+                self.points[n] = done
+                self._dirty = True      # saved by whichever asker gets to save first
         f, se, _ = self.points[n]
         return f, se
 
@@ -208,12 +271,16 @@ class ReferenceCurve:
         """Write new points to the on-disk cache (merging with what is there)."""
         if not (self.use_cache and self._dirty):
             return
-        data = load_json(self.path, self.key) or {"key": self.key, "points": {}}
-        data["key"] = self.key
-        for n, v in self.points.items():
-            data["points"][str(n)] = list(v)
-        save_json(self.path, data)
-        _LOADED[self.path] = {int(k): tuple(v) for k, v in data["points"].items()}
+        with single_flight((self.path, -1), self.progress.check):   # -1: the file
+            # one writer at a time in this process
+            data = load_curve(self.path, self.key) or {"key": self.key, "points": {}}
+            data["key"] = self.key
+            for n, v in self.points.items():
+                data["points"][str(n)] = list(v)
+            save_curve(self.path, data)
+            with _GUARD:
+                _LOADED.setdefault(self.path, {}).update(
+                    {int(k): tuple(v) for k, v in data["points"].items()})
         self._dirty = False
 
     # -- inversion -------------------------------------------------------------------
