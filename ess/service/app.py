@@ -31,9 +31,11 @@ from ess import __version__, config, defaults
 from ess.limits import Limits
 from ess.params import COV_ESTIMATORS, METRICS, ParameterError
 from ess.progress import ComputationCancelledError
+from ess.reference import points_computed
 from ess.service.auth import TokenGate, Tokens
 from ess.service.guard import ECHO, LOCAL_HOSTS, Guard, host_names, shorten
 from ess.service.jobs import Job
+from ess.service.memory import process_memory
 from ess.service.pages import FIGURE_TYPES, add_pages, threshold_heatmap
 from ess.service.scheduler import QueueFullError, ShuttingDownError
 from ess.service.schemas import (
@@ -240,10 +242,13 @@ def _known(request: Request) -> bool:
 async def health(svc: ServiceDep, request: Request) -> dict:
     """Answered at once whatever the load. The store's folder is shown to clients
     with a token only; ``store_writable`` false means answers are computed but not
-    stored (a read-only or full disk)."""
+    stored (a read-only or full disk). The server's memory (current and peak
+    resident MiB) is shown to every client: a load figure like ``running``, it
+    names no path or version."""
     sch = svc.scheduler
     use = svc.store.usage()
     svc.forget_jobs()
+    rss, peak = process_memory()
     return {"status": "stopping" if sch.stopping.is_set() else "ok",
             "running": sch.running, "queued": sch.queued, "workers": svc.limits.workers,
             "max_queue": svc.limits.max_queue, "jobs": len(svc.jobs),
@@ -252,6 +257,7 @@ async def health(svc: ServiceDep, request: Request) -> dict:
             "store_bytes": use.bytes, "store_entries": use.entries,
             "store_max_bytes": svc.store.max_bytes,
             "store_writable": await asyncio.to_thread(svc.store_writable),
+            "rss_mib": rss, "peak_rss_mib": peak, "curve_points_computed": points_computed(),
             "tokens": svc.tokens is not None}
 
 

@@ -329,6 +329,13 @@ class HealthOut(BaseModel):
                                                     "(--store-max-mb; null: none)")
     store_writable: bool = Field(description="whether answers can be stored (false: a "
                                              "read-only or full disk; every request computes)")
+    rss_mib: float | None = Field(description="this server process's resident memory now, "
+                                          "MiB (null where the system does not say)")
+    peak_rss_mib: float | None = Field(description="its peak resident memory since it "
+                                               "started, MiB")
+    curve_points_computed: int = Field(description="reference-curve points this server "
+                                                   "computed (each once, however many "
+                                                   "requests asked for it at the same time)")
     tokens: bool = Field(description="whether /v1/ requests need an access token")
 
 
