@@ -110,3 +110,24 @@ def test_one_curve_computed_once_in_bounded_memory_and_tampered_caches_recompute
         assert _numbers(r.json()) == _numbers(first)        # neither lie was served
         assert c.get("/v1/health").json()["curve_points_computed"] == points   # again
     assert "Traceback" not in srv.stderr(), srv.stderr()
+
+
+def test_health_shows_the_memory_figure_to_every_client(tmp_path):
+    """Memory is a load figure like ``running``: shown without a token too (the
+    store's folder is not), in MiB, the peak at least the current figure."""
+    from fastapi.testclient import TestClient
+
+    from ess.limits import Limits
+    from ess.service import create_app
+    from ess.service.auth import Tokens
+    from ess.store import ResultStore
+
+    token = "alice-token-0123456789"
+    app = create_app(ResultStore(tmp_path / "store"), Limits(),
+                     Tokens.from_pairs({"alice": token}))
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        for headers in ({}, {"Authorization": f"Bearer {token}"}):
+            h = c.get("/v1/health", headers=headers).json()
+            assert 10 < h["rss_mib"] <= h["peak_rss_mib"] < 100_000
+            assert h["curve_points_computed"] >= 0
+        assert h["store"] is not None and c.get("/v1/health").json()["store"] is None
