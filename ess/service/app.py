@@ -26,13 +26,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 
 from ess import __version__, config, defaults
 from ess.limits import Limits
 from ess.params import COV_ESTIMATORS, METRICS, ParameterError
 from ess.progress import ComputationCancelledError
 from ess.service.auth import TokenGate, Tokens
-from ess.service.guard import ECHO, LOCAL_HOSTS, Guard, host_names, shorten
+from ess.service.guard import ECHO, LOCAL_HOSTS, Guard, cors_options, host_names, shorten
 from ess.service.jobs import Job
 from ess.service.pages import FIGURE_TYPES, add_pages, threshold_heatmap
 from ess.service.scheduler import QueueFullError, ShuttingDownError
@@ -356,7 +357,8 @@ def describe(limits: Limits, tokens: Tokens | None = None) -> str:
 
 def create_app(store: ResultStore, limits: Limits | None = None,
                tokens: Tokens | None = None,
-               hosts: Iterable[str] | None = LOCAL_HOSTS) -> FastAPI:
+               hosts: Iterable[str] | None = LOCAL_HOSTS,
+               cors_origins: Iterable[str] = ()) -> FastAPI:
     """The FastAPI application of ``ess serve``.
 
     Parameters
@@ -372,6 +374,10 @@ def create_app(store: ResultStore, limits: Limits | None = None,
     hosts : sequence of str or None
         ``Host`` names answered (others get ``421``; :func:`~ess.service.guard.
         host_names`); ``None`` answers any (behind a proxy that checks them).
+    cors_origins : sequence of str
+        Web origins whose pages may call the API (``--cors-origin``; Starlette's
+        ``CORSMiddleware`` with :func:`~ess.service.guard.cors_options`); none: no
+        CORS header at all.
 
     Returns
     -------
@@ -387,6 +393,8 @@ def create_app(store: ResultStore, limits: Limits | None = None,
                   description=describe(limits, tokens), docs_url=None, redoc_url=None)
     app.state.service = svc
     app.add_middleware(TokenGate, tokens=tokens)
+    if cors_origins:      # inside the Guard, outside the tokens: preflights carry none
+        app.add_middleware(CORSMiddleware, **cors_options(cors_origins))
     app.add_middleware(Guard, hosts=None if hosts is None else host_names(extra=hosts),
                        max_body=limits.max_body_kb * 1024)   # added last: runs first
     app.add_exception_handler(RequestValidationError, _invalid)
