@@ -337,7 +337,8 @@ def describe(limits: Limits, tokens: Tokens | None = None) -> str:
               "**Access**: this server runs without tokens; anyone who reaches it may compute.")
     return (
         "Effective sample size of self-consuming Gaussian loops: how much synthetic data "
-        "can you mix into training? A calculator page is at [`/`](/). Field names and "
+        "can you mix into training? A calculator page is at [`/`](/), the same reference "
+        "without the try-it buttons at [`/redoc`](/redoc). Field names and "
         "meanings follow the `ess` command line; "
         "the contract (model, names, defaults, JSON keys) is the project's "
         "`docs/contract.md`. Answers already computed come from the result store "

@@ -1,0 +1,274 @@
+"""`ess serve`'s connection limits (issue 16, part 3) and CORS (part 4): on real servers
+on 127.0.0.1, many idle sockets (more than the process may open) leave ``/v1/health``
+answering with a few log lines and no traceback; idle, slow-header and stalled-body
+clients are answered ``408`` and disconnected after ``--header-timeout``; when every
+connection has a request in progress a new one gets ``503`` at once; CORS headers
+appear only for the origins given with ``--cors-origin``; ``/redoc`` loads only this
+server's files. Times are stated with a margin for a loaded two-core machine.
+"""
+
+import logging
+import os
+import resource
+import socket
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from benchmarks.service_load import Server
+from ess import defaults
+from ess.cli import main
+from ess.limits import Limits
+from ess.params import ParameterError
+from ess.service import create_app
+from ess.service.connections import (
+    Refusals,
+    check_connection_limits,
+    connection_range,
+    default_max_connections,
+)
+from ess.service.guard import check_origins
+from ess.store import ResultStore
+
+#: The server's file-descriptor limit in the idle-socket test, and more idle sockets.
+FD_LIMIT, IDLE = 128, 200
+#: Longest answer to /v1/health while idle sockets are held (seconds).
+HEALTH_WITHIN = 2.0
+LAB = "http://lab.example:3000"
+
+
+def _limit_descriptors():
+    resource.setrlimit(resource.RLIMIT_NOFILE, (FD_LIMIT, FD_LIMIT))
+
+
+def _port(srv: Server) -> int:
+    return int(srv.url.rsplit(":", 1)[1])
+
+
+def _read_all(s: socket.socket) -> bytes:
+    """Everything the server sends until it closes (b"" + note on a reset)."""
+    out = b""
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except ConnectionResetError:
+            return out
+        if not chunk:
+            return out
+        out += chunk
+
+
+def _one_answer(s: socket.socket) -> bytes:
+    """One whole answer (headers and a ``content-length`` body) from a kept-alive socket."""
+    out = b""
+    while b"\r\n\r\n" not in out:
+        out += s.recv(65536)
+    head, _, body = out.partition(b"\r\n\r\n")
+    length = int(next(ln.split(b":")[1] for ln in head.split(b"\r\n")
+                      if ln.lower().startswith(b"content-length:")))
+    while len(body) < length:
+        body += s.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def _warnings(srv: Server) -> list[str]:
+    return [ln for ln in srv.stderr().splitlines() if ln.startswith("WARNING")]
+
+
+# -- idle sockets beyond the descriptor limit ------------------------------------------------
+def test_idle_sockets_beyond_the_descriptor_limit_leave_health_answering(tmp_path):
+    """With ``ulimit -n`` 128, 200 idle sockets once made every later connection wait
+    (health timed out) and asyncio wrote a traceback per accept attempt. Now: at most
+    ``--max-connections`` are held, the longest idle is closed for a newcomer, health
+    answers within 2 s, the process stays below its descriptor limit, and the log has
+    a few lines, no traceback. The same server shows ``--cors-origin`` and ``/redoc``."""
+    with Server(tmp_path / "store", "--max-connections", "32", "--header-timeout", "30",
+                "--cors-origin", LAB, preexec_fn=_limit_descriptors) as srv:
+        socks = [socket.create_connection(("127.0.0.1", _port(srv)), timeout=10)
+                 for _ in range(IDLE)]
+        try:
+            time.sleep(0.5)
+            fds = len(os.listdir(f"/proc/{srv.proc.pid}/fd"))
+            assert fds < 32 + 16 + 24 < FD_LIMIT, fds     # cap + slack + the server's own
+            with srv.client(timeout=10) as c:
+                for _ in range(3):
+                    t0 = time.perf_counter()
+                    assert c.get("/v1/health").status_code == 200
+                    assert time.perf_counter() - t0 < HEALTH_WITHIN
+
+                # CORS for the configured origin only
+                pre = c.options("/v1/estimate", headers={
+                    "origin": LAB, "access-control-request-method": "POST",
+                    "access-control-request-headers": "content-type,authorization"})
+                assert pre.status_code == 200
+                assert pre.headers["access-control-allow-origin"] == LAB
+                evil = c.options("/v1/estimate", headers={
+                    "origin": "http://evil.example", "access-control-request-method": "POST"})
+                assert "access-control-allow-origin" not in evil.headers
+
+                # /redoc from this process's files only
+                page = c.get("/redoc")
+                assert page.status_code == 200
+                js = "/assets/redoc/redoc.standalone.js"
+                assert f'src="{js}"' in page.text and "https://" not in page.text
+                assert c.get(js).status_code == 200
+        finally:
+            for s in socks:
+                s.close()
+    warnings = _warnings(srv)
+    assert "Traceback" not in srv.stderr() and "out of file descriptors" not in srv.stderr()
+    assert 1 <= len(warnings) <= 6, warnings       # one line, then one summary, per kind
+    assert all("--max-connections 32" in w for w in warnings), warnings
+
+
+# -- read timeouts and a full house ---------------------------------------------------------
+def test_slow_and_idle_clients_are_cut_off_and_a_full_house_gets_503(tmp_path):
+    """``--header-timeout 1``: a socket that sends nothing, one that sends its headers
+    a byte per 0.1 s and one that stalls in its body each get ``408`` and are closed
+    between 0.9 and 3 s after they connected; a well-behaved client keeps its
+    connection across requests. With ``--max-connections 3`` held by stalled bodies
+    (requests in progress, so none can be closed for a newcomer), a fourth connection
+    gets ``503`` within 0.5 s, and health answers once the three have timed out."""
+    with Server(tmp_path / "store", "--header-timeout", "1", "--max-connections", "3") as srv:
+        addr = ("127.0.0.1", _port(srv))
+        body = (b"POST /v1/estimate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+
+        for kind in ("idle", "slow headers", "stalled body"):
+            with socket.create_connection(addr, timeout=10) as s:
+                t0 = time.perf_counter()
+                if kind == "slow headers":
+                    for ch in b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 40:
+                        try:
+                            s.send(bytes([ch]))
+                        except OSError:
+                            break
+                        time.sleep(0.1)
+                elif kind == "stalled body":
+                    s.sendall(body)
+                answer = _read_all(s)
+                waited = time.perf_counter() - t0
+            assert answer.startswith(b"HTTP/1.1 408"), (kind, answer[:100])
+            assert b"--header-timeout" in answer
+            assert 0.9 < waited < 3.0, (kind, waited)
+
+        with socket.create_connection(addr, timeout=10) as s:     # keep-alive, unharmed
+            for _ in range(3):
+                s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                assert _one_answer(s).startswith(b"HTTP/1.1 200"), "kept-alive request"
+                time.sleep(0.6)
+
+        held = [socket.create_connection(addr, timeout=10) for _ in range(3)]
+        for s in held:
+            s.sendall(body)
+        time.sleep(0.2)
+        with socket.create_connection(addr, timeout=10) as s:
+            t0 = time.perf_counter()
+            answer = _read_all(s)
+            assert time.perf_counter() - t0 < 0.5
+        assert answer == b"" or answer.startswith(b"HTTP/1.1 503"), answer[:100]
+        assert b"retry-after: 1" in answer or answer == b""
+        time.sleep(1.5)                                  # the three time out
+        with srv.client(timeout=10) as c:
+            assert c.get("/v1/health").status_code == 200
+        for s in held:
+            assert _read_all(s).startswith(b"HTTP/1.1 408")
+            s.close()
+    assert "Traceback" not in srv.stderr(), srv.stderr()
+    warnings = _warnings(srv)
+    assert 2 <= len(warnings) <= 6, warnings
+    assert any("--header-timeout 1 s" in w for w in warnings)
+    assert any("refused a connection with 503" in w for w in warnings)
+
+
+# -- CORS --------------------------------------------------------------------------------------
+def _cors_headers(response) -> list[str]:
+    return [k for k in response.headers if k.lower().startswith("access-control-")]
+
+
+@pytest.mark.parametrize("origins", [(), (LAB,)])
+def test_cors_headers_only_for_configured_origins(tmp_path, origins):
+    app = create_app(ResultStore(tmp_path / "store"), Limits(), cors_origins=origins)
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        for origin in (LAB, "http://evil.example"):
+            pre = c.options("/v1/estimate", headers={
+                "origin": origin, "access-control-request-method": "POST",
+                "access-control-request-headers": "authorization, content-type"})
+            get = c.get("/v1/health", headers={"origin": origin})
+            post = c.post("/v1/table", headers={"origin": origin},
+                          json={"n_r": [100], "n_s": [0], "lam": [1.0]})
+            assert post.status_code == 200, post.text
+            if origin in origins:
+                assert pre.status_code == 200
+                assert pre.headers["access-control-allow-origin"] == origin
+                assert {"POST", "DELETE"} <= set(
+                    pre.headers["access-control-allow-methods"].split(", "))
+                assert "authorization" in pre.headers["access-control-allow-headers"].lower()
+                for r in (get, post):
+                    assert r.headers["access-control-allow-origin"] == origin
+                    assert "location" in r.headers["access-control-expose-headers"].lower()
+                assert "access-control-allow-credentials" not in get.headers
+            elif origins:
+                for r in (pre, get, post):
+                    assert "access-control-allow-origin" not in r.headers
+            else:          # no --cors-origin: no CORS header of any kind, ever
+                for r in (pre, get, post):
+                    assert _cors_headers(r) == [], r.headers
+
+
+def test_cors_origins_are_checked():
+    assert check_origins(["HTTPS://Lab.Example", "http://localhost:3000/", LAB, LAB]) == (
+        "https://lab.example", "http://localhost:3000", LAB)
+    for bad in ("*", "https://*.example", "lab.example", "ftp://lab.example",
+                "https://lab.example/app", "https://lab.example?x=1", "https://u:p@lab.example",
+                "http://lab.example:99999"):
+        with pytest.raises(ParameterError, match="cors_origin must be a web origin"):
+            check_origins([bad])
+
+
+# -- settings ---------------------------------------------------------------------------------
+def test_connection_settings_are_checked_against_the_descriptor_limit():
+    assert default_max_connections(1024) == 1024 - defaults.FD_HEADROOM
+    assert default_max_connections(100_000) == defaults.MAX_CONNECTIONS
+    assert connection_range(100) == (1, 50)           # at most half kept for the server
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    hi = connection_range()[1]
+    assert check_connection_limits("2.5", str(hi)) == (2.5, hi)
+    assert check_connection_limits(defaults.HEADER_TIMEOUT, None)[1] == default_max_connections()
+    with pytest.raises(ParameterError, match=rf"max_connections must be an integer in "
+                                             rf"\[1, {hi}\].*ulimit -n"):
+        check_connection_limits(10, hi + 1)
+    for bad in ("0", "-1", "nan", "1e9"):
+        with pytest.raises(ParameterError, match=r"header_timeout must be a number in"):
+            check_connection_limits(bad, None)
+
+
+@pytest.mark.parametrize("flags, name", [
+    (["--header-timeout", "0"], "header_timeout"),
+    (["--max-connections", "0"], "max_connections"),
+    (["--max-connections", "10000000"], "max_connections"),
+    (["--cors-origin", "*"], "cors_origin"),
+])
+def test_serve_refuses_bad_connection_flags_with_exit_2(tmp_path, capsys, flags, name):
+    assert main(["serve", "--port", "0", "--store", str(tmp_path), *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and name in err and "Traceback" not in err
+
+
+def test_refusals_are_logged_once_then_summed_up(caplog):
+    now = [0.0]
+    r = Refusals("closed a connection", "--header-timeout 10 s", every=10, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="uvicorn.error"):
+        for _ in range(500):
+            r.note("127.0.0.1:1")
+            now[0] += 0.01                           # 500 in 5 s
+        r.flush()
+        now[0] += 20
+        r.note("127.0.0.1:2")
+    lines = [rec.getMessage() for rec in caplog.records]
+    assert lines == ["closed a connection from 127.0.0.1:1 (--header-timeout 10 s)",
+                     "closed a connection: 499 more since the line before "
+                     "(--header-timeout 10 s)",
+                     "closed a connection from 127.0.0.1:2 (--header-timeout 10 s)"]
+    assert r.total == 501
