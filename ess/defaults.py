@@ -79,6 +79,6 @@ HEADER_TIMEOUT = 10.0
 #: leaves room for all of them at once, and for the new connection that closes an idle one.
 FD_HEADROOM = 64
 #: ``ess serve --max-connections``, when the descriptor limit allows it (else that limit
-#: less ``FD_HEADROOM``): a lab's clients need a few connections each, and 1024 open
-#: sockets cost the server a few MB.
+#: less ``FD_HEADROOM``): a lab's clients need a few connections each, and 1000 open
+#: sockets cost the server 4.7 MB (measured: 4.8 KiB each, idle or with partial headers).
 MAX_CONNECTIONS = 1024
