@@ -182,6 +182,57 @@ def test_slow_and_idle_clients_are_cut_off_and_a_full_house_gets_503(tmp_path):
     assert any("refused a connection with 503" in w for w in warnings)
 
 
+def test_slow_answers_and_steady_bodies_are_not_cut_and_every_connection_is_counted_out():
+    """In this process, uvicorn with the limited protocol (read timeout 0.5 s) and an
+    application that takes 1.5 s to answer: a body sent in four parts 0.3 s apart
+    (1.2 s in all, no pause over 0.5 s) and the slow answer both go through; after the
+    clients leave, the cap counts no connection."""
+    import asyncio
+    import threading
+
+    import uvicorn
+
+    from ess.service.connections import ConnectionCap, protocol_class
+    from ess.service.server import _listening_socket
+
+    async def app(scope, receive, send):
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        await asyncio.sleep(1.5)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    cap = ConnectionCap(4)
+    sock = cap.listening(_listening_socket("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, http=protocol_class(0.5, cap), ws="none",
+                                           lifespan="off", log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.02)
+        with socket.create_connection(sock.getsockname(), timeout=10) as s:
+            s.sendall(b"POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 40\r\n\r\n")
+            for _ in range(4):
+                time.sleep(0.3)
+                s.sendall(b"0123456789")
+            answer = _one_answer(s)
+        assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"0123456789" * 4)
+        deadline = time.monotonic() + 5
+        while cap.open and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert cap.open == 0 and cap.leaving == 0 and not cap.protocols
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
 # -- CORS --------------------------------------------------------------------------------------
 def _cors_headers(response) -> list[str]:
     return [k for k in response.headers if k.lower().startswith("access-control-")]

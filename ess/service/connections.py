@@ -50,6 +50,9 @@ from ess.params import ParameterError, check_float, check_int
 #: Seconds between two log lines of the same kind of refusal (the first is logged at once,
 #: later ones are counted and summed up in one line).
 LOG_EVERY = 10.0
+#: Seconds a connection closed for its timeout may take to send its ``408`` before it is
+#: cut (a client that reads nothing would otherwise keep its socket).
+ABORT_AFTER = 1.0
 #: Allowed range of ``--header-timeout``, in seconds.
 HEADER_TIMEOUT_RANGE = (0.1, 3600.0)
 
@@ -303,10 +306,11 @@ def protocol_class(header_timeout: float, cap: ConnectionCap) -> type[asyncio.Pr
                     and (self.cycle is None or self.cycle.response_complete))
 
         def close_now(self) -> None:
-            """Close the connection (to make room for another)."""
+            """Close the connection at once (to make room for another), dropping what
+            the client has not read yet: ``close()`` would wait for it."""
             self._disarm()
             self.connections.discard(self)
-            self.transport.close()
+            self.transport.abort()
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
@@ -354,6 +358,8 @@ def protocol_class(header_timeout: float, cap: ConnectionCap) -> type[asyncio.Pr
             if self.cycle is None or not self.cycle.response_started:
                 self.transport.write(late)
             self.transport.close()
+            # a client that does not read would keep the socket until its 408 is sent
+            self.loop.call_later(ABORT_AFTER, self.transport.abort)
 
     return LimitedH11Protocol
 
