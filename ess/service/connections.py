@@ -9,14 +9,20 @@ that connects and sends nothing, or sends its headers a byte at a time, holds it
 socket forever. Its ``limit_concurrency`` does not bound sockets either: it is checked
 only once a complete request has arrived, and then refuses that request (``/v1/health``
 as well) while the idle sockets, already accepted, keep their descriptors. Once the
-process runs out of descriptors, asyncio's accept loop logs one traceback per
-attempt, up to ``backlog`` (2048) attempts a second: 1100 idle sockets under a 1024
-limit wrote 216,293 tracebacks while ``/v1/health`` timed out. ASGI middleware cannot
-help: it runs only after the headers are complete. So the limits live in the protocol
-layer (:func:`protocol_class`, a subclass of uvicorn's h11 protocol, which uvicorn
-uses when ``httptools`` is not installed and which :func:`ess.service.serve` asks for
-by name), and in an event-loop exception handler (:func:`quiet_accept_errors`) for
-the descriptor exhaustion that the cap should prevent.
+process runs out of descriptors, asyncio's accept loop logs a traceback for every
+attempt, and keeps attempting (up to ``backlog``, 2048, per turn): 1100 idle sockets
+under a limit of 1024 wrote 185,620 tracebacks (78 MB) in 35 s here while
+``/v1/health`` timed out. ASGI middleware cannot help: it runs only after the headers
+are complete. So:
+
+- the timeout lives in the protocol layer (:func:`protocol_class`, a subclass of
+  uvicorn's h11 protocol, the one uvicorn uses when ``httptools`` is not installed,
+  which :func:`ess.service.serve` passes to uvicorn by class);
+- the cap is counted where connections are accepted (:class:`ConnectionCap`, whose
+  listening socket refuses in ``accept()`` itself), since asyncio accepts a whole
+  burst of sockets before the protocol of the first one runs;
+- an event-loop exception handler (:func:`quiet_accept_errors`) turns running out of
+  descriptors anyway (other files, a lower limit) into one line.
 
 What happens:
 
@@ -29,8 +35,11 @@ What happens:
   a connection arriving when the cap is reached first closes the connection that has
   been idle longest (no request in progress: waiting for its first request, between
   requests, or still sending headers), so that idle sockets cannot lock out a client
-  that asks something; if every connection has a request in progress, the new one is
-  answered ``503`` with ``Retry-After`` and closed at once, before reading it.
+  that asks something; if every connection has a request in progress (or 16 closed
+  this way have not released their descriptors yet, within a turn of the event loop),
+  the new one is answered ``503`` with ``Retry-After`` and closed at once, before
+  reading it. Open descriptors stay below ``max_connections + 16`` plus the server's
+  own (8 when idle).
 """
 
 from __future__ import annotations
