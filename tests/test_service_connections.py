@@ -268,6 +268,25 @@ def test_cors_headers_only_for_configured_origins(tmp_path, origins):
                     assert _cors_headers(r) == [], r.headers
 
 
+def test_cors_preflights_need_no_token_and_refusals_are_readable(tmp_path):
+    """With tokens, a preflight (which carries no Authorization) is answered by CORS
+    before the token check, and the page can read a 401."""
+    from ess.service.auth import Tokens
+
+    app = create_app(ResultStore(tmp_path / "store"), Limits(),
+                     Tokens.from_pairs({"lab": "lab-token-0123456789abcdef"}), cors_origins=[LAB])
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        pre = c.options("/v1/version", headers={
+            "origin": LAB, "access-control-request-method": "GET",
+            "access-control-request-headers": "authorization"})
+        assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == LAB
+        r = c.get("/v1/version", headers={"origin": LAB})
+        assert r.status_code == 401 and r.headers["access-control-allow-origin"] == LAB
+        ok = c.get("/v1/version", headers={"origin": LAB,
+                                           "authorization": "Bearer lab-token-0123456789abcdef"})
+        assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == LAB
+
+
 def test_cors_origins_are_checked():
     assert check_origins(["HTTPS://Lab.Example", "http://localhost:3000/", LAB, LAB]) == (
         "https://lab.example", "http://localhost:3000", LAB)
@@ -323,3 +342,25 @@ def test_refusals_are_logged_once_then_summed_up(caplog):
                      "(--header-timeout 10 s)",
                      "closed a connection from 127.0.0.1:2 (--header-timeout 10 s)"]
     assert r.total == 501
+
+
+def test_running_out_of_descriptors_is_one_line_not_a_traceback_per_attempt(caplog):
+    import asyncio
+
+    from ess.service.connections import quiet_accept_errors
+
+    loop = asyncio.new_event_loop()
+    try:
+        counted = quiet_accept_errors(loop)
+        with caplog.at_level(logging.WARNING):
+            for _ in range(2048):                 # one turn of asyncio's accept loop
+                loop.call_exception_handler({
+                    "message": "socket.accept() out of system resource",
+                    "exception": OSError(24, "Too many open files")})
+            loop.call_exception_handler({"message": "something else"})
+    finally:
+        loop.close()
+    ours = [r for r in caplog.records if r.name == "uvicorn.error"]
+    assert len(ours) == 1 and "out of file descriptors" in ours[0].getMessage()
+    assert ours[0].exc_info is None and counted.total == 2048
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == ["something else"]
