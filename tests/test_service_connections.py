@@ -247,9 +247,9 @@ def test_cors_headers_only_for_configured_origins(tmp_path, origins):
                 "origin": origin, "access-control-request-method": "POST",
                 "access-control-request-headers": "authorization, content-type"})
             get = c.get("/v1/health", headers={"origin": origin})
-            post = c.post("/v1/table", headers={"origin": origin},
-                          json={"n_r": [100], "n_s": [0], "lam": [1.0]})
-            assert post.status_code == 200, post.text
+            post = c.post("/v1/estimate", headers={"origin": origin},   # refused: no work
+                          json={"n_s": -1})
+            assert post.status_code == 422, post.text
             if origin in origins:
                 assert pre.status_code == 200
                 assert pre.headers["access-control-allow-origin"] == origin
