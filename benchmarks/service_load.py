@@ -48,10 +48,14 @@ class Server:
     cache_dir : path, optional
         ``ESS_CACHE_DIR`` of the server (its own reference curves); the
         compiled kernels are shared with this process.
+    preexec_fn : callable, optional
+        Run in the server's process before it starts (e.g. to lower its
+        file-descriptor limit).
     """
 
     def __init__(self, store: str | os.PathLike, *flags: str,
-                 cache_dir: str | os.PathLike | None = None, timeout: float = 120.0) -> None:
+                 cache_dir: str | os.PathLike | None = None, timeout: float = 120.0,
+                 preexec_fn=None) -> None:
         import ess.config
 
         env = dict(os.environ)
@@ -63,7 +67,8 @@ class Server:
         self.log = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ess", "serve", "--port", "0", "--store", str(store),
-             *flags], stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
+             *flags], stdout=subprocess.PIPE, stderr=self.log, text=True, env=env,
+            preexec_fn=preexec_fn)
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         line = self.proc.stdout.readline() if ready else ""
         if "listening on http://" not in line:

@@ -266,6 +266,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--max-body-kb", default=str(lim.max_body_kb),
                     help=f"largest request body in KiB; beyond, 413 (default "
                          f"{lim.max_body_kb})")
+    sp.add_argument("--header-timeout", default=f"{defaults.HEADER_TIMEOUT:g}",
+                    help=f"seconds a client has to send a request's headers, and longest "
+                         f"pause while it sends a body; then 408 and the connection is "
+                         f"closed (default {defaults.HEADER_TIMEOUT:g})")
+    sp.add_argument("--max-connections", default=None,
+                    help=f"connections open at once: past it a new connection closes the "
+                         f"longest idle one, or gets 503 when all have requests in progress "
+                         f"(default {defaults.MAX_CONNECTIONS}, or the file-descriptor "
+                         f"limit, ulimit -n, less {defaults.FD_HEADROOM} when lower)")
+    sp.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                    help="a web origin (https://host[:port]) whose pages may call the API "
+                         "from a browser (repeat for more); without it the server sends "
+                         "no CORS header")
     sp.add_argument("--job-ttl", default=f"{lim.job_ttl:g}",
                     help=f"seconds a finished table job is kept for GET /v1/jobs/{{id}} "
                          f"(default {lim.job_ttl:g}; its cells stay in the store)")
@@ -669,7 +682,9 @@ def _cmd_serve(args) -> int:
     max_mb = check_float("store_max_mb", args.store_max_mb, 1.0, 1e7)
     return serve(host=args.host, port=port, store=args.store, limits=limits, log_level=level,
                  token_file=args.token_file, allow_anonymous=args.allow_anonymous,
-                 store_max_mb=max_mb, allow_hosts=args.allow_host)
+                 store_max_mb=max_mb, allow_hosts=args.allow_host,
+                 header_timeout=args.header_timeout, max_connections=args.max_connections,
+                 cors_origins=args.cors_origin)
 
 
 def _store_parser(sub) -> None:

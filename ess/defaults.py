@@ -63,3 +63,22 @@ NE_HEATMAP_LAM = (0.7, 0.85, 1.0)
 
 #: ``ess.reference_curve``: the sample sizes at which the curve is reported.
 REFERENCE_N = tuple(2**k for k in range(1, 11))
+
+#: ``ess serve --header-timeout``: seconds a client has to send a request's headers (from
+#: the connection's opening, or from the first byte after a previous answer), and the
+#: longest pause while it sends a body. Headers are a few hundred bytes, which a working
+#: client sends in milliseconds; 10 s still covers three retransmissions of a lost packet
+#: (TCP waits 1, then 2, then 4 s), while an idle or byte-at-a-time ("slowloris") socket
+#: holds its connection 10 s instead of for ever. (Between requests, uvicorn closes a
+#: kept-alive connection after 5 s of silence.)
+HEADER_TIMEOUT = 10.0
+#: ``ess serve --max-connections``: file descriptors kept below the process's limit
+#: (``ulimit -n``) for everything but client connections. An idle server holds 8 (standard
+#: streams, the listening socket, the event loop's selector and wake-up pipe); a store
+#: write, a reference-curve file or a figure's fonts open a few more for a moment; 64
+#: leaves room for all of them at once, and for the new connection that closes an idle one.
+FD_HEADROOM = 64
+#: ``ess serve --max-connections``, when the descriptor limit allows it (else that limit
+#: less ``FD_HEADROOM``): a lab's clients need a few connections each, and 1000 open
+#: sockets cost the server 4.7 MB (measured: 4.8 KiB each, idle or with partial headers).
+MAX_CONNECTIONS = 1024

@@ -18,8 +18,9 @@ Modules, each using only those listed before it: :mod:`~ess.service.jobs` (table
 jobs), :mod:`~ess.service.scheduler` (the computing threads),
 :mod:`~ess.service.schemas` (request and response models),
 :mod:`~ess.service.state` (the :class:`Service`: one server's state and checks),
-:mod:`~ess.service.app` (routers and :func:`create_app`) and
-:mod:`~ess.service.server` (:func:`serve`, the process).
+:mod:`~ess.service.app` (routers and :func:`create_app`),
+:mod:`~ess.service.connections` (read timeouts and the connection cap, in uvicorn's
+protocol layer) and :mod:`~ess.service.server` (:func:`serve`, the process).
 """
 
 from ess.service.app import create_app

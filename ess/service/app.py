@@ -26,6 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 
 from ess import __version__, config, defaults
 from ess.limits import Limits
@@ -33,7 +34,7 @@ from ess.params import COV_ESTIMATORS, METRICS, ParameterError
 from ess.progress import ComputationCancelledError
 from ess.reference import points_computed
 from ess.service.auth import TokenGate, Tokens
-from ess.service.guard import ECHO, LOCAL_HOSTS, Guard, host_names, shorten
+from ess.service.guard import ECHO, LOCAL_HOSTS, Guard, cors_options, host_names, shorten
 from ess.service.jobs import Job
 from ess.service.memory import process_memory
 from ess.service.pages import FIGURE_TYPES, add_pages, threshold_heatmap
@@ -342,7 +343,8 @@ def describe(limits: Limits, tokens: Tokens | None = None) -> str:
               "**Access**: this server runs without tokens; anyone who reaches it may compute.")
     return (
         "Effective sample size of self-consuming Gaussian loops: how much synthetic data "
-        "can you mix into training? A calculator page is at [`/`](/). Field names and "
+        "can you mix into training? A calculator page is at [`/`](/), the same reference "
+        "without the try-it buttons at [`/redoc`](/redoc). Field names and "
         "meanings follow the `ess` command line; "
         "the contract (model, names, defaults, JSON keys) is the project's "
         "`docs/contract.md`. Answers already computed come from the result store "
@@ -362,7 +364,8 @@ def describe(limits: Limits, tokens: Tokens | None = None) -> str:
 
 def create_app(store: ResultStore, limits: Limits | None = None,
                tokens: Tokens | None = None,
-               hosts: Iterable[str] | None = LOCAL_HOSTS) -> FastAPI:
+               hosts: Iterable[str] | None = LOCAL_HOSTS,
+               cors_origins: Iterable[str] = ()) -> FastAPI:
     """The FastAPI application of ``ess serve``.
 
     Parameters
@@ -378,6 +381,10 @@ def create_app(store: ResultStore, limits: Limits | None = None,
     hosts : sequence of str or None
         ``Host`` names answered (others get ``421``; :func:`~ess.service.guard.
         host_names`); ``None`` answers any (behind a proxy that checks them).
+    cors_origins : sequence of str
+        Web origins whose pages may call the API (``--cors-origin``; Starlette's
+        ``CORSMiddleware`` with :func:`~ess.service.guard.cors_options`); none: no
+        CORS header at all.
 
     Returns
     -------
@@ -393,6 +400,8 @@ def create_app(store: ResultStore, limits: Limits | None = None,
                   description=describe(limits, tokens), docs_url=None, redoc_url=None)
     app.state.service = svc
     app.add_middleware(TokenGate, tokens=tokens)
+    if cors_origins:      # inside the Guard, outside the tokens: preflights carry none
+        app.add_middleware(CORSMiddleware, **cors_options(cors_origins))
     app.add_middleware(Guard, hosts=None if hosts is None else host_names(extra=hosts),
                        max_body=limits.max_body_kb * 1024)   # added last: runs first
     app.add_exception_handler(RequestValidationError, _invalid)

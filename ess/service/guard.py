@@ -10,7 +10,8 @@ name that resolves to 127.0.0.1. So (:class:`Guard`):
   ``--allow-host``);
 - a POST body must be labelled ``application/json`` (``415`` otherwise: a
   browser cannot send that label across origins without a preflight, which this
-  server never grants, since it sends no CORS headers);
+  server grants only to the origins given with ``--cors-origin``: without them it
+  sends no CORS header at all; :func:`cors_options`);
 - a POST body over ``max_body`` bytes is ``413``: refused from its
   ``Content-Length`` before reading, or after reading at most ``max_body + 1``
   bytes when it is streamed;
@@ -22,9 +23,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ess.params import ParameterError
 
 #: Host names every server answers to (besides the address it is bound to).
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -54,6 +58,48 @@ def _host_of(value: str) -> str:
     if value.count(":") == 1:
         return value.partition(":")[0]
     return value
+
+
+def check_origins(origins: Iterable[str]) -> tuple[str, ...]:
+    """``--cors-origin`` values checked: each a web origin, ``scheme://host[:port]``
+    with scheme ``http`` or ``https``, lower-case and without a trailing slash.
+
+    Raises
+    ------
+    ParameterError
+        Naming ``cors_origin``: a path, a query, ``*`` or another scheme is refused
+        (``*`` would let every web page a user visits use the server).
+    """
+    checked = []
+    for origin in origins:
+        text = str(origin).strip()
+        try:
+            parts = urlsplit(text)
+            port = parts.port
+        except ValueError:
+            parts, port = None, None
+        if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
+                or parts.path not in ("", "/") or parts.query or parts.fragment
+                or parts.username or parts.password or "*" in text):
+            raise ParameterError("cors_origin", f"cors_origin must be a web origin, "
+                                 f"scheme://host[:port] with scheme http or https and no "
+                                 f"path (e.g. https://lab.example or http://localhost:3000; "
+                                 f"'*' is not accepted), got {shorten(text)!r}")
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        checked.append(f"{parts.scheme}://{host}" + (f":{port}" if port is not None else ""))
+    return tuple(dict.fromkeys(checked))
+
+
+def cors_options(origins: Iterable[str]) -> dict:
+    """Keyword arguments of Starlette's ``CORSMiddleware`` for exactly ``origins``
+    (:func:`check_origins`): the methods and headers the API uses, ``Location`` and
+    ``Retry-After`` readable by the page, no cookies (tokens travel in the
+    ``Authorization`` header, which a page sets itself)."""
+    return {"allow_origins": list(check_origins(origins)),
+            "allow_methods": ["GET", "POST", "DELETE"],
+            "allow_headers": ["Authorization", "Content-Type"],
+            "expose_headers": ["Location", "Retry-After"], "allow_credentials": False,
+            "max_age": 600}
 
 
 class DuplicateKeyError(ValueError):

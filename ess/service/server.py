@@ -8,6 +8,7 @@ Ctrl-C forces the end.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import os
 import signal
@@ -18,11 +19,19 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 
+from ess import defaults
 from ess.limits import Limits
 from ess.params import ParameterError
 from ess.service.app import create_app
 from ess.service.auth import Tokens, check_exposure
-from ess.service.guard import host_names
+from ess.service.connections import (
+    ConnectionCap,
+    Refusals,
+    check_connection_limits,
+    protocol_class,
+    quiet_accept_errors,
+)
+from ess.service.guard import check_origins, host_names
 from ess.service.state import Service
 from ess.store import DEFAULT_MAX_MB, MB, ResultStore, default_store_dir
 
@@ -37,11 +46,23 @@ def _server_class() -> type:
 
     class Server(uvicorn.Server):
         """A uvicorn server whose stop signals first cancel running computations, so
-        that the graceful wait for open requests is short."""
+        that the graceful wait for open requests is short, and that logs running out
+        of file descriptors in one line, not a traceback per attempt."""
 
-        def __init__(self, config: uvicorn.Config, service: Service) -> None:
+        def __init__(self, config: uvicorn.Config, service: Service,
+                     refusals: Sequence[Refusals] = ()) -> None:
             super().__init__(config)
             self.service = service
+            self.refusals = list(refusals)
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            self.refusals.append(quiet_accept_errors(asyncio.get_running_loop()))
+            await super().startup(sockets)
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().shutdown(sockets)
+            for counted in self.refusals:      # the refusals not yet summed up in a line
+                counted.flush()
 
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             self.service.stop_now()
@@ -101,7 +122,9 @@ def _listening_socket(host: str, port: int) -> socket.socket:
 def serve(host: str = "127.0.0.1", port: int = 8000, store: str | os.PathLike | None = None,
           limits: Limits | None = None, log_level: str = "warning",
           token_file: str | os.PathLike | None = None, allow_anonymous: bool = False,
-          store_max_mb: float = DEFAULT_MAX_MB, allow_hosts: Sequence[str] = ()) -> int:
+          store_max_mb: float = DEFAULT_MAX_MB, allow_hosts: Sequence[str] = (),
+          header_timeout: float = defaults.HEADER_TIMEOUT, max_connections: int | None = None,
+          cors_origins: Sequence[str] = ()) -> int:
     """Run the server until interrupted (``ess serve``).
 
     Binds the socket before starting, so that a busy port is one clear error;
@@ -135,6 +158,17 @@ def serve(host: str = "127.0.0.1", port: int = 8000, store: str | os.PathLike | 
     allow_hosts : sequence of str
         ``Host`` names answered besides ``localhost``, the loopback addresses
         and ``host`` (``--allow-host``); others get ``421``.
+    header_timeout : float
+        Seconds a client has to send a request's headers, and longest pause
+        while it sends a body (``--header-timeout``;
+        :mod:`ess.service.connections`).
+    max_connections : int, optional
+        Connections open at once (``--max-connections``; default
+        :func:`~ess.service.connections.default_max_connections`, below the
+        process's file-descriptor limit).
+    cors_origins : sequence of str
+        Web origins whose pages may call the API (``--cors-origin``); none: no
+        CORS header.
 
     Returns
     -------
@@ -144,11 +178,13 @@ def serve(host: str = "127.0.0.1", port: int = 8000, store: str | os.PathLike | 
     Raises
     ------
     ParameterError
-        Naming ``store``, ``port``, ``token_file`` or ``host`` when the server
-        cannot start.
+        Naming ``store``, ``port``, ``token_file``, ``host``, ``header_timeout``,
+        ``max_connections`` or ``cors_origin`` when the server cannot start.
     """
     import uvicorn
 
+    header_timeout, max_connections = check_connection_limits(header_timeout, max_connections)
+    cors_origins = check_origins(cors_origins)
     tokens = Tokens.read(token_file) if token_file is not None else None
     check_exposure(host, tokens, allow_anonymous)
     root = store if store is not None else default_store_dir()
@@ -161,22 +197,25 @@ def serve(host: str = "127.0.0.1", port: int = 8000, store: str | os.PathLike | 
     except OSError as e:
         raise ParameterError("store", f"store must be a writable folder; cannot create "
                              f"{str(rs.root)!r} ({e.strerror})") from None
-    app = create_app(rs, limits, tokens, hosts=host_names(host, allow_hosts))
+    app = create_app(rs, limits, tokens, hosts=host_names(host, allow_hosts),
+                     cors_origins=cors_origins)
     svc: Service = app.state.service
-    sock = _listening_socket(host, port)
+    cap = ConnectionCap(max_connections)
+    sock = cap.listening(_listening_socket(host, port))
     shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
     access = (f"tokens of {len(tokens.names)} clients from {tokens.source}" if tokens
               else "no tokens")
     print(f"ess serve: listening on http://{shown}:{sock.getsockname()[1]} (calculator at /, "
           f"docs at /docs), store {rs.root} (at most {store_max_mb:g} MB), "
-          f"{svc.limits.workers} workers, {access}",
+          f"{svc.limits.workers} workers, {access}, at most {max_connections} connections",
           flush=True)
 
     logs = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)   # every log line on stderr:
     logs["handlers"]["access"]["stream"] = "ext://sys.stderr"   # stdout has the banner only
     cfg = uvicorn.Config(app, log_level=log_level, log_config=logs,
-                         timeout_graceful_shutdown=30, lifespan="on")
-    server = _server_class()(cfg, svc)
+                         timeout_graceful_shutdown=30, lifespan="on", ws="none",
+                         http=protocol_class(header_timeout, cap))
+    server = _server_class()(cfg, svc, (cap.evicted, cap.refused, cfg.http.timeouts))
     try:
         with _stop_signals_end_normally(server):
             server.run(sockets=[sock])
