@@ -24,7 +24,14 @@ from ess import config, defaults
 from ess.limits import Limits
 from ess.results import Interval
 from ess.service import REFERENCE_N, create_app
-from ess.service.schemas import EstimateIn, EstimateOut, ScanRow, ThresholdOut, json_type, response_model
+from ess.service.schemas import (
+    EstimateIn,
+    EstimateOut,
+    ScanRow,
+    ThresholdOut,
+    json_type,
+    response_model,
+)
 from ess.store import ResultStore
 
 

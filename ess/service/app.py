@@ -115,8 +115,8 @@ async def threshold(body: ThresholdIn, svc: ServiceDep, client: ClientDep,
                     request: Request) -> dict:
     """The largest ``n_s`` with ``n_e >= n_r``: as ``ess threshold --json``; the whole
     search within the server's ``max_request_work``."""
-    req = await asyncio.to_thread(svc.check_threshold, svc.arguments(body))
-    return await svc.answer("threshold", req, client, request.is_disconnected)
+    return await svc.answer("threshold", svc.check_threshold(svc.arguments(body)), client,
+                            request.is_disconnected)
 
 
 @computing.post("/table", response_model=TableOut | JobOut,

@@ -216,8 +216,7 @@ class Service:
         return cls.work(req)
 
     def _over(self, req: EstimateRequest, threshold: bool = False) -> None:
-        """Refuse a checked request over ``max_chains``, ``max_work`` or (alone)
-        ``max_request_work``."""
+        """Refuse a checked request over ``max_chains`` or ``max_work``."""
         mc = req.max_chains
         lim = self.limits
         if mc > lim.max_chains:
@@ -233,22 +232,20 @@ class Service:
                              f"max_work = {lim.max_work:.3g}; lower max_chains"
                              f"{', cap' if threshold else ''}, n_s or d, or raise "
                              "rel_precision")
-        if threshold:
-            self._over_search(req)
-        elif work > lim.max_request_work:
-            raise LimitError("max_chains", "max_request_work",
-                             f"max_chains is too large for this server: the estimate may need "
-                             f"{work:.3g} work units, over the limit max_request_work = "
-                             f"{lim.max_request_work:.3g}; lower max_chains, n_s or d, or raise "
-                             "rel_precision")
 
-    def _over_search(self, req: ThresholdRequest) -> None:
-        """Refuse a threshold search whose evaluations may need more than
-        ``max_request_work`` in all, naming the largest cap within it."""
+    def check_request_work(self, req: EstimateRequest) -> float:
+        """Refuse one estimate or threshold search to compute (not in the store) that
+        may need more than ``max_request_work`` in all, naming the largest cap within
+        it for a search; its work bound when not refused."""
         lim = self.limits.max_request_work
         total = self.request_work(req)
         if total <= lim:
-            return
+            return total
+        if not isinstance(req, ThresholdRequest):
+            raise LimitError("max_chains", "max_request_work",
+                             f"max_chains is too large for this server: the estimate may need "
+                             f"{total:.3g} work units, over the limit max_request_work = "
+                             f"{lim:.3g}; lower max_chains, n_s or d, or raise rel_precision")
 
         def fits(cap: int) -> bool:
             try:
@@ -299,8 +296,7 @@ class Service:
         return req
 
     def check_threshold(self, kw: dict) -> ThresholdRequest:
-        """Validate a threshold as the Python API does, then this server's limits
-        (its whole search within ``max_request_work``)."""
+        """Validate a threshold as the Python API does, then this server's limits."""
         req = threshold_request(**kw, n_jobs=1)
         self._over(req, threshold=True)
         return req
@@ -416,9 +412,10 @@ class Service:
         hit = await asyncio.to_thread(api.load_stored, kind, cls, k, self.store)
         if hit is not None:
             return hit.to_dict()
+        work = await asyncio.to_thread(self.check_request_work, req)
         out = await self.compute(f"{kind}:{key_hash(k)}",
                                  lambda bar: run(self._now(req), self.store, bar), client,
-                                 self.request_work(req), gone)
+                                 work, gone)
         return out.to_dict()
 
     async def table(self, cells: list[EstimateRequest], client: str = "",
