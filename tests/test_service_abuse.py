@@ -299,8 +299,8 @@ def test_search_evaluations_counts_the_scan_and_three_bisections():
 
 def test_a_threshold_over_the_request_budget_is_422_naming_the_largest_cap(tmp_path):
     """The whole search is bounded (evaluations x one's bound at the cap) before it
-    runs; the refusal names max_request_work and the largest cap within it, which is
-    accepted, and one more is not."""
+    runs; the refusal names max_request_work and the largest cap and max_chains within
+    it, each accepted, and one more not."""
     with serving(tmp_path) as (svc, c):
         req = svc.check_threshold(svc.arguments(_in("ThresholdIn", THRESHOLD)))
         total = svc.request_work(req)
@@ -311,15 +311,18 @@ def test_a_threshold_over_the_request_budget_is_422_naming_the_largest_cap(tmp_p
         assert r.status_code == 422, r.text
         (item,) = r.json()["detail"]
         assert item["loc"] == ["body", "cap"] and item["type"] == "limit.max_request_work"
-        best = int(item["msg"].split("the largest cap within it is ")[1].split()[0])
-        assert 1 <= best < req.cap
-        def check(cap: int) -> float:
-            body = _in("ThresholdIn", dict(THRESHOLD, cap=cap))
+
+        def check(**kw) -> float:
+            body = _in("ThresholdIn", dict(THRESHOLD, **kw))
             return svc.check_request_work(svc.check_threshold(svc.arguments(body)))
 
-        assert check(best) <= svc.limits.max_request_work
-        with pytest.raises(Exception, match="max_request_work"):
-            check(best + 1)
+        for field, top in (("cap", req.cap), ("max_chains", req.max_chains)):
+            best = int(item["msg"].split(f"the largest {field} within it is ")[1]
+                       .split(";")[0].split()[0])
+            assert 1 <= best < top
+            assert check(**{field: best}) <= svc.limits.max_request_work
+            with pytest.raises(Exception, match="max_request_work"):
+                check(**{field: best + 1})
         assert svc.scheduler.running == svc.scheduler.queued == 0
         assert svc.store.usage().entries == 0
 

@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ess import api, config, defaults
+from ess.chains import chunk_size
 from ess.limits import Limits
 from ess.params import (
     ParameterError,
@@ -34,6 +35,7 @@ from ess.plan import (
     chain_budget,
     chain_cost,
     generations_for,
+    pilot_chunks,
     search_evaluations,
 )
 from ess.progress import ComputationCancelledError, Progress
@@ -247,23 +249,29 @@ class Service:
                              f"{total:.3g} work units, over the limit max_request_work = "
                              f"{lim:.3g}; lower max_chains, n_s or d, or raise rel_precision")
 
-        def fits(cap: int) -> bool:
-            try:
-                return self.request_work(replace(req, cap=cap)) <= lim
-            except ParameterError:
-                return False
+        def largest(field: str, low: int, top: int) -> int | None:
+            """The largest ``field`` in ``[low, top]`` within the limit, the rest as
+            asked (``None`` if even ``low`` is over it)."""
+            def fits(m: int) -> bool:
+                try:
+                    return self.request_work(replace(req, **{field: m})) <= lim
+                except ParameterError:
+                    return False
 
-        if fits(1):
-            best = bisect_int(lambda m: not fits(m), 1, req.cap)[0]
-            largest = f"the largest cap within it is {best}"
-        else:
-            largest = "no cap fits it: lower max_chains"
+            return bisect_int(lambda m: not fits(m), low, top)[0] if fits(low) else None
+
+        first = pilot_chunks(req.params.d, 2) * chunk_size(req.params.d)   # first round
+        ways = [f"the largest {f} within it is {m}"
+                for f, m in (("max_chains", largest("max_chains", first, req.max_chains)),
+                             ("cap", largest("cap", 1, req.cap))) if m is not None]
         raise LimitError("cap", "max_request_work",
-                         f"cap = {req.cap} is too large for one request on this server: the "
-                         f"search may make {search_evaluations(req.cap)} evaluations of up "
-                         f"to {self.work(req, True):.3g} work units each, {total:.3g} in "
-                         f"all, over the limit max_request_work = {lim:.3g}; {largest} (or "
-                         "lower max_chains, or raise rel_precision)")
+                         f"cap = {req.cap} with max_chains = {req.max_chains} is too much for "
+                         f"one request on this server: the search may make "
+                         f"{search_evaluations(req.cap)} evaluations of up to "
+                         f"{self.work(req, True):.3g} work units each, {total:.3g} in all, "
+                         f"over the limit max_request_work = {lim:.3g}; "
+                         f"{'; '.join(ways) or 'lower max_chains or cap'} (or raise "
+                         "rel_precision)")
 
     def check_budget(self, cells: list[EstimateRequest], stored: list) -> float:
         """Refuse a table or threshold grid whose cells to compute (``None`` in
