@@ -432,3 +432,29 @@ def test_health_says_when_the_store_cannot_be_written(tmp_path):
         h = c.get("/v1/health").json()
         assert h["store_writable"] is False and h["status"] == "ok"
         assert c.post("/v1/estimate", json=CHEAP).status_code == 200
+
+
+def test_a_grid_checks_and_factors_its_sigma_r_once(tmp_path, monkeypatch):
+    """Validating a 500-cell table with a full d = 100 sigma_r factors it once, not per
+    cell (it was 5.9 of the 7.1 s its checks took), and each cell gets its own copy."""
+    import numpy as np
+
+    from ess import params
+
+    calls = []
+    real = params._check_reference
+    monkeypatch.setattr(params, "_check_reference", lambda *a: calls.append(1) or real(*a))
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(100, 100))
+    sigma = (a @ a.T / 100 + np.eye(100)).tolist()
+    body = {"d": 100, "n_r": list(range(100, 1100, 100)),
+            "n_s": [100 * i for i in range(1, 11)], "lam": [0.5, 0.6, 0.7, 0.8, 0.9],
+            "sigma_r": sigma}
+    with serving(tmp_path, max_grid=500) as (svc, c):
+        cells = svc.table_cells(svc.arguments(_table_in(body)))
+    assert len(cells) == 500 and len(calls) == 1
+    first, last = cells[0].params, cells[-1].params
+    assert np.array_equal(first.L_r, last.L_r) and first.L_r is not last.L_r
+    assert first.scale == last.scale and not first.sr_identity
+    other = params.check_reference(100, None, np.diag(np.arange(1.0, 101.0)))
+    assert len(calls) == 2 and not np.array_equal(other[1], first.L_r)
