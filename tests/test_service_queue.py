@@ -149,6 +149,9 @@ def test_a_client_that_leaves_leaves_the_queue_and_stops_its_computation(one_wor
     assert stopped < 3.0
     with srv.client() as c:              # the server goes on
         assert c.post("/v1/estimate", json=_cheap(21), headers=_auth(tok[1])).status_code == 200
+    time.sleep(0.5)
+    err = srv.stderr()
+    assert "Traceback" not in err and "never retrieved" not in err, err
 
 
 def test_queue_deadline_is_503_with_retry_after_from_the_queued_work(one_worker):

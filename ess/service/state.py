@@ -44,7 +44,7 @@ from ess.request import EstimateRequest, ThresholdRequest, estimate_request, thr
 from ess.results import EstimateResult, ThresholdResult
 from ess.service.auth import Tokens
 from ess.service.jobs import Job
-from ess.service.scheduler import QueueDeadlineError, Scheduler
+from ess.service.scheduler import QueueDeadlineError, Scheduler, ShuttingDownError
 from ess.solve import reference_for
 from ess.store import ResultStore, key_hash
 
@@ -121,14 +121,16 @@ async def wait_in_queue(scheduler: Scheduler, fut: Future, gone: Gone | None = N
     scheduler.join(fut)
     left = False
     deadline = scheduler.queue_deadline
+    waiting = asyncio.wrap_future(fut)
     try:
-        waiting = asyncio.wrap_future(fut)
         while True:
             done, _ = await asyncio.wait({waiting}, timeout=POLL_SECONDS)
             if done:
                 try:
                     return waiting.result()
-                except (CancelledError, asyncio.CancelledError):   # expired for another
+                except (CancelledError, asyncio.CancelledError):   # stopping, or expired
+                    if scheduler.stopping.is_set():
+                        raise ShuttingDownError("the server is stopping") from None
                     raise QueueDeadlineError(deadline or 0.0, deadline or 0.0,
                                              scheduler.retry_after()) from None
             waited = scheduler.waited(fut)
@@ -140,6 +142,8 @@ async def wait_in_queue(scheduler: Scheduler, fut: Future, gone: Gone | None = N
                 raise ClientGoneError("the client left")
     finally:
         scheduler.leave(fut, gone=left)
+        if not waiting.done():   # read its outcome later, so that none is logged as lost
+            waiting.add_done_callback(lambda f: f.cancelled() or f.exception())
 
 
 class Service:
