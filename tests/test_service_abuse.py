@@ -458,3 +458,24 @@ def test_a_grid_checks_and_factors_its_sigma_r_once(tmp_path, monkeypatch):
     assert first.scale == last.scale and not first.sr_identity
     other = params.check_reference(100, None, np.diag(np.arange(1.0, 101.0)))
     assert len(calls) == 2 and not np.array_equal(other[1], first.L_r)
+
+
+def test_a_cold_started_threshold_is_bounded_by_its_work_budget_not_refused_as_bad(tmp_path):
+    """At d = 100 with a full sigma_r the chains start cold and a first round of the main
+    plan is over max_work: the run then uses a shorter first round and stops at the
+    budget, so each evaluation is bounded by max_work. The service used to refuse every
+    such threshold with a value_error naming an n_s the user never gave."""
+    import numpy as np
+
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(100, 100))
+    body = {"d": 100, "n_r": 100, "lam": 0.5, "sigma_r": (a @ a.T / 100 + np.eye(100)).tolist()}
+    with serving(tmp_path, max_body_kb=1024) as (svc, c):
+        req = svc.check_threshold(svc.arguments(_in("ThresholdIn", body)))
+        assert svc.work(req, threshold=True) == svc.limits.max_work
+        r = c.post("/v1/threshold", json=body)
+        assert r.status_code == 422, r.text
+        (item,) = r.json()["detail"]
+        assert item["type"] == "limit.max_request_work" and "the largest cap" in item["msg"]
+    with serving(tmp_path, max_body_kb=1024, max_request_work=1e11) as (svc, c):
+        assert svc.check_request_work(req) <= 1e11   # admitted by a larger budget

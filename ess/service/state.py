@@ -37,6 +37,7 @@ from ess.plan import (
     generations_for,
     pilot_chunks,
     search_evaluations,
+    work_limit,
 )
 from ess.progress import ComputationCancelledError, Progress
 from ess.reference import tier_for
@@ -204,12 +205,22 @@ class Service:
     @staticmethod
     def work(req: EstimateRequest, threshold: bool = False) -> float:
         """Work units a checked request may need at its chain budget (for a
-        threshold, one evaluation at its cap)."""
+        threshold, one evaluation at its cap).
+
+        When a first round of chains of the main plan would not fit the request's
+        work budget ``max_work``, the computation runs a shorter first round and
+        then stops at that budget (:func:`ess.solve.run_limit`), which is then
+        the bound (a cold start at large ``d``: a full ``sigma_r`` at ``d = 100``).
+        """
         p, n_values = req.params, 1
         if threshold:   # its most expensive evaluation is at the cap, two configurations
             p, n_values = replace(p, n_s=req.cap), 2
         n_gen = generations_for(p, req.rel_precision)
-        return chain_budget(p, n_gen, req.max_chains, n_values) * chain_cost(p, n_gen, n_values)
+        try:
+            chains = chain_budget(p, n_gen, req.max_chains, n_values, req.max_work)
+        except ParameterError:
+            return work_limit(req.max_work)
+        return chains * chain_cost(p, n_gen, n_values)
 
     @classmethod
     def request_work(cls, req: EstimateRequest) -> float:
