@@ -567,12 +567,13 @@ def test_deleting_a_queued_job_frees_its_place(tmp_path):
 
 
 def test_identical_tables_at_once_compute_each_cell_once(tmp_path):
-    """Two identical table jobs start together on two workers: each cell is computed
-    by one of them and read from the store by the other."""
-    with serving(tmp_path, workers=2) as (svc, c):
+    """Two identical table jobs start together on two workers (of three: jobs take at
+    most all but one): each cell is computed by one of them and read from the store by
+    the other."""
+    with serving(tmp_path, workers=3) as (svc, c):
         body = {"d": 3, "n_r": [50, 100], "n_s": [0, 100, 200], "lam": [0.9], "seed": 14,
                 "rel_precision": 0.02}
-        with occupied(svc, 2):   # both jobs wait, then start at once
+        with occupied(svc, 3):   # both jobs wait, then start at once
             posted = [c.post("/v1/table", json=body) for _ in range(2)]
             assert [p.status_code for p in posted] == [202, 202], [p.text for p in posted]
         jobs = [_wait_job(c, p.json()["id"]) for p in posted]

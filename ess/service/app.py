@@ -224,10 +224,12 @@ async def job_status(job: JobDep) -> dict:
 
 @jobs.delete("/{job_id}", response_model=JobOut,
              summary="cancel a table job (cells already computed stay in the store)")
-async def cancel_job(job: JobDep) -> dict:
+async def cancel_job(job: JobDep, svc: ServiceDep) -> dict:
     """Cancel a queued job at once, a running one at its next chunk of chains (waited
     for up to 10 s); a finished job does not change."""
     job.stop()
+    if job.future is not None:
+        svc.scheduler.expire(job.future)   # a queued job frees its place at once
     for _ in range(500):
         if job.status in Job.FINAL:
             break

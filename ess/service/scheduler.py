@@ -96,6 +96,9 @@ INITIAL_THROUGHPUT = 3e7
 #: Only computations that ran at least this long (seconds) update the measured
 #: throughput: shorter ones are dominated by overheads.
 MIN_MEASURED_SECONDS = 0.05
+#: Seconds between two looks, while a computation's thread waits for a free worker, at
+#: whether it was cancelled.
+POLL_SLOT = 0.05
 
 
 class _Task:
@@ -132,6 +135,11 @@ class Scheduler:
     queue, or, when running, cancelled at its next chunk of chains
     (:meth:`leave`).
 
+    Background computations (table jobs, which nobody waits for) run on at most
+    ``workers - 1`` workers at once when ``workers >= 2``, so that requests
+    waiting for an answer always find a worker within the time one of them takes:
+    two long tables cannot hold every worker.
+
     Parameters
     ----------
     workers : int
@@ -157,6 +165,9 @@ class Scheduler:
         #: next chunk of chains, and nothing new starts.
         self.stopping = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ess-serve")
+        self._background = ThreadPoolExecutor(max_workers=max(1, workers - 1),
+                                              thread_name_prefix="ess-serve-job")
+        self._slots = threading.Semaphore(workers)   # computations running, of either pool
         self._lock = threading.RLock()   # a completion callback may run inside submit()
         self._tasks: dict[Future, _Task] = {}   # queued or running
         self._inflight: dict[str, Future] = {}
@@ -211,7 +222,7 @@ class Scheduler:
             return self._held.get(client, 0)
 
     def submit(self, key: str, fn: Callable[[], Any], client: str = "", work: float = 0.0,
-               cancel: threading.Event | None = None) -> Future:
+               cancel: threading.Event | None = None, background: bool = False) -> Future:
         """Run ``fn`` on a worker, or join the identical computation under way.
 
         Parameters
@@ -230,6 +241,9 @@ class Scheduler:
             Set by :meth:`leave` when every waiting client has left a running
             computation: ``fn`` should watch it (a
             :class:`~ess.progress.Progress` hook).
+        background : bool
+            Nobody waits for it (a table job): it runs on at most ``workers - 1``
+            workers shared by such computations.
 
         Returns
         -------
@@ -259,7 +273,8 @@ class Scheduler:
                 raise QueueFullError(self.retry_after(), self.max_queue)
             self._held[client] = held + 1
             task = _Task(key, client, max(0.0, float(work)), cancel or threading.Event())
-            fut = self._pool.submit(self._run, fn, task)
+            pool = self._background if background else self._pool
+            fut = pool.submit(self._run, fn, task)
             self._tasks[fut] = task
             self._inflight[key] = fut
             fut.add_done_callback(self._done)
@@ -282,8 +297,10 @@ class Scheduler:
                 return
             task.waiters -= 1
             if gone and task.waiters <= 0:
-                task.cancel.set()
-                fut.cancel()   # false once running: the event stops it then
+                task.cancel.set()   # a running computation stops at its next chunk
+                if task.started is None:
+                    fut.cancel()
+                    self._forget(fut)
 
     def waited(self, fut: Future) -> float | None:
         """Seconds ``fut`` has waited for a worker; ``None`` once started or ended."""
@@ -305,12 +322,21 @@ class Scheduler:
             task = self._tasks.get(fut)
             if task is None or task.started is not None:
                 return False
-            task.cancel.set()
-            return fut.cancel()
+            task.cancel.set()   # a thread waiting for a worker sees it, and never runs it
+            fut.cancel()
+            self._forget(fut)   # its place in the queue is free at once
+            return True
 
     def _done(self, fut: Future) -> None:
         with self._lock:
-            task = self._tasks.pop(fut)
+            self._forget(fut)
+
+    def _forget(self, fut: Future) -> None:
+        """Free the place of ``fut`` in the queue and in its client's share (once)."""
+        with self._lock:
+            task = self._tasks.pop(fut, None)
+            if task is None:
+                return
             left = self._held.get(task.client, 1) - 1
             if left > 0:
                 self._held[task.client] = left
@@ -320,23 +346,31 @@ class Scheduler:
                 del self._inflight[task.key]
 
     def _run(self, fn: Callable[[], Any], task: _Task) -> Any:
-        with self._lock:
-            task.started = time.monotonic()
-        if self.stopping.is_set():
-            raise ComputationCancelledError("the server is stopping")
-        if task.cancel.is_set():
-            raise ComputationCancelledError("every client waiting for it left")
-        out = fn()
-        dt = time.monotonic() - task.started
-        if task.work > 0.0 and dt >= MIN_MEASURED_SECONDS:
+        # wait for a slot (still queued: expire() and leave() may take it out)
+        while not self._slots.acquire(timeout=POLL_SLOT):
+            if self.stopping.is_set() or task.cancel.is_set():
+                raise ComputationCancelledError("cancelled while queued")
+        try:
             with self._lock:
-                rate = task.work / dt
-                self._throughput = rate if self._throughput is None else \
-                    math.exp(0.8 * math.log(self._throughput) + 0.2 * math.log(rate))
-        return out
+                task.started = time.monotonic()
+            if self.stopping.is_set():
+                raise ComputationCancelledError("the server is stopping")
+            if task.cancel.is_set():
+                raise ComputationCancelledError("cancelled while queued")
+            out = fn()
+            dt = time.monotonic() - task.started
+            if task.work > 0.0 and dt >= MIN_MEASURED_SECONDS:
+                with self._lock:
+                    rate = task.work / dt
+                    self._throughput = rate if self._throughput is None else \
+                        math.exp(0.8 * math.log(self._throughput) + 0.2 * math.log(rate))
+            return out
+        finally:
+            self._slots.release()
 
     def shutdown(self) -> None:
         """Cancel what runs (at its next chunk of chains) and what waits, and wait
         for the threads. Calling it again does nothing more."""
         self.stopping.set()
+        self._background.shutdown(wait=True, cancel_futures=True)
         self._pool.shutdown(wait=True, cancel_futures=True)

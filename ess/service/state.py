@@ -129,7 +129,8 @@ async def wait_in_queue(scheduler: Scheduler, fut: Future, gone: Gone | None = N
             if done:
                 try:
                     return waiting.result()
-                except (CancelledError, asyncio.CancelledError):   # stopping, or expired
+                except (CancelledError, asyncio.CancelledError,    # stopping, or expired
+                        ComputationCancelledError):                # before it started
                     if scheduler.stopping.is_set():
                         raise ShuttingDownError("the server is stopping") from None
                     raise QueueDeadlineError(deadline or 0.0, deadline or 0.0,
@@ -521,9 +522,10 @@ class Service:
     def add_job(self, job: Job, client: str = "", work: float = 0.0) -> None:
         """Queue ``job`` for ``client`` (``QueueFullError`` if there is no room), with
         its work bound ``work``, and forget the oldest finished jobs beyond
-        ``job_history``. Nobody waits for a job: no queue deadline applies to it."""
+        ``job_history``. Nobody waits for a job: no queue deadline applies to it, and
+        jobs run on at most ``workers - 1`` workers (:class:`Scheduler`)."""
         job.future = self.scheduler.submit(f"job:{job.id}", lambda: self.run_job(job), client,
-                                           work, job.cancel)
+                                           work, job.cancel, background=True)
         self.jobs[job.id] = job
         self.forget_jobs()
 
