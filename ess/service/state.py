@@ -253,8 +253,9 @@ class Service:
 
     def check_request_work(self, req: EstimateRequest) -> float:
         """Refuse one estimate or threshold search to compute (not in the store) that
-        may need more than ``max_request_work`` in all, naming the largest cap within
-        it for a search; its work bound when not refused."""
+        may need more than ``max_request_work`` in all, naming for a search the largest
+        ``max_chains`` and the largest ``cap`` within it; its work bound when not
+        refused."""
         lim = self.limits.max_request_work
         total = self.request_work(req)
         if total <= lim:
@@ -447,7 +448,7 @@ class Service:
         """A table whose missing cells are at most ``sync_cells``, answered (the
         ``TableOut`` body); a longer one as a queued :class:`Job` of ``client``."""
         stored = await asyncio.to_thread(self.stored_rows, cells)
-        work = self.check_budget(cells, stored)
+        work = await asyncio.to_thread(self.check_budget, cells, stored)
         missing = sum(r is None for r in stored)
         if missing > self.limits.sync_cells:
             job = Job(cells, stored, client)
@@ -490,7 +491,7 @@ class Service:
         found = await asyncio.to_thread(load)
         if all(r is not None for r in found):
             return found
-        work = self.check_budget(cells, found)
+        work = await asyncio.to_thread(self.check_budget, cells, found)
 
         def compute(bar: Progress) -> list[ThresholdResult]:
             out = list(found)
