@@ -682,7 +682,8 @@ def test_schemathesis_finds_no_server_error(tmp_path):
                                         (["--log-level", "loud"], "log_level"),
                                         (["--max-body-kb", "0"], "max_body_kb"),
                                         (["--job-ttl", "-5"], "job_ttl"),
-                                        (["--max-request-work", "x"], "max_request_work")])
+                                        (["--max-request-work", "x"], "max_request_work"),
+                                        (["--queue-deadline", "0"], "queue_deadline")])
 def test_serve_bad_flags_are_one_line(tmp_path, capsys, flags, name):
     from ess.cli import main
 

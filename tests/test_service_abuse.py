@@ -342,11 +342,17 @@ def test_a_threshold_heatmap_over_the_request_budget_is_422_summed_over_cells(tm
         assert svc.store.usage().entries == 0
 
 
-def test_an_estimate_over_the_request_budget_is_422(tmp_path):
+def test_an_estimate_or_a_reference_over_the_request_budget_is_422(tmp_path, monkeypatch):
+    monkeypatch.setenv("ESS_CACHE_DIR", str(tmp_path / "cache"))   # no curve cached
     with serving(tmp_path, max_request_work=1e3) as (svc, c):
         r = c.post("/v1/estimate", json=CHEAP)
         assert r.status_code == 422, r.text
         assert r.json()["detail"][0]["type"] == "limit.max_request_work"
+        r = c.get("/v1/reference?d=7")
+        assert r.status_code == 422, r.text
+        (item,) = r.json()["detail"]
+        assert item["loc"] == ["query", "d"] and item["type"] == "limit.max_request_work"
+        assert svc.scheduler.running == svc.scheduler.queued == 0
 
 
 def _in(model: str, body: dict):

@@ -570,6 +570,12 @@ class Service:
         points = await asyncio.to_thread(self.reference_points, *args, compute=False)
         cached = points is not None
         if not cached:
+            lim = self.limits.max_request_work
+            if REFERENCE_WORK > lim:
+                raise LimitError("d", "max_request_work",
+                                 f"the reference curve at d = {d} is not cached and computing "
+                                 f"it may need {REFERENCE_WORK:.3g} work units, over the limit "
+                                 f"max_request_work = {lim:.3g} of this server", "query")
             key = f"reference:{d}:{metric}:{cov_estimator}:{tier_for(REFERENCE_PRECISION)}"
             points = await self.compute(key, lambda bar: self.reference_points(*args, bar=bar),
                                         client, REFERENCE_WORK, gone)
