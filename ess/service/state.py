@@ -264,7 +264,8 @@ class Service:
             raise LimitError("max_chains", "max_request_work",
                              f"max_chains is too large for this server: the estimate may need "
                              f"{total:.3g} work units, over the limit max_request_work = "
-                             f"{lim:.3g}; lower max_chains, n_s or d, or raise rel_precision")
+                             f"{lim:.3g} (--max-request-work); lower max_chains, n_s or d, or "
+                             "raise rel_precision")
 
         def largest(field: str, low: int, top: int) -> int | None:
             """The largest ``field`` in ``[low, top]`` within the limit, the rest as
@@ -286,7 +287,7 @@ class Service:
                          f"one request on this server: the search may make "
                          f"{search_evaluations(req.cap)} evaluations of up to "
                          f"{self.work(req, True):.3g} work units each, {total:.3g} in all, "
-                         f"over the limit max_request_work = {lim:.3g}; "
+                         f"over the limit max_request_work = {lim:.3g} (--max-request-work); "
                          f"{'; '.join(ways) or 'lower max_chains or cap'} (or raise "
                          "rel_precision)")
 
@@ -303,7 +304,8 @@ class Service:
             raise LimitError("n_r", "max_request_work",
                              f"{axes} span too much work for one request on this "
                              f"server: its {todo} cells to compute may need {total:.3g} work "
-                             f"units in all, over the limit max_request_work = {lim:.3g}; "
+                             f"units in all, over the limit max_request_work = {lim:.3g} "
+                             "(--max-request-work); "
                              "split the grid, or lower max_chains, n_s or d, or raise "
                              "rel_precision")
         return total
@@ -575,7 +577,8 @@ class Service:
                 raise LimitError("d", "max_request_work",
                                  f"the reference curve at d = {d} is not cached and computing "
                                  f"it may need {REFERENCE_WORK:.3g} work units, over the limit "
-                                 f"max_request_work = {lim:.3g} of this server", "query")
+                                 f"max_request_work = {lim:.3g} of this server "
+                                 "(--max-request-work)", "query")
             key = f"reference:{d}:{metric}:{cov_estimator}:{tier_for(REFERENCE_PRECISION)}"
             points = await self.compute(key, lambda bar: self.reference_points(*args, bar=bar),
                                         client, REFERENCE_WORK, gone)
