@@ -268,6 +268,31 @@ def test_a_table_over_the_request_budget_is_422_before_any_cell_runs(tmp_path):
         assert r.status_code == 200 and r.json()["from_store"] is True
 
 
+def test_a_table_over_the_request_budget_names_the_largest_max_chains(tmp_path):
+    """The refusal names the largest max_chains within the budget: with it the table is
+    accepted, with one more it is not (d = 10, 500 cells, checked before any runs)."""
+    import re
+    from dataclasses import replace
+
+    body = {"d": 10, "n_r": list(range(100, 1100, 100)), "n_s": [100 * i for i in range(1, 11)],
+            "lam": [0.5, 0.6, 0.7, 0.8, 0.9], "rel_precision": 0.01}
+    with serving(tmp_path) as (svc, c):
+        t0 = time.perf_counter()
+        r = c.post("/v1/table", json=body)
+        assert time.perf_counter() - t0 < 5
+        assert r.status_code == 422, r.text
+        (item,) = r.json()["detail"]
+        assert item["type"] == "limit.max_request_work" and "--max-request-work" in item["msg"]
+        most = int(re.search(r"the largest max_chains within it is (\d+)", item["msg"])[1])
+        cells = svc.table_cells(svc.arguments(_table_in(body)))
+        todo = [None] * len(cells)
+        assert svc.check_budget([replace(x, max_chains=most) for x in cells], todo) \
+            <= svc.limits.max_request_work
+        with pytest.raises(Exception, match="max_request_work"):
+            svc.check_budget([replace(x, max_chains=most + 1) for x in cells], todo)
+        assert svc.scheduler.running == svc.scheduler.queued == 0 and not svc.jobs
+
+
 def _table_in(body: dict):
     from ess.service.schemas import TableIn
 

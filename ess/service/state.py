@@ -24,6 +24,7 @@ from ess import api, config, defaults
 from ess.chains import chunk_size
 from ess.limits import Limits
 from ess.params import (
+    LoopParams,
     ParameterError,
     check_exclusive_lam,
     infer_d,
@@ -213,15 +214,44 @@ class Service:
         then stops at that budget (:func:`ess.solve.run_limit`), which is then
         the bound (a cold start at large ``d``: a full ``sigma_r`` at ``d = 100``).
         """
+        return Service._bound(*Service._plan(req, threshold), req.max_chains, req.max_work)
+
+    @staticmethod
+    def _plan(req: EstimateRequest, threshold: bool = False) -> tuple[LoopParams, int, int]:
+        """The configuration, generations per chain and configurations in lockstep of
+        the dearest computation of ``req`` (for a threshold, an evaluation at its cap)."""
         p, n_values = req.params, 1
         if threshold:   # its most expensive evaluation is at the cap, two configurations
             p, n_values = replace(p, n_s=req.cap), 2
-        n_gen = generations_for(p, req.rel_precision)
+        return p, generations_for(p, req.rel_precision), n_values
+
+    @staticmethod
+    def _bound(p: LoopParams, n_gen: int, n_values: int, max_chains: int,
+               max_work: float) -> float:
+        """Work units of one computation planned by :meth:`_plan` at its chain budget."""
         try:
-            chains = chain_budget(p, n_gen, req.max_chains, n_values, req.max_work)
+            chains = chain_budget(p, n_gen, max_chains, n_values, max_work)
         except ParameterError:
-            return work_limit(req.max_work)
+            return work_limit(max_work)
         return chains * chain_cost(p, n_gen, n_values)
+
+    def largest_max_chains(self, reqs: list[EstimateRequest]) -> int | None:
+        """The largest ``max_chains`` with which ``reqs`` (cells of one request, each
+        with its own ``max_chains`` over it) fit ``max_request_work`` together, from
+        their plans; ``None`` when not even a first round of chains does."""
+        plans = [(self._plan(r, isinstance(r, ThresholdRequest)),
+                  search_evaluations(r.cap) if isinstance(r, ThresholdRequest) else 1,
+                  r.max_work) for r in reqs]
+        low = max(pilot_chunks(p.d, nv) * chunk_size(p.d) for (p, _, nv), _, _ in plans)
+        top = max(r.max_chains for r in reqs)
+
+        def fits(m: int) -> bool:
+            return sum(k * self._bound(p, g, nv, m, mw)
+                       for (p, g, nv), k, mw in plans) <= self.limits.max_request_work
+
+        if low >= top or not fits(low):
+            return None
+        return bisect_int(lambda m: not fits(m), low, top)[0]
 
     @classmethod
     def request_work(cls, req: EstimateRequest) -> float:
@@ -273,14 +303,13 @@ class Service:
             def fits(m: int) -> bool:
                 try:
                     return self.request_work(replace(req, **{field: m})) <= lim
-                except ParameterError:
+                except ParameterError:   # a cap whose search does not fit max_work
                     return False
 
             return bisect_int(lambda m: not fits(m), low, top)[0] if fits(low) else None
 
-        first = pilot_chunks(req.params.d, 2) * chunk_size(req.params.d)   # first round
         ways = [f"the largest {f} within it is {m}"
-                for f, m in (("max_chains", largest("max_chains", first, req.max_chains)),
+                for f, m in (("max_chains", self.largest_max_chains([req])),
                              ("cap", largest("cap", 1, req.cap))) if m is not None]
         raise LimitError("cap", "max_request_work",
                          f"cap = {req.cap} with max_chains = {req.max_chains} is too much for "
@@ -295,19 +324,20 @@ class Service:
         """Refuse a table or threshold grid whose cells to compute (``None`` in
         ``stored``) may need more than ``max_request_work`` in all (cheap: no cell
         runs); their work bound when not refused."""
-        total = sum(self.request_work(c) for c, r in zip(cells, stored) if r is None)
+        todo = [c for c, r in zip(cells, stored) if r is None]
+        total = sum(self.request_work(c) for c in todo)
         lim = self.limits.max_request_work
         if total > lim:
-            todo = sum(r is None for r in stored)
             axes = "n_r and lam" if isinstance(cells[0], ThresholdRequest) else \
                 "n_r, n_s and lam"
+            most = self.largest_max_chains(todo)
+            chains = "" if most is None else f"the largest max_chains within it is {most}; "
             raise LimitError("n_r", "max_request_work",
                              f"{axes} span too much work for one request on this "
-                             f"server: its {todo} cells to compute may need {total:.3g} work "
-                             f"units in all, over the limit max_request_work = {lim:.3g} "
-                             "(--max-request-work); "
-                             "split the grid, or lower max_chains, n_s or d, or raise "
-                             "rel_precision")
+                             f"server: its {len(todo)} cells to compute may need {total:.3g} "
+                             f"work units in all, over the limit max_request_work = {lim:.3g} "
+                             f"(--max-request-work); {chains}split the grid, or lower "
+                             "max_chains, n_s or d, or raise rel_precision")
         return total
 
     def check_estimate(self, kw: dict) -> EstimateRequest:
