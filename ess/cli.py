@@ -246,9 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
                          f"budget (default {lim.max_work:g}: 3 to 30 s on two cores with "
                          f"memory 1)")
     sp.add_argument("--max-request-work", default=f"{lim.max_request_work:g}",
-                    help=f"largest work of one table, summed over the cells it has to "
-                         f"compute, checked before any runs (default "
+                    help=f"largest work of one request, bounded before anything runs: a "
+                         f"threshold search's most evaluations times one's bound, a table's or "
+                         f"heatmap's sum over the cells it has to compute (default "
                          f"{lim.max_request_work:g})")
+    sp.add_argument("--queue-deadline", default=f"{lim.queue_deadline:g}",
+                    help=f"seconds a request may wait for a worker before it gets 503 with "
+                         f"Retry-After (default {lim.queue_deadline:g}; table jobs excepted)")
     sp.add_argument("--max-queue", default=str(lim.max_queue),
                     help=f"computations waiting for a worker before requests get 429 "
                          f"(default {lim.max_queue})")
@@ -675,7 +679,8 @@ def _cmd_serve(args) -> int:
     from ess.service import serve
 
     names = ("max_d", "max_grid", "max_chains", "max_work", "workers", "max_queue",
-             "max_per_client", "sync_cells", "max_body_kb", "job_ttl", "max_request_work")
+             "max_per_client", "sync_cells", "max_body_kb", "job_ttl", "max_request_work",
+             "queue_deadline")
     limits = Limits(**{n: getattr(args, n) for n in names}).checked()
     port = check_int("port", args.port, 0, 65535)
     level = check_choice("log_level", args.log_level, ("warning", "info", "debug"))

@@ -43,6 +43,12 @@ MAX_WORK = config.MAX_WORK
 #: Threshold cap, as a multiple of ``n_r`` (contract section 3: ``100 n_r``).
 CAP_PER_N_R = 100
 
+#: ``ess serve --queue-deadline``: seconds a request may wait for a worker before it gets
+#: ``503`` with ``Retry-After``. A minute: clients of a synchronous answer commonly give
+#: up after 30 to 120 s, so a request queued longer is likely no longer wanted, and
+#: keeping it would only delay those behind it; ``Retry-After`` tells it when to return.
+QUEUE_DEADLINE = 60.0
+
 #: ``simulate``: chains and generations.
 CHAINS = 200
 GENERATIONS = 50

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-from ess import config
+from ess import config, defaults
 from ess.params import ParameterError, check_float, check_int
 
 
@@ -26,9 +26,10 @@ class Limits:
         Monte Carlo run of a request may need at its chain budget (an estimate,
         a table cell, or one threshold evaluation at the cap).
     max_request_work : float
-        Largest work of one table: the sum of :attr:`max_work`'s figure over the
-        cells it has to compute (those not in the store), checked before any
-        cell runs.
+        Largest work of one request, bounded from its plan before anything runs:
+        an estimate's :attr:`max_work` figure; a threshold search's most
+        evaluations times the figure of one at its cap; a table's or threshold
+        grid's sum over the cells it has to compute (those not in the store).
     workers : int
         Computations run side by side (threads of one process); each starts with
         the cores shared among those running at that moment.
@@ -48,6 +49,9 @@ class Limits:
         its cells stay in the store.
     max_body_kb : int
         Largest request body in KiB; beyond, ``413``.
+    queue_deadline : float
+        Seconds a request may wait for a worker; beyond, it leaves the queue and
+        gets ``503`` with ``Retry-After`` (jobs, which nobody waits for, excepted).
     """
 
     max_d: int = 100
@@ -62,6 +66,7 @@ class Limits:
     job_history: int = 1000
     job_ttl: float = 3600.0
     max_body_kb: int = 256
+    queue_deadline: float = defaults.QUEUE_DEADLINE
 
     #: Allowed range of each limit, for :meth:`checked`.
     RANGES = {"max_d": (1, config.MAX_D), "max_grid": (1, config.MAX_GRID),
@@ -70,7 +75,7 @@ class Limits:
               "workers": (1, 64), "max_queue": (0, 10_000),
               "max_per_client": (1, 10_000), "sync_cells": (0, config.MAX_GRID),
               "job_history": (1, 100_000), "job_ttl": (1.0, 1e7),
-              "max_body_kb": (1, 100_000)}
+              "max_body_kb": (1, 100_000), "queue_deadline": (0.1, 1e6)}
 
     def checked(self) -> Limits:
         """These limits with every value checked against its allowed range and

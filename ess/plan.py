@@ -274,6 +274,14 @@ def search_grid(cap: int) -> list[int]:
     return grid + [cap]
 
 
+def search_evaluations(cap: int) -> int:
+    """The most evaluations a threshold search up to ``cap`` can make
+    (:func:`ess.solve.threshold_search`): its scan of :func:`search_grid`, then at
+    most three integer bisections (the threshold, and each end of its interval),
+    each within ``[0, cap]`` and so of at most ``ceil(log2 cap)`` evaluations."""
+    return len(search_grid(cap)) + 3 * math.ceil(math.log2(max(2, cap)))
+
+
 def generations_for(p: LoopParams, rel_precision: float) -> int:
     """Generations per chain of the limit estimate: burn-in plus kept window, as
     :func:`limit_plan` lays them out (the seed plays no part in them)."""

@@ -24,7 +24,14 @@ from ess import config, defaults
 from ess.limits import Limits
 from ess.results import Interval
 from ess.service import REFERENCE_N, create_app
-from ess.service.schemas import EstimateOut, ScanRow, ThresholdOut, json_type, response_model
+from ess.service.schemas import (
+    EstimateIn,
+    EstimateOut,
+    ScanRow,
+    ThresholdOut,
+    json_type,
+    response_model,
+)
 from ess.store import ResultStore
 
 
@@ -79,11 +86,11 @@ def _until(cond, timeout: float = 10.0) -> None:
 
 
 @contextmanager
-def occupied(svc, n: int = 1):
-    """``n`` of the service's workers held by computations that wait for the gate
-    yielded; it opens on leaving."""
+def occupied(svc, n: int = 1, work: float = 0.0):
+    """``n`` of the service's workers held by computations (of ``work`` units each)
+    that wait for the gate yielded; it opens on leaving."""
     gate = threading.Event()
-    futures = [svc.scheduler.submit(f"blocker:{i}", gate.wait) for i in range(n)]
+    futures = [svc.scheduler.submit(f"blocker:{i}", gate.wait, work=work) for i in range(n)]
     _until(lambda: svc.scheduler.running == n)
     try:
         yield gate
@@ -450,7 +457,8 @@ def test_queue_full_is_429_and_identical_requests_join(tmp_path):
     body = {"n_s": 30, "seed": 41, "rel_precision": 0.05}
     with serving(tmp_path, workers=1, max_queue=1) as (svc, c):
         out = {}
-        with occupied(svc) as gate:
+        rate = svc.scheduler.throughput()   # nothing measured yet: the first guess
+        with occupied(svc, work=10 * rate) as gate:
             a = _post_in_thread(c, "/v1/estimate", body, out, "a")
             _until(lambda: svc.scheduler.queued == 1)
             b = _post_in_thread(c, "/v1/estimate", body, out, "b")
@@ -459,9 +467,12 @@ def test_queue_full_is_429_and_identical_requests_join(tmp_path):
             time.sleep(1.6)
             busy = c.post("/v1/estimate", json=body | {"seed": 42})
             assert busy.status_code == 429, busy.text
-            # the held worker's age (> 1.6 s, over the 1 s first guess) times the two
-            # waves the queue needs: at least 4
-            assert int(busy.headers["retry-after"]) >= 4, busy.headers
+            # the work ahead over the first guess of the speed: the held worker's 10 s
+            # less the 1.8 s or more it ran, plus the queued estimate's bound
+            queued = svc.request_work(svc.check_estimate(svc.arguments(EstimateIn(**body))))
+            ahead = svc.scheduler.work_ahead() / rate
+            assert 5.0 < ahead <= 8.2 + queued / rate
+            assert abs(int(busy.headers["retry-after"]) - ahead) <= 1.5, busy.headers
             assert "max_queue" in busy.json()["detail"]
             assert c.get("/v1/health").json()["queued"] == 1
             gate.set()
@@ -556,12 +567,13 @@ def test_deleting_a_queued_job_frees_its_place(tmp_path):
 
 
 def test_identical_tables_at_once_compute_each_cell_once(tmp_path):
-    """Two identical table jobs start together on two workers: each cell is computed
-    by one of them and read from the store by the other."""
-    with serving(tmp_path, workers=2) as (svc, c):
+    """Two identical table jobs start together on two workers (of three: jobs take at
+    most all but one): each cell is computed by one of them and read from the store by
+    the other."""
+    with serving(tmp_path, workers=3) as (svc, c):
         body = {"d": 3, "n_r": [50, 100], "n_s": [0, 100, 200], "lam": [0.9], "seed": 14,
                 "rel_precision": 0.02}
-        with occupied(svc, 2):   # both jobs wait, then start at once
+        with occupied(svc, 3):   # both jobs wait, then start at once
             posted = [c.post("/v1/table", json=body) for _ in range(2)]
             assert [p.status_code for p in posted] == [202, 202], [p.text for p in posted]
         jobs = [_wait_job(c, p.json()["id"]) for p in posted]
@@ -670,7 +682,8 @@ def test_schemathesis_finds_no_server_error(tmp_path):
                                         (["--log-level", "loud"], "log_level"),
                                         (["--max-body-kb", "0"], "max_body_kb"),
                                         (["--job-ttl", "-5"], "job_ttl"),
-                                        (["--max-request-work", "x"], "max_request_work")])
+                                        (["--max-request-work", "x"], "max_request_work"),
+                                        (["--queue-deadline", "0"], "queue_deadline")])
 def test_serve_bad_flags_are_one_line(tmp_path, capsys, flags, name):
     from ess.cli import main
 

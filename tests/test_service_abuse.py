@@ -202,6 +202,8 @@ def test_new_limits_are_checked():
         Limits(max_body_kb=0).checked()
     with pytest.raises(ParameterError, match="job_ttl"):
         Limits(job_ttl=0).checked()
+    with pytest.raises(ParameterError, match="queue_deadline"):
+        Limits(queue_deadline=0).checked()
 
 
 # -- a real server on 127.0.0.1 ----------------------------------------------------------------
@@ -266,10 +268,187 @@ def test_a_table_over_the_request_budget_is_422_before_any_cell_runs(tmp_path):
         assert r.status_code == 200 and r.json()["from_store"] is True
 
 
+def test_a_table_over_the_request_budget_names_the_largest_max_chains(tmp_path):
+    """The refusal names the largest max_chains within the budget: with it the table is
+    accepted, with one more it is not (d = 10, 500 cells, checked before any runs)."""
+    import re
+    from dataclasses import replace
+
+    body = {"d": 10, "n_r": list(range(100, 1100, 100)), "n_s": [100 * i for i in range(1, 11)],
+            "lam": [0.5, 0.6, 0.7, 0.8, 0.9], "rel_precision": 0.01}
+    with serving(tmp_path) as (svc, c):
+        t0 = time.perf_counter()
+        r = c.post("/v1/table", json=body)
+        assert time.perf_counter() - t0 < 5
+        assert r.status_code == 422, r.text
+        (item,) = r.json()["detail"]
+        assert item["type"] == "limit.max_request_work" and "--max-request-work" in item["msg"]
+        most = int(re.search(r"the largest max_chains within it is (\d+)", item["msg"])[1])
+        cells = svc.table_cells(svc.arguments(_table_in(body)))
+        todo = [None] * len(cells)
+        assert svc.check_budget([replace(x, max_chains=most) for x in cells], todo) \
+            <= svc.limits.max_request_work
+        with pytest.raises(Exception, match="max_request_work"):
+            svc.check_budget([replace(x, max_chains=most + 1) for x in cells], todo)
+        assert svc.scheduler.running == svc.scheduler.queued == 0 and not svc.jobs
+
+
 def _table_in(body: dict):
     from ess.service.schemas import TableIn
 
     return TableIn(**body)
+
+
+THRESHOLD = {"n_r": 50, "lam": 0.8, "rel_precision": 0.1, "seed": 2}
+
+
+@pytest.mark.parametrize("body", [dict(THRESHOLD), {"n_r": 20, "lam": 0.6, "seed": 1,
+                                                    "rel_precision": 0.2},
+                                  {"n_r": 30, "lam": 1.0, "rel_precision": 0.2, "cap": 300}])
+def test_a_threshold_search_makes_no_more_evaluations_than_its_bound(body):
+    """The request budget of a search counts search_evaluations(cap) evaluations: a
+    search that brackets and bisects (lam < 1), and one finding no threshold."""
+    import ess
+    from ess.plan import search_evaluations
+
+    res = ess.threshold(**body, store=False)
+    assert 1 <= res.evaluations <= search_evaluations(res.cap), (res.evaluations, res.cap)
+
+
+def test_search_evaluations_counts_the_scan_and_three_bisections():
+    from ess.plan import search_evaluations, search_grid
+
+    assert search_evaluations(1) == 1 + 3 and search_evaluations(2) == 2 + 3
+    assert search_evaluations(10_000) == len(search_grid(10_000)) + 3 * 14 == 57
+
+
+def test_a_threshold_over_the_request_budget_is_422_naming_the_largest_cap(tmp_path):
+    """The whole search is bounded (evaluations x one's bound at the cap) before it
+    runs; the refusal names max_request_work and the largest cap and max_chains within
+    it, each accepted, and one more not."""
+    with serving(tmp_path) as (svc, c):
+        req = svc.check_threshold(svc.arguments(_in("ThresholdIn", THRESHOLD)))
+        total = svc.request_work(req)
+    with serving(tmp_path, max_request_work=total * 0.5) as (svc, c):
+        t0 = time.perf_counter()
+        r = c.post("/v1/threshold", json=THRESHOLD)
+        assert time.perf_counter() - t0 < 2
+        assert r.status_code == 422, r.text
+        (item,) = r.json()["detail"]
+        assert item["loc"] == ["body", "cap"] and item["type"] == "limit.max_request_work"
+
+        def check(**kw) -> float:
+            body = _in("ThresholdIn", dict(THRESHOLD, **kw))
+            return svc.check_request_work(svc.check_threshold(svc.arguments(body)))
+
+        for field, top in (("cap", req.cap), ("max_chains", req.max_chains)):
+            best = int(item["msg"].split(f"the largest {field} within it is ")[1]
+                       .split(";")[0].split()[0])
+            assert 1 <= best < top
+            assert check(**{field: best}) <= svc.limits.max_request_work
+            with pytest.raises(Exception, match="max_request_work"):
+                check(**{field: best + 1})
+        assert svc.scheduler.running == svc.scheduler.queued == 0
+        assert svc.store.usage().entries == 0
+
+
+def test_a_threshold_heatmap_over_the_request_budget_is_422_summed_over_cells(tmp_path):
+    grid = {"n_r": [30, 60], "lam": [0.7, 0.8], "rel_precision": 0.2, "seed": 3, "cap": 500}
+    with serving(tmp_path) as (svc, c):
+        cells = svc.threshold_cells(svc.arguments(_in("ThresholdGridIn", grid)))
+        works = [svc.request_work(x) for x in cells]
+    # every cell alone fits, the four together do not
+    with serving(tmp_path, max_request_work=sum(works) * 0.99) as (svc, c):
+        assert max(works) <= svc.limits.max_request_work
+        r = c.post("/v1/figures/threshold-heatmap", json=grid)
+        assert r.status_code == 422, r.text
+        (item,) = r.json()["detail"]
+        assert item["type"] == "limit.max_request_work" and "4 cells" in item["msg"]
+        assert svc.store.usage().entries == 0
+
+
+def test_an_estimate_or_a_reference_over_the_request_budget_is_422(tmp_path, monkeypatch):
+    monkeypatch.setenv("ESS_CACHE_DIR", str(tmp_path / "cache"))   # no curve cached
+    with serving(tmp_path, max_request_work=1e3) as (svc, c):
+        r = c.post("/v1/estimate", json=CHEAP)
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"][0]["type"] == "limit.max_request_work"
+        r = c.get("/v1/reference?d=7")
+        assert r.status_code == 422, r.text
+        (item,) = r.json()["detail"]
+        assert item["loc"] == ["query", "d"] and item["type"] == "limit.max_request_work"
+        assert svc.scheduler.running == svc.scheduler.queued == 0
+
+
+def _in(model: str, body: dict):
+    from ess.service import schemas
+
+    return getattr(schemas, model)(**body)
+
+
+# -- the queue: deadlines, clients leaving, Retry-After ---------------------------------------
+def test_retry_after_is_the_work_ahead_over_the_measured_throughput():
+    import threading
+
+    from ess.service.scheduler import INITIAL_THROUGHPUT, RETRY_AFTER_RANGE, Scheduler
+
+    sch = Scheduler(workers=2, max_queue=4)
+    gate = threading.Event()
+    try:
+        assert sch.retry_after() == RETRY_AFTER_RANGE[0]
+        held = [sch.submit(f"h{i}", gate.wait, work=40 * INITIAL_THROUGHPUT) for i in range(2)]
+        _until_true(lambda: sch.running == 2)
+        sch.submit("q", gate.wait, work=100 * INITIAL_THROUGHPUT)
+        # (2 x 40 s less what ran, + 100 s) over two workers: about 90 s
+        assert 85 <= sch.retry_after() <= 90
+        sch.submit("r", gate.wait, work=1e6 * INITIAL_THROUGHPUT)
+        assert sch.retry_after() == RETRY_AFTER_RANGE[1]
+    finally:
+        gate.set()
+        for f in held:
+            f.result()
+    # measured: a computation of 1e6 units that took about 0.2 s
+    sch.submit("m", lambda: time.sleep(0.2), work=1e6).result()
+    _until_true(lambda: sch.queued == sch.running == 0)
+    assert 2e6 < sch.throughput() < 5.1e6
+    sch.shutdown()
+
+
+def test_a_queued_computation_expires_and_one_left_by_its_clients_is_cancelled():
+    import threading
+
+    from ess.service.scheduler import Scheduler
+
+    sch = Scheduler(workers=1, max_queue=4, queue_deadline=0.1)
+    gate, cancel = threading.Event(), threading.Event()
+    ran = []
+    try:
+        held = sch.submit("held", gate.wait)
+        _until_true(lambda: sch.running == 1)
+        late = sch.submit("late", lambda: ran.append(1))
+        time.sleep(0.15)
+        assert sch.waited(late) > 0.1 and sch.expire(late) and late.cancelled()
+        assert not sch.expire(held)            # running: not the queue's to expire
+        left = sch.submit("left", lambda: ran.append(2), cancel=cancel)
+        sch.join(left)
+        sch.join(left)                         # two clients wait for it
+        sch.leave(left, gone=True)
+        assert not left.cancelled() and not cancel.is_set()
+        sch.leave(left, gone=True)             # the last one leaves
+        assert left.cancelled() and cancel.is_set()
+        assert sch.queued == 0
+    finally:
+        gate.set()
+        held.result()
+    assert ran == []
+    sch.shutdown()
+
+
+def _until_true(cond, timeout: float = 10.0) -> None:
+    t0 = time.monotonic()
+    while not cond():
+        assert time.monotonic() - t0 < timeout, "condition not reached"
+        time.sleep(0.01)
 
 
 def test_health_says_when_the_store_cannot_be_written(tmp_path):
@@ -284,3 +463,50 @@ def test_health_says_when_the_store_cannot_be_written(tmp_path):
         h = c.get("/v1/health").json()
         assert h["store_writable"] is False and h["status"] == "ok"
         assert c.post("/v1/estimate", json=CHEAP).status_code == 200
+
+
+def test_a_grid_checks_and_factors_its_sigma_r_once(tmp_path, monkeypatch):
+    """Validating a 500-cell table with a full d = 100 sigma_r factors it once, not per
+    cell (it was 5.9 of the 7.1 s its checks took), and each cell gets its own copy."""
+    import numpy as np
+
+    from ess import params
+
+    calls = []
+    real = params._check_reference
+    monkeypatch.setattr(params, "_check_reference", lambda *a: calls.append(1) or real(*a))
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(100, 100))
+    sigma = (a @ a.T / 100 + np.eye(100)).tolist()
+    body = {"d": 100, "n_r": list(range(100, 1100, 100)),
+            "n_s": [100 * i for i in range(1, 11)], "lam": [0.5, 0.6, 0.7, 0.8, 0.9],
+            "sigma_r": sigma}
+    with serving(tmp_path, max_grid=500) as (svc, c):
+        cells = svc.table_cells(svc.arguments(_table_in(body)))
+    assert len(cells) == 500 and len(calls) == 1
+    first, last = cells[0].params, cells[-1].params
+    assert np.array_equal(first.L_r, last.L_r) and first.L_r is not last.L_r
+    assert first.scale == last.scale and not first.sr_identity
+    other = params.check_reference(100, None, np.diag(np.arange(1.0, 101.0)))
+    assert len(calls) == 2 and not np.array_equal(other[1], first.L_r)
+
+
+def test_a_cold_started_threshold_is_bounded_by_its_work_budget_not_refused_as_bad(tmp_path):
+    """At d = 100 with a full sigma_r the chains start cold and a first round of the main
+    plan is over max_work: the run then uses a shorter first round and stops at the
+    budget, so each evaluation is bounded by max_work. The service used to refuse every
+    such threshold with a value_error naming an n_s the user never gave."""
+    import numpy as np
+
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(100, 100))
+    body = {"d": 100, "n_r": 100, "lam": 0.5, "sigma_r": (a @ a.T / 100 + np.eye(100)).tolist()}
+    with serving(tmp_path, max_body_kb=1024) as (svc, c):
+        req = svc.check_threshold(svc.arguments(_in("ThresholdIn", body)))
+        assert svc.work(req, threshold=True) == svc.limits.max_work
+        r = c.post("/v1/threshold", json=body)
+        assert r.status_code == 422, r.text
+        (item,) = r.json()["detail"]
+        assert item["type"] == "limit.max_request_work" and "the largest cap" in item["msg"]
+    with serving(tmp_path, max_body_kb=1024, max_request_work=1e11) as (svc, c):
+        assert svc.check_request_work(req) <= 1e11   # admitted by a larger budget

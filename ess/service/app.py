@@ -38,7 +38,7 @@ from ess.service.guard import ECHO, LOCAL_HOSTS, Guard, cors_options, host_names
 from ess.service.jobs import Job
 from ess.service.memory import process_memory
 from ess.service.pages import FIGURE_TYPES, add_pages, threshold_heatmap
-from ess.service.scheduler import QueueFullError, ShuttingDownError
+from ess.service.scheduler import QueueDeadlineError, QueueFullError, ShuttingDownError
 from ess.service.schemas import (
     EstimateIn,
     EstimateOut,
@@ -54,7 +54,7 @@ from ess.service.schemas import (
     ValidationOut,
     VersionOut,
 )
-from ess.service.state import FieldError, Service
+from ess.service.state import ClientGoneError, FieldError, Service
 from ess.store import ResultStore
 
 
@@ -83,7 +83,9 @@ ClientDep = Annotated[str, Depends(get_client)]
 
 _REFUSED = {422: {"model": ValidationOut, "description": "bad input or over a server limit"}}
 _BUSY = {429: {"model": MessageOut, "description": "queue full; see Retry-After"},
-         503: {"model": MessageOut, "description": "the server is stopping"}}
+         503: {"model": MessageOut, "description": "waited in the queue past the queue "
+                                                   "deadline, or the server is stopping; "
+                                                   "see Retry-After"}}
 _HOST = {421: {"model": MessageOut, "description": "a Host name this server does not answer "
                                                  "to (see --allow-host)"}}
 _BODY = {413: {"model": MessageOut, "description": "body over the limit max_body_kb"},
@@ -102,17 +104,22 @@ computing = APIRouter(prefix="/v1", tags=["computations"],
 
 @computing.post("/estimate", response_model=EstimateOut, response_description="the estimate",
                 summary="limit WD(n_r, n_s, lam) and the effective sample size n_e")
-async def estimate(body: EstimateIn, svc: ServiceDep, client: ClientDep) -> dict:
+async def estimate(body: EstimateIn, svc: ServiceDep, client: ClientDep,
+                   request: Request) -> dict:
     """One loop's limit and ``n_e``: as ``ess estimate --json`` and ``ess.estimate``."""
-    return await svc.answer("estimate", svc.check_estimate(svc.arguments(body)), client)
+    return await svc.answer("estimate", svc.check_estimate(svc.arguments(body)), client,
+                            request.is_disconnected)
 
 
 @computing.post("/threshold", response_model=ThresholdOut,
                 response_description="the threshold", summary="admissible threshold "
                                                              "n_s*(n_r, lam)")
-async def threshold(body: ThresholdIn, svc: ServiceDep, client: ClientDep) -> dict:
-    """The largest ``n_s`` with ``n_e >= n_r``: as ``ess threshold --json``."""
-    return await svc.answer("threshold", svc.check_threshold(svc.arguments(body)), client)
+async def threshold(body: ThresholdIn, svc: ServiceDep, client: ClientDep,
+                    request: Request) -> dict:
+    """The largest ``n_s`` with ``n_e >= n_r``: as ``ess threshold --json``; the whole
+    search within the server's ``max_request_work``."""
+    return await svc.answer("threshold", svc.check_threshold(svc.arguments(body)), client,
+                            request.is_disconnected)
 
 
 @computing.post("/table", response_model=TableOut | JobOut,
@@ -120,11 +127,11 @@ async def threshold(body: ThresholdIn, svc: ServiceDep, client: ClientDep) -> di
                            202: {"model": JobOut, "description": "a job computes the table; "
                                  "follow Location (GET /v1/jobs/{id})"}},
                 summary="n_e over a grid of (n_r, n_s, lam); long grids run as a job")
-async def table(body: TableIn, svc: ServiceDep, client: ClientDep) -> Any:
+async def table(body: TableIn, svc: ServiceDep, client: ClientDep, request: Request) -> Any:
     """One estimate per cell, ``n_r`` outermost; tables with more than ``sync_cells``
     cells to compute answer ``202`` with a job."""
     cells = await asyncio.to_thread(svc.table_cells, svc.arguments(body))
-    answer = await svc.table(cells, client)
+    answer = await svc.table(cells, client, request.is_disconnected)
     if isinstance(answer, Job):
         return JSONResponse(status_code=202, content=answer.view(),
                             headers={"Location": f"/v1/jobs/{answer.id}"})
@@ -138,7 +145,7 @@ async def table(body: TableIn, svc: ServiceDep, client: ClientDep) -> Any:
                 summary="heatmap of the threshold n_s* over (n_r, lam), as ess heatmap draws "
                         "it")
 async def threshold_heatmap_figure(
-        body: ThresholdGridIn, svc: ServiceDep, client: ClientDep,
+        body: ThresholdGridIn, svc: ServiceDep, client: ClientDep, request: Request,
         format: Annotated[Literal[tuple(FIGURE_TYPES)], Query(
             description="svg or png")] = "svg") -> Response:
     """Every cell's threshold, from the store or computed (one computation, cell after
@@ -146,7 +153,7 @@ async def threshold_heatmap_figure(
     cells and numbers as ``ess heatmap --kind threshold`` with the same parameters.
     Post each cell to ``/v1/threshold`` first to follow a long grid's progress."""
     cells = await asyncio.to_thread(svc.threshold_cells, svc.arguments(body))
-    results = await svc.threshold_grid(cells, client)
+    results = await svc.threshold_grid(cells, client, request.is_disconnected)
     image = await asyncio.to_thread(threshold_heatmap, results, format)
     return Response(image, media_type=FIGURE_TYPES[format])
 
@@ -175,13 +182,15 @@ def only_query(*names: str):
 async def reference(
         svc: ServiceDep,
         client: ClientDep,
+        request: Request,
         d: Annotated[int, Query(ge=1, le=config.MAX_D, description="dimension (a server may "
                                 "accept less: see its limit max_d)")] = defaults.D,
         metric: Annotated[Literal[METRICS], Query()] = defaults.METRIC,
         cov_estimator: Annotated[Literal[COV_ESTIMATORS], Query()] = defaults.COV_ESTIMATOR,
 ) -> dict:
     """``f(n)`` at ``n = 2, 4, ..., 1024`` and every other cached ``n``."""
-    return await svc.reference_curve(d, metric, cov_estimator, client)
+    return await svc.reference_curve(d, metric, cov_estimator, client,
+                                     request.is_disconnected)
 
 
 # -- jobs ----------------------------------------------------------------------------------
@@ -218,10 +227,12 @@ async def job_status(job: JobDep) -> dict:
 
 @jobs.delete("/{job_id}", response_model=JobOut,
              summary="cancel a table job (cells already computed stay in the store)")
-async def cancel_job(job: JobDep) -> dict:
+async def cancel_job(job: JobDep, svc: ServiceDep) -> dict:
     """Cancel a queued job at once, a running one at its next chunk of chains (waited
     for up to 10 s); a finished job does not change."""
     job.stop()
+    if job.future is not None:
+        svc.scheduler.expire(job.future)   # a queued job frees its place at once
     for _ in range(500):
         if job.status in Job.FINAL:
             break
@@ -313,6 +324,17 @@ async def _full(request: Request, exc: QueueFullError) -> JSONResponse:
                         content={"detail": str(exc)})
 
 
+async def _deadline(request: Request, exc: QueueDeadlineError) -> JSONResponse:
+    return JSONResponse(status_code=503, headers={"Retry-After": str(exc.retry_after)},
+                        content={"detail": str(exc)})
+
+
+async def _gone(request: Request, exc: ClientGoneError) -> JSONResponse:
+    """Nobody reads this answer: the client left (its computation was dropped)."""
+    return JSONResponse(status_code=503, content={"detail": "the client left; its "
+                                                            "computation was dropped"})
+
+
 async def _stopping(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=503, headers={"Retry-After": "5"},
                         content={"detail": "the server is stopping; the computation "
@@ -353,10 +375,14 @@ def describe(limits: Limits, tokens: Tokens | None = None) -> str:
         f"`d` = {limits.max_d} (limit `max_d`), `max_chains` = {limits.max_chains} (limit "
         f"`max_chains`, also the default when it is smaller), {limits.max_grid} cells per "
         f"table (limit `max_grid`), {limits.max_work:.3g} work units per computation "
-        f"(limit `max_work`) and {limits.max_request_work:.3g} over the cells a table has "
-        f"to compute (limit `max_request_work`); over a limit the answer is `422` with `type` "
-        f"`limit.<name>`. It computes on {limits.workers} workers with {limits.max_queue} "
-        f"places to wait (beyond, `429`), at most {limits.max_per_client} running or waiting "
+        f"(limit `max_work`) and {limits.max_request_work:.3g} per request (limit "
+        f"`max_request_work`: over a threshold search's evaluations or the cells a table or "
+        f"heatmap has to compute, bounded before anything runs); over a limit the answer is "
+        f"`422` with `type` `limit.<name>`. It computes on {limits.workers} workers with "
+        f"{limits.max_queue} places to wait (beyond, `429`; a request waiting longer than "
+        f"{limits.queue_deadline:g} s gets `503`, limit `queue_deadline`; `Retry-After` is "
+        f"the work queued over this server's measured speed), at most "
+        f"{limits.max_per_client} running or waiting "
         f"per client (limit `max_per_client`; beyond, `429` for that client only); tables "
         f"with more than {limits.sync_cells} cells to compute run as jobs (`202`).\n\n"
         + access)
@@ -409,6 +435,8 @@ def create_app(store: ResultStore, limits: Limits | None = None,
     app.add_exception_handler(ParameterError, _parameter)
     app.add_exception_handler(QueueFullError, _full)
     app.add_exception_handler(ShuttingDownError, _stopping)
+    app.add_exception_handler(QueueDeadlineError, _deadline)
+    app.add_exception_handler(ClientGoneError, _gone)
     app.add_exception_handler(ComputationCancelledError, _stopping)
     app.add_exception_handler(StarletteHTTPException, _http)
     for router in (computing, jobs, about):

@@ -9,32 +9,44 @@ service through a dependency and map its exceptions to answers.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from collections import OrderedDict
-from concurrent.futures import Future
+from collections.abc import Awaitable, Callable
+from concurrent.futures import CancelledError, Future
 from dataclasses import replace
 from typing import Any
 
 from pydantic import BaseModel
 
 from ess import api, config, defaults
+from ess.chains import chunk_size
 from ess.limits import Limits
 from ess.params import (
+    LoopParams,
     ParameterError,
     check_exclusive_lam,
     infer_d,
     lam_from_guidance,
     loop_params,
 )
-from ess.plan import chain_budget, chain_cost, generations_for
+from ess.plan import (
+    bisect_int,
+    chain_budget,
+    chain_cost,
+    generations_for,
+    pilot_chunks,
+    search_evaluations,
+    work_limit,
+)
 from ess.progress import ComputationCancelledError, Progress
 from ess.reference import tier_for
 from ess.request import EstimateRequest, ThresholdRequest, estimate_request, threshold_request
 from ess.results import EstimateResult, ThresholdResult
 from ess.service.auth import Tokens
 from ess.service.jobs import Job
-from ess.service.scheduler import Scheduler
+from ess.service.scheduler import QueueDeadlineError, Scheduler, ShuttingDownError
 from ess.solve import reference_for
 from ess.store import ResultStore, key_hash
 
@@ -44,6 +56,20 @@ REFERENCE_N = defaults.REFERENCE_N
 #: the default ``rel_precision`` (finer tiers are computed by the estimates
 #: that need them, within their limits).
 REFERENCE_PRECISION = defaults.REL_PRECISION
+#: Work bound of a ``GET /v1/reference`` computation, for the queue's ``Retry-After``:
+#: each point of :data:`REFERENCE_N` within its budget.
+REFERENCE_WORK = config.MAX_REFERENCE_WORK * len(REFERENCE_N)
+#: Seconds between two looks, while a request waits, at its client (gone?) and at
+#: its queue deadline.
+POLL_SECONDS = 0.2
+
+#: A function telling whether the client of a request has gone (disconnected).
+Gone = Callable[[], Awaitable[bool]]
+
+
+class ClientGoneError(Exception):
+    """The client of a request disconnected while it waited: its computation left the
+    queue, or stops at its next chunk of chains (when nobody else waits for it)."""
 
 
 class FieldError(ParameterError):
@@ -81,6 +107,48 @@ async def wait(fut: Future) -> Any:
     return await asyncio.shield(asyncio.wrap_future(fut))
 
 
+async def wait_in_queue(scheduler: Scheduler, fut: Future, gone: Gone | None = None) -> Any:
+    """The result of a computation on ``scheduler``, looking every
+    :data:`POLL_SECONDS` at its queue deadline and at its client.
+
+    Raises
+    ------
+    QueueDeadlineError
+        When it waited for a worker longer than the scheduler's
+        ``queue_deadline`` (it leaves the queue).
+    ClientGoneError
+        When ``gone()`` says the client left (the computation leaves the queue,
+        or stops at its next chunk, unless another client waits for it).
+    """
+    scheduler.join(fut)
+    left = False
+    deadline = scheduler.queue_deadline
+    waiting = asyncio.wrap_future(fut)
+    try:
+        while True:
+            done, _ = await asyncio.wait({waiting}, timeout=POLL_SECONDS)
+            if done:
+                try:
+                    return waiting.result()
+                except (CancelledError, asyncio.CancelledError,    # stopping, or expired
+                        ComputationCancelledError):                # before it started
+                    if scheduler.stopping.is_set():
+                        raise ShuttingDownError("the server is stopping") from None
+                    raise QueueDeadlineError(deadline or 0.0, deadline or 0.0,
+                                             scheduler.retry_after()) from None
+            waited = scheduler.waited(fut)
+            if (deadline is not None and waited is not None and waited > deadline
+                    and scheduler.expire(fut)):
+                raise QueueDeadlineError(waited, deadline, scheduler.retry_after())
+            if gone is not None and await gone():
+                left = True
+                raise ClientGoneError("the client left")
+    finally:
+        scheduler.leave(fut, gone=left)
+        if not waiting.done():   # read its outcome later, so that none is logged as lost
+            waiting.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+
 class Service:
     """State of one server: store, limits, computing threads and jobs.
 
@@ -98,7 +166,8 @@ class Service:
         self.store = store
         self.limits = limits
         self.tokens = tokens
-        self.scheduler = Scheduler(limits.workers, limits.max_queue, limits.max_per_client)
+        self.scheduler = Scheduler(limits.workers, limits.max_queue, limits.max_per_client,
+                                   limits.queue_deadline)
         self.jobs: OrderedDict[str, Job] = OrderedDict()
         self.started = time.time()
         self._writable: tuple[float, bool] | None = None
@@ -138,12 +207,61 @@ class Service:
     @staticmethod
     def work(req: EstimateRequest, threshold: bool = False) -> float:
         """Work units a checked request may need at its chain budget (for a
-        threshold, one evaluation at its cap)."""
+        threshold, one evaluation at its cap).
+
+        When a first round of chains of the main plan would not fit the request's
+        work budget ``max_work``, the computation runs a shorter first round and
+        then stops at that budget (:func:`ess.solve.run_limit`), which is then
+        the bound (a cold start at large ``d``: a full ``sigma_r`` at ``d = 100``).
+        """
+        return Service._bound(*Service._plan(req, threshold), req.max_chains, req.max_work)
+
+    @staticmethod
+    def _plan(req: EstimateRequest, threshold: bool = False) -> tuple[LoopParams, int, int]:
+        """The configuration, generations per chain and configurations in lockstep of
+        the dearest computation of ``req`` (for a threshold, an evaluation at its cap)."""
         p, n_values = req.params, 1
         if threshold:   # its most expensive evaluation is at the cap, two configurations
             p, n_values = replace(p, n_s=req.cap), 2
-        n_gen = generations_for(p, req.rel_precision)
-        return chain_budget(p, n_gen, req.max_chains, n_values) * chain_cost(p, n_gen, n_values)
+        return p, generations_for(p, req.rel_precision), n_values
+
+    @staticmethod
+    def _bound(p: LoopParams, n_gen: int, n_values: int, max_chains: int,
+               max_work: float) -> float:
+        """Work units of one computation planned by :meth:`_plan` at its chain budget."""
+        try:
+            chains = chain_budget(p, n_gen, max_chains, n_values, max_work)
+        except ParameterError:
+            return work_limit(max_work)
+        return chains * chain_cost(p, n_gen, n_values)
+
+    def largest_max_chains(self, reqs: list[EstimateRequest]) -> int | None:
+        """The largest ``max_chains`` with which ``reqs`` (cells of one request, each
+        with its own ``max_chains`` over it) fit ``max_request_work`` together, from
+        their plans; ``None`` when not even a first round of chains does."""
+        plans = [(self._plan(r, isinstance(r, ThresholdRequest)),
+                  search_evaluations(r.cap) if isinstance(r, ThresholdRequest) else 1,
+                  r.max_work) for r in reqs]
+        low = max(pilot_chunks(p.d, nv) * chunk_size(p.d) for (p, _, nv), _, _ in plans)
+        top = max(r.max_chains for r in reqs)
+
+        def fits(m: int) -> bool:
+            return sum(k * self._bound(p, g, nv, m, mw)
+                       for (p, g, nv), k, mw in plans) <= self.limits.max_request_work
+
+        if low >= top or not fits(low):
+            return None
+        return bisect_int(lambda m: not fits(m), low, top)[0]
+
+    @classmethod
+    def request_work(cls, req: EstimateRequest) -> float:
+        """Work units a checked request may need in all, bounded from its plan before
+        anything runs: an estimate's :meth:`work`; a threshold search's most
+        evaluations (:func:`ess.plan.search_evaluations`) times the bound of one
+        at its cap (the dearest: an evaluation's chains grow with ``n_s``)."""
+        if isinstance(req, ThresholdRequest):
+            return search_evaluations(req.cap) * cls.work(req, threshold=True)
+        return cls.work(req)
 
     def _over(self, req: EstimateRequest, threshold: bool = False) -> None:
         """Refuse a checked request over ``max_chains`` or ``max_work``."""
@@ -163,19 +281,64 @@ class Service:
                              f"{', cap' if threshold else ''}, n_s or d, or raise "
                              "rel_precision")
 
-    def check_budget(self, cells: list[EstimateRequest], stored: list) -> None:
-        """Refuse a table whose cells to compute (``None`` in ``stored``) may need more
-        than ``max_request_work`` in all (cheap: no cell runs)."""
-        total = sum(self.work(c) for c, r in zip(cells, stored) if r is None)
+    def check_request_work(self, req: EstimateRequest) -> float:
+        """Refuse one estimate or threshold search to compute (not in the store) that
+        may need more than ``max_request_work`` in all, naming for a search the largest
+        ``max_chains`` and the largest ``cap`` within it; its work bound when not
+        refused."""
+        lim = self.limits.max_request_work
+        total = self.request_work(req)
+        if total <= lim:
+            return total
+        if not isinstance(req, ThresholdRequest):
+            raise LimitError("max_chains", "max_request_work",
+                             f"max_chains is too large for this server: the estimate may need "
+                             f"{total:.3g} work units, over the limit max_request_work = "
+                             f"{lim:.3g} (--max-request-work); lower max_chains, n_s or d, or "
+                             "raise rel_precision")
+
+        def largest(field: str, low: int, top: int) -> int | None:
+            """The largest ``field`` in ``[low, top]`` within the limit, the rest as
+            asked (``None`` if even ``low`` is over it)."""
+            def fits(m: int) -> bool:
+                try:
+                    return self.request_work(replace(req, **{field: m})) <= lim
+                except ParameterError:   # a cap whose search does not fit max_work
+                    return False
+
+            return bisect_int(lambda m: not fits(m), low, top)[0] if fits(low) else None
+
+        ways = [f"the largest {f} within it is {m}"
+                for f, m in (("max_chains", self.largest_max_chains([req])),
+                             ("cap", largest("cap", 1, req.cap))) if m is not None]
+        raise LimitError("cap", "max_request_work",
+                         f"cap = {req.cap} with max_chains = {req.max_chains} is too much for "
+                         f"one request on this server: the search may make "
+                         f"{search_evaluations(req.cap)} evaluations of up to "
+                         f"{self.work(req, True):.3g} work units each, {total:.3g} in all, "
+                         f"over the limit max_request_work = {lim:.3g} (--max-request-work); "
+                         f"{'; '.join(ways) or 'lower max_chains or cap'} (or raise "
+                         "rel_precision)")
+
+    def check_budget(self, cells: list[EstimateRequest], stored: list) -> float:
+        """Refuse a table or threshold grid whose cells to compute (``None`` in
+        ``stored``) may need more than ``max_request_work`` in all (cheap: no cell
+        runs); their work bound when not refused."""
+        todo = [c for c, r in zip(cells, stored) if r is None]
+        total = sum(self.request_work(c) for c in todo)
         lim = self.limits.max_request_work
         if total > lim:
-            todo = sum(r is None for r in stored)
+            axes = "n_r and lam" if isinstance(cells[0], ThresholdRequest) else \
+                "n_r, n_s and lam"
+            most = self.largest_max_chains(todo)
+            chains = "" if most is None else f"the largest max_chains within it is {most}; "
             raise LimitError("n_r", "max_request_work",
-                             f"n_r, n_s and lam span too much work for one request on this "
-                             f"server: its {todo} cells to compute may need {total:.3g} work "
-                             f"units in all, over the limit max_request_work = {lim:.3g}; "
-                             "split the table, or lower max_chains, n_s or d, or raise "
-                             "rel_precision")
+                             f"{axes} span too much work for one request on this "
+                             f"server: its {len(todo)} cells to compute may need {total:.3g} "
+                             f"work units in all, over the limit max_request_work = {lim:.3g} "
+                             f"(--max-request-work); {chains}split the grid, or lower "
+                             "max_chains, n_s or d, or raise rel_precision")
+        return total
 
     def check_estimate(self, kw: dict) -> EstimateRequest:
         """Validate an estimate as the Python API does, then this server's limits.
@@ -244,13 +407,45 @@ class Service:
         """``req`` with the thread count chosen at start."""
         return req.with_jobs(self.threads())
 
-    def _progress(self, job: Job | None = None) -> Progress:
+    def _progress(self, cancel: threading.Event | None = None) -> Progress:
+        """A silent progress whose hook stops the computation at its next chunk when
+        the server stops or ``cancel`` is set (a job cancelled, a client gone)."""
         stop = self.scheduler.stopping
-        if job is None:
+        if cancel is None:
             return Progress(enabled=False, cancelled=stop.is_set)
-        return Progress(enabled=False, cancelled=lambda: stop.is_set() or job.cancel.is_set())
+        return Progress(enabled=False, cancelled=lambda: stop.is_set() or cancel.is_set())
 
-    async def answer(self, kind: str, req: EstimateRequest, client: str = "") -> dict:
+    async def compute(self, key: str, fn: Callable[[Progress], Any], client: str = "",
+                      work: float = 0.0, gone: Gone | None = None) -> Any:
+        """``fn(progress)`` on a worker (or the identical computation under way), for a
+        waiting client: out of the queue past the queue deadline or when the client
+        leaves, stopped at its next chunk when every client waiting for it left.
+
+        Parameters
+        ----------
+        key : str
+            Identifies the computation (:meth:`Scheduler.submit`).
+        fn : callable
+            The computation, given the :class:`Progress` whose hook it checks.
+        client : str
+            Who asks (counted by the fair queue).
+        work : float
+            Its work bound, for ``Retry-After``.
+        gone : callable, optional
+            Tells whether the client disconnected.
+
+        Raises
+        ------
+        QueueDeadlineError, ClientGoneError
+            See :func:`wait_in_queue`.
+        """
+        cancel = threading.Event()
+        fut = self.scheduler.submit(key, lambda: fn(self._progress(cancel)), client, work,
+                                    cancel)
+        return await wait_in_queue(self.scheduler, fut, gone)
+
+    async def answer(self, kind: str, req: EstimateRequest, client: str = "",
+                     gone: Gone | None = None) -> dict:
         """The stored answer, or one computed on a worker (and stored).
 
         Parameters
@@ -261,6 +456,8 @@ class Service:
             Checked by :meth:`check_estimate` or :meth:`check_threshold`.
         client : str
             Who asks (counted by the fair queue while computing).
+        gone : callable, optional
+            Tells whether the client disconnected (:meth:`compute`).
 
         Returns
         -------
@@ -272,33 +469,36 @@ class Service:
         hit = await asyncio.to_thread(api.load_stored, kind, cls, k, self.store)
         if hit is not None:
             return hit.to_dict()
-        fut = self.scheduler.submit(f"{kind}:{key_hash(k)}",
-                                    lambda: run(self._now(req), self.store, self._progress()),
-                                    client)
-        return (await wait(fut)).to_dict()
+        work = await asyncio.to_thread(self.check_request_work, req)
+        out = await self.compute(f"{kind}:{key_hash(k)}",
+                                 lambda bar: run(self._now(req), self.store, bar), client,
+                                 work, gone)
+        return out.to_dict()
 
-    async def table(self, cells: list[EstimateRequest], client: str = "") -> dict | Job:
+    async def table(self, cells: list[EstimateRequest], client: str = "",
+                    gone: Gone | None = None) -> dict | Job:
         """A table whose missing cells are at most ``sync_cells``, answered (the
         ``TableOut`` body); a longer one as a queued :class:`Job` of ``client``."""
         stored = await asyncio.to_thread(self.stored_rows, cells)
-        self.check_budget(cells, stored)
+        work = await asyncio.to_thread(self.check_budget, cells, stored)
         missing = sum(r is None for r in stored)
         if missing > self.limits.sync_cells:
             job = Job(cells, stored, client)
-            self.add_job(job, client)
+            self.add_job(job, client, work)
             return job
         if missing == 0:
             return self.run_cells(cells, stored)
-        fut = self.scheduler.submit(f"table:{uuid.uuid4().hex}",
-                                    lambda: self.run_cells(cells, stored), client)
-        return await wait(fut)
+        return await self.compute(f"table:{uuid.uuid4().hex}",
+                                  lambda bar: self.run_cells(cells, stored, bar=bar), client,
+                                  work, gone)
 
     def run_cells(self, cells: list[EstimateRequest], results: list,
-                  job: Job | None = None) -> dict:
+                  job: Job | None = None, bar: Progress | None = None) -> dict:
         """Compute the missing cells of a table, in order; the ``TableOut`` body."""
         t0 = time.perf_counter()
         rows = list(results)
-        bar = self._progress(job)
+        if bar is None:
+            bar = self._progress(None if job is None else job.cancel)
         for i, c in enumerate(cells):
             if rows[i] is None:
                 bar.check()
@@ -311,10 +511,11 @@ class Service:
                 "from_store": all(r is not None for r in results),
                 "seconds": time.perf_counter() - t0}
 
-    async def threshold_grid(self, cells: list[ThresholdRequest],
-                             client: str = "") -> list[ThresholdResult]:
+    async def threshold_grid(self, cells: list[ThresholdRequest], client: str = "",
+                             gone: Gone | None = None) -> list[ThresholdResult]:
         """Every cell's threshold: from the store, the missing ones computed in turn
-        as one computation of ``client`` (as ``ess heatmap`` would)."""
+        as one computation of ``client`` (as ``ess heatmap`` would), within
+        ``max_request_work`` in all."""
         def load() -> list[ThresholdResult | None]:
             return [api.load_stored("threshold", ThresholdResult, c.key(), self.store)
                     for c in cells]
@@ -322,9 +523,9 @@ class Service:
         found = await asyncio.to_thread(load)
         if all(r is not None for r in found):
             return found
+        work = await asyncio.to_thread(self.check_budget, cells, found)
 
-        def compute() -> list[ThresholdResult]:
-            bar = self._progress()
+        def compute(bar: Progress) -> list[ThresholdResult]:
             out = list(found)
             for i, c in enumerate(cells):
                 if out[i] is None:
@@ -332,7 +533,7 @@ class Service:
                     out[i] = api.run_threshold(self._now(c), self.store, bar)
             return out
 
-        return await wait(self.scheduler.submit(f"grid:{uuid.uuid4().hex}", compute, client))
+        return await self.compute(f"grid:{uuid.uuid4().hex}", compute, client, work, gone)
 
     def stored_rows(self, cells: list[EstimateRequest]) -> list[dict | None]:
         """Each cell's stored estimate (``EstimateOut`` body), or ``None``."""
@@ -351,10 +552,13 @@ class Service:
         except Exception as e:   # recorded for GET /v1/jobs/{id}; the server goes on
             job.finish("failed", error=f"{type(e).__name__}: {e}")
 
-    def add_job(self, job: Job, client: str = "") -> None:
-        """Queue ``job`` for ``client`` (``QueueFullError`` if there is no room) and
-        forget the oldest finished jobs beyond ``job_history``."""
-        job.future = self.scheduler.submit(f"job:{job.id}", lambda: self.run_job(job), client)
+    def add_job(self, job: Job, client: str = "", work: float = 0.0) -> None:
+        """Queue ``job`` for ``client`` (``QueueFullError`` if there is no room), with
+        its work bound ``work``, and forget the oldest finished jobs beyond
+        ``job_history``. Nobody waits for a job: no queue deadline applies to it, and
+        jobs run on at most ``workers - 1`` workers (:class:`Scheduler`)."""
+        job.future = self.scheduler.submit(f"job:{job.id}", lambda: self.run_job(job), client,
+                                           work, job.cancel, background=True)
         self.jobs[job.id] = job
         self.forget_jobs()
 
@@ -389,7 +593,7 @@ class Service:
         return job
 
     async def reference_curve(self, d: int, metric: str, cov_estimator: str,
-                              client: str = "") -> dict:
+                              client: str = "", gone: Gone | None = None) -> dict:
         """The ``ReferenceOut`` body: :data:`REFERENCE_N` and every other cached point
         of the reference curve, at :data:`REFERENCE_PRECISION`'s tier."""
         self.check_d(d, "query")
@@ -398,22 +602,30 @@ class Service:
         points = await asyncio.to_thread(self.reference_points, *args, compute=False)
         cached = points is not None
         if not cached:
+            lim = self.limits.max_request_work
+            if REFERENCE_WORK > lim:
+                raise LimitError("d", "max_request_work",
+                                 f"the reference curve at d = {d} is not cached and computing "
+                                 f"it may need {REFERENCE_WORK:.3g} work units, over the limit "
+                                 f"max_request_work = {lim:.3g} of this server "
+                                 "(--max-request-work)", "query")
             key = f"reference:{d}:{metric}:{cov_estimator}:{tier_for(REFERENCE_PRECISION)}"
-            points = await wait(self.scheduler.submit(key, lambda: self.reference_points(*args),
-                                                      client))
+            points = await self.compute(key, lambda bar: self.reference_points(*args, bar=bar),
+                                        client, REFERENCE_WORK, gone)
         return {"d": d, "metric": metric, "cov_estimator": cov_estimator,
                 "rel_precision": REFERENCE_PRECISION, "tier": tier_for(REFERENCE_PRECISION),
                 "points": points, "from_store": cached, "seconds": time.perf_counter() - t0}
 
     def reference_points(self, d: int, metric: str, cov_estimator: str, rel_precision: float,
-                         compute: bool = True) -> list[dict] | None:
+                         compute: bool = True, bar: Progress | None = None
+                         ) -> list[dict] | None:
         """Points of the reference curve: :data:`REFERENCE_N` and every other cached one.
 
         With ``compute`` false, ``None`` unless every point of
         :data:`REFERENCE_N` is cached already.
         """
         p = loop_params(d, 2, 0, 1.0, 2, "fresh", 1, metric, cov_estimator)
-        curve = reference_for(p, rel_precision, self.threads(), self._progress())
+        curve = reference_for(p, rel_precision, self.threads(), bar or self._progress())
         if not compute and not all(n in curve.points for n in REFERENCE_N):
             return None
         for n in REFERENCE_N:
