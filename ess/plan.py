@@ -8,6 +8,7 @@ same request always gets the same plan.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -263,14 +264,24 @@ def check_work(p: LoopParams, rel_precision: float, max_chains: int,
         f"{at_least(need)} (at most {config.MAX_WORK_LIMIT:g})")
 
 
+#: Ratio of consecutive ``n_s`` in a threshold search's scan (:func:`search_grid`).
+#: Under common random numbers the excess is smooth in ``log n_s``, so the
+#: interpolating bisection (:func:`interpolate_int`) closes a bracket four times as
+#: wide in one or two more evaluations, while a ratio of 2 spent twice the scan's
+#: evaluations. Measured at ``d = 100``, ``(n_r, lam) = (100, 0.5)``, 2%: 32 evaluations
+#: with ratio 2 and plain bisection, 15 with ratio 4 and interpolation.
+SEARCH_GRID_RATIO = 4
+
+
 def search_grid(cap: int) -> list[int]:
-    """The ``n_s`` a threshold search scans first: 1, 2, 4, ... below ``cap``, and ``cap``
+    """The ``n_s`` a threshold search scans first: 1, 4, 16, ... (ratio
+    :data:`SEARCH_GRID_RATIO`) below ``cap``, and ``cap``
     (:func:`ess.solve.threshold_search`); its bisection stays between them."""
     grid = []
     n = 1
     while n < cap:
         grid.append(n)
-        n *= 2
+        n *= SEARCH_GRID_RATIO
     return grid + [cap]
 
 
@@ -470,6 +481,60 @@ def bisect_int(pred, lo: int, hi: int) -> tuple[int, int]:
             hi = mid
         else:
             lo = mid
+    return lo, hi
+
+
+def interpolate_int(pred: Callable[[int], bool], value: Callable[[int], float], lo: int,
+                    hi: int) -> tuple[int, int]:
+    """Integer bisection guided by interpolation, for a predicate false at ``lo`` and true
+    at ``hi`` that follows the sign of a smooth ``value`` (``pred(n)`` where ``value(n)``
+    is above zero, or at it).
+
+    Each step evaluates the integer nearest to where the straight line through the
+    bracket's two values crosses zero (in ``log n`` when ``lo >= 1``: the threshold
+    search's excess is smooth in ``log n_s`` under common random numbers), clamped
+    inside the bracket; the Illinois rule halves the value of an end kept twice in a
+    row, and whenever two steps have not halved the bracket the next is a plain
+    bisection step, so that a noisy or kinked ``value`` costs at most about three
+    times the evaluations of :func:`bisect_int` (tested; a bisection step after every
+    interpolation that does not halve the bracket bounds it by two, but took 7
+    evaluations instead of 5 on the smooth curve of the tests). On a value smooth in
+    ``log n`` a bracket of a few hundred integers closes in four to six evaluations
+    instead of eight to ten.
+    The answer depends only on the values seen, so it is the same for every number
+    of jobs; for a monotone ``pred`` it is :func:`bisect_int`'s.
+
+    Returns
+    -------
+    (int, int)
+        The adjacent pair ``(lo, hi)`` with ``pred(lo)`` false and ``pred(hi)`` true.
+    """
+    f_lo, f_hi = value(lo), value(hi)
+    kept = 0            # +1: lo was kept by the last step, -1: hi was
+    widths: list[int] = []
+    while hi - lo > 1:
+        width = hi - lo
+        m = (lo + hi) // 2
+        halve = len(widths) >= 2 and width > widths[-2] / 2   # two steps did not halve it
+        widths.append(width)
+        if not halve and f_lo < 0.0 < f_hi and math.isfinite(f_lo) and math.isfinite(f_hi):
+            t = f_lo / (f_lo - f_hi)
+            if lo >= 1:
+                x = math.exp(math.log(lo) + t * (math.log(hi) - math.log(lo)))
+            else:
+                x = lo + t * (hi - lo)
+            m = min(max(round(x), lo + 1), hi - 1)
+        v = value(m)
+        if pred(m):
+            hi, f_hi = m, v
+            if kept == 1:
+                f_lo *= 0.5
+            kept = 1
+        else:
+            lo, f_lo = m, v
+            if kept == -1:
+                f_hi *= 0.5
+            kept = -1
     return lo, hi
 
 

@@ -20,11 +20,11 @@ from ess.kernels.layout import Q_DIST, Q_MEAN_DEV
 from ess.params import LoopParams
 from ess.plan import (
     at_least,
-    bisect_int,
     chain_budget,
     chain_cost,
     first_round_chunks,
     fixed_cv_weights,
+    interpolate_int,
     limit_plan,
     pilot_chunks,
     pilot_plan,
@@ -338,6 +338,22 @@ class _ExcessEvaluator:
         self.cache[n_s] = (est, se, t975(dof) * se, reached)
         return self.cache[n_s]
 
+    def estimate(self, n_s: int) -> float:
+        """The excess's point estimate."""
+        return self(n_s)[0]
+
+    def lower_end(self, n_s: int) -> float:
+        """The lower end of the excess's 95% interval (above zero: decisively
+        inadmissible)."""
+        est, _, hw, _ = self(n_s)
+        return est - hw
+
+    def upper_end(self, n_s: int) -> float:
+        """The upper end of the excess's 95% interval (below zero: decisively
+        admissible)."""
+        est, _, hw, _ = self(n_s)
+        return est + hw
+
     def inadmissible(self, n_s: int) -> bool:
         """Point estimate of the excess above zero: ``n_e < n_r``."""
         return self(n_s)[0] > 0.0
@@ -359,12 +375,15 @@ def threshold_search(p: LoopParams, seed: int, rel_precision: float, max_chains:
                      max_work: float | None = None) -> ThresholdResult:
     """The admissible threshold ``n_s*(n_r, lam)`` by bracketing and integer bisection.
 
-    A geometric grid of ``n_s`` (1, 2, 4, ... and ``cap``) is scanned
+    A geometric grid of ``n_s`` (:func:`ess.plan.search_grid`: 1, 4, 16, ... and
+    ``cap``) is scanned
     past the peak of ``n_e / n_r`` to the first decisive fall below 1 (the
     excess ``WD(n_s) - f(n_r)`` above zero by 1.96 standard errors), so noise
-    near ``n_s = 0`` cannot stop the search; integer bisection then locates the
-    last admissible ``n_s``. Every evaluation uses the same chain seeds (common
-    random numbers). Each is made precise to ``rel_precision`` on ``n_e / n_r``.
+    near ``n_s = 0`` cannot stop the search; integer bisection guided by the
+    excess's values (:func:`ess.plan.interpolate_int`) then locates the last
+    admissible ``n_s``, and the ends of its 95% interval. Every evaluation uses the
+    same chain seeds (common random numbers). Each is made precise to
+    ``rel_precision`` on ``n_e / n_r``.
     ``cap_wanted`` is the cap asked for, when the budgets lowered it to ``cap``:
     the result says so (``cap_lowered_from``, ``budget_note`` and the note), with the
     work budget ``max_work`` that the full cap needs.
@@ -403,20 +422,29 @@ def threshold_search(p: LoopParams, seed: int, rel_precision: float, max_chains:
                                      f"n_s <= {cap}", lowered, cap_wanted if lowered else None)
     admissible = [m for m in ev.cache if m < hi and not ev.inadmissible(m)]
     lo = max(admissible, default=0)
-    star, _ = bisect_int(ev.inadmissible, lo, hi)
+    hi = min(m for m in ev.cache if lo < m <= hi and ev.inadmissible(m))
+    star, _ = interpolate_int(ev.inadmissible, ev.estimate, lo, hi)
     # 95% interval: from the largest decisively admissible n_s below the estimate
-    # to the largest n_s that is not decisively inadmissible.
+    # to the largest n_s that is not decisively inadmissible (each bracketed by the
+    # evaluations made so far, then closed by interpolation on the interval's end).
     dec = [m for m in ev.cache if m <= star and ev.decisively_admissible(m)]
     if dec:
         best = max(dec)
-        lower = star if ev.decisively_admissible(star) else bisect_int(
-            lambda m: not ev.decisively_admissible(m), best, star)[0]
+        if ev.decisively_admissible(star):
+            lower = star
+        else:
+            top = min((m for m in ev.cache if best < m < star
+                       and not ev.decisively_admissible(m)), default=star)
+            lower = interpolate_int(lambda m: not ev.decisively_admissible(m), ev.upper_end,
+                                    best, top)[0]
     else:
         lower = 0
     beyond = [m for m in ev.cache if m > star and ev.decisively_inadmissible(m)]
     if beyond:
         first = min(beyond)
-        upper = bisect_int(ev.decisively_inadmissible, star, first)[0]
+        start = max((m for m in ev.cache if star < m < first
+                     and not ev.decisively_inadmissible(m)), default=star)
+        upper = interpolate_int(ev.decisively_inadmissible, ev.lower_end, start, first)[0]
     else:
         upper = None
     if lower == 0 and star > 0:
