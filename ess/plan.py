@@ -314,14 +314,18 @@ STARTS = ("auto", "cold")
 
 
 def limit_plan(p: LoopParams, n_s_values: tuple[int, ...], rel_precision: float,
-               seed: int, start: str = "auto", burn_in_factor: float = 1.0) -> LimitPlan:
+               seed: int, start: str = "auto", burn_in_factor: float = 1.0,
+               min_burn_in: int = 0) -> LimitPlan:
     """The chains of a limit estimate: burn-in, window and measured generations.
 
     ``start`` is one of :data:`STARTS`; ``burn_in_factor`` lengthens the burn-in (the
-    tests compare warm starts with cold ones burnt in far longer)."""
+    tests compare warm starts with cold ones burnt in far longer); ``min_burn_in`` is
+    the least burn-in (a threshold search gives the ``n_s`` of one bracket one plan,
+    :func:`ess.solve.threshold_search`)."""
     first = replace(p, n_s=n_s_values[0])
     warm = warm_start(p, n_s_values) if start == "auto" and starts_warm(first) else ()
-    burn = math.ceil(burn_in_factor * burn_in_for(first, rel_precision, warm=bool(warm)))
+    burn = max(math.ceil(burn_in_factor * burn_in_for(first, rel_precision, warm=bool(warm))),
+               min_burn_in)
     every = record_every(p.d)
     return LimitPlan(p, n_s_values, burn, window_for(burn, every, p.d), seed, every,
                      warm=warm)
@@ -493,14 +497,13 @@ def interpolate_int(pred: Callable[[int], bool], value: Callable[[int], float], 
     Each step evaluates the integer nearest to where the straight line through the
     bracket's two values crosses zero (in ``log n`` when ``lo >= 1``: the threshold
     search's excess is smooth in ``log n_s`` under common random numbers), clamped
-    inside the bracket; the Illinois rule halves the value of an end kept twice in a
-    row, and whenever two steps have not halved the bracket the next is a plain
-    bisection step, so that a noisy or kinked ``value`` costs at most about three
-    times the evaluations of :func:`bisect_int` (tested; a bisection step after every
-    interpolation that does not halve the bracket bounds it by two, but took 7
-    evaluations instead of 5 on the smooth curve of the tests). On a value smooth in
-    ``log n`` a bracket of a few hundred integers closes in four to six evaluations
-    instead of eight to ten.
+    inside the bracket. The Illinois rule halves the value of an end kept twice in a
+    row. Whenever two steps have not halved the bracket the next is a plain bisection
+    step, unless the interpolated point is next to an end (where it may close the
+    bracket) and the step before was not such an exception. A noisy or kinked
+    ``value`` then costs at most about three times the evaluations of
+    :func:`bisect_int` (tested). On a value smooth in ``log n`` a bracket of a few
+    hundred integers closes in four to seven evaluations instead of eight to ten.
     The answer depends only on the values seen, so it is the same for every number
     of jobs; for a monotone ``pred`` it is :func:`bisect_int`'s.
 
@@ -512,18 +515,25 @@ def interpolate_int(pred: Callable[[int], bool], value: Callable[[int], float], 
     f_lo, f_hi = value(lo), value(hi)
     kept = 0            # +1: lo was kept by the last step, -1: hi was
     widths: list[int] = []
+    excused = False     # the last step interpolated next to an end despite the guard
     while hi - lo > 1:
         width = hi - lo
         m = (lo + hi) // 2
         halve = len(widths) >= 2 and width > widths[-2] / 2   # two steps did not halve it
         widths.append(width)
-        if not halve and f_lo < 0.0 < f_hi and math.isfinite(f_lo) and math.isfinite(f_hi):
+        if f_lo < 0.0 < f_hi and math.isfinite(f_lo) and math.isfinite(f_hi):
             t = f_lo / (f_lo - f_hi)
             if lo >= 1:
                 x = math.exp(math.log(lo) + t * (math.log(hi) - math.log(lo)))
             else:
                 x = lo + t * (hi - lo)
-            m = min(max(round(x), lo + 1), hi - 1)
+            near = min(max(round(x), lo + 1), hi - 1)
+            excuse = halve and not excused and near in (lo + 1, hi - 1)
+            if not halve or excuse:     # next to an end, it may close the bracket: once
+                m = near
+            excused = excuse
+        else:
+            excused = False
         v = value(m)
         if pred(m):
             hi, f_hi = m, v
