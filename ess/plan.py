@@ -491,6 +491,17 @@ def bisect_int(pred, lo: int, hi: int) -> tuple[int, int]:
     return lo, hi
 
 
+def crossing(lo: int, f_lo: float, hi: int, f_hi: float) -> float | None:
+    """Where the straight line through ``(lo, f_lo)`` and ``(hi, f_hi)`` crosses zero, in
+    ``log n`` when ``lo >= 1``; ``None`` unless ``f_lo < 0 < f_hi`` (both finite)."""
+    if not (f_lo < 0.0 < f_hi and math.isfinite(f_lo) and math.isfinite(f_hi)):
+        return None
+    t = f_lo / (f_lo - f_hi)
+    if lo >= 1:
+        return math.exp(math.log(lo) + t * (math.log(hi) - math.log(lo)))
+    return lo + t * (hi - lo)
+
+
 def interpolate_int(pred: Callable[[int], bool], value: Callable[[int], float], lo: int,
                     hi: int) -> tuple[int, int]:
     """Integer bisection guided by interpolation, for a predicate false at ``lo`` and true
@@ -524,12 +535,8 @@ def interpolate_int(pred: Callable[[int], bool], value: Callable[[int], float], 
         m = (lo + hi) // 2
         halve = len(widths) >= 2 and width > widths[-2] / 2   # two steps did not halve it
         widths.append(width)
-        if f_lo < 0.0 < f_hi and math.isfinite(f_lo) and math.isfinite(f_hi):
-            t = f_lo / (f_lo - f_hi)
-            if lo >= 1:
-                x = math.exp(math.log(lo) + t * (math.log(hi) - math.log(lo)))
-            else:
-                x = lo + t * (hi - lo)
+        x = crossing(lo, f_lo, hi, f_hi)
+        if x is not None:
             near = min(max(round(x), lo + 1), hi - 1)
             excuse = halve and not excused and near in (lo + 1, hi - 1)
             if not halve or excuse:     # next to an end, it may close the bracket: once
