@@ -269,10 +269,10 @@ def check_work(p: LoopParams, rel_precision: float, max_chains: int,
 #: interpolating bisection (:func:`interpolate_int`) closes a bracket four times as
 #: wide in one or two more evaluations, while a ratio of 2 spent twice the scan's
 #: evaluations. Measured on the paper's Fig. 12 (27 searches at ``d = 100``, 2%, the
-#: two searches interleaved cell by cell in one run): 716 evaluations, 66.5 s with ratio
-#: 2 and plain bisection; 446, 37.0 s with ratio 4, interpolation and one plan per
-#: bracket (:meth:`ess.solve._ExcessEvaluator.pin_burn_in`); every new ``n_s*`` inside
-#: the old one's 95% interval.
+#: two searches interleaved cell by cell in one run, 2 shared cores): 716 evaluations,
+#: 51.6 s with ratio 2 and plain bisection; 452, 29.3 s with ratio 4, interpolation and
+#: one plan per bracket (:meth:`ess.solve._ExcessEvaluator.pin_burn_in`); every new
+#: ``n_s*`` inside the old one's 95% interval, 23 of the 27 identical (with their intervals).
 SEARCH_GRID_RATIO = 4
 
 
