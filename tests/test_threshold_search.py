@@ -115,3 +115,28 @@ def test_threshold_agrees_with_a_brute_force_scan(monkeypatch, d, n_r, lam, seed
     # the scan's sign changes of the point estimate are few and near the answer
     flips = [n for n in range(1, fall) if ev.inadmissible(n) != ev.inadmissible(n + 1)]
     assert all(lo <= n <= hi for n in flips), (flips, r.n_s_star_ci)
+
+
+def test_a_pinned_burn_in_is_a_floor_and_gives_the_bracket_one_plan(monkeypatch):
+    """``min_burn_in`` only lengthens a plan's burn-in; a search pins it near its first
+    guess of n_s* (``PIN_MARGIN`` times it), so that the evaluations around the answer
+    share one plan, while an n_s beyond keeps its own longer burn-in."""
+    from dataclasses import replace
+
+    from ess.plan import limit_plan
+    from ess.request import threshold_request
+
+    p = threshold_request(d=100, n_r=100, lam=0.7).params
+    own = {n: limit_plan(replace(p, n_s=n), (n, 0), 0.02, 0).burn_in for n in (600, 1200, 4096)}
+    assert own[600] < own[1200] < own[4096]
+    for n, b in own.items():
+        floor = own[1200]
+        assert limit_plan(replace(p, n_s=n), (n, 0), 0.02, 0,
+                          min_burn_in=floor).burn_in == max(b, floor)
+    r, ev = _search_with_evaluator(monkeypatch, d=100, n_r=100, lam=0.7, seed=0,
+                                   rel_precision=0.02)
+    lo, hi = r.n_s_star_ci
+    burns = {ev.plan(n).burn_in for n in range(lo, hi + 2)}
+    assert burns == {ev.min_burn_in}, burns
+    # the scan's first decisive fall, 4096 (n_s* about 1200), keeps its longer burn-in
+    assert ev.decisively_inadmissible(4096) and ev.plan(4096).burn_in > ev.min_burn_in
