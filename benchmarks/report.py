@@ -113,7 +113,12 @@ def _paper(results: dict) -> list[str]:
            "start (`n_ini = n_r`) and its burn-in, last-generation average, the chains the "
            "cell's precision needs from the spread of one generation's distance (measured "
            "on `ess`'s kernel), at its measured throughput "
-           f"({_g(results['paper']['fig11']['vectorised_rate'])} generation-steps/s).", ""]
+           f"({_g(results['paper']['fig11']['vectorised_rate'])} generation-steps/s). "
+           "Its threshold search is a bisection for the excess's sign change over "
+           "`[1, cap]` to adjacent integers, on `n_s` or on `log n_s` (the cheaper in "
+           "total), each evaluation with the fewest chains that decide the side (or reach "
+           "the precision `ess` asks where the side cannot be decided), with no evaluation "
+           "at the cap and none for the ends of an interval.", ""]
     f11 = results["paper"]["fig11"]
     rows = [[str(c["n_r"]), str(c["n_s"]), f"{c['lam']:g}", f"{c['n_e_over_n_r']:.3g}",
              f"{100 * c['n_e_rel_halfwidth']:.2f}%", f"{c['chains']} x {c['generations']}",

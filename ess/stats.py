@@ -7,11 +7,13 @@ results (:mod:`ess.chains` produces them, :mod:`ess.solve` and
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 
 
+@functools.lru_cache(maxsize=4096)
 def t975(dof: int) -> float:
     """97.5% quantile of Student's t with ``dof`` degrees of freedom.
 
@@ -21,7 +23,10 @@ def t975(dof: int) -> float:
     where every step approaches the root from below; from there the
     Cornish-Fisher expansion to ``dof^-4`` (A&S 26.7.5), whose error falls like
     ``dof^-5``: 1.2e-14 relative at 500. Both agree with SciPy's ``stdtrit`` to
-    1e-13 relative (``tests/test_startup.py``); at most a few milliseconds a call.
+    1e-13 relative (``tests/test_startup.py``); at most a few milliseconds a call,
+    and the values are kept (an estimate asks for the same few ``dof`` round after
+    round: at ``(d, n_r, n_s, lam) = (1, 100, 200, 0.9)``, 256 chains, the suite's time
+    to a 1% ``n_e`` fell from 1.33 to 0.66-0.80 ms with them kept, one loaded run).
 
     Parameters
     ----------

@@ -1,5 +1,6 @@
 """`ess bench`: the command's wiring only (the suite's timings are never unit tests)."""
 
+import math
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,22 @@ def test_the_report_shows_the_paper_workloads():
                                "vectorised_rate": 1000.0}}}
     text = "\n".join(report._paper(res))
     assert "## The paper's workloads" in text and "| 100 | 0.5 | 57 | [55, 58] |" in text
+
+
+def test_the_baseline_threshold_search_is_a_bisection_to_adjacent_integers():
+    """The baseline's threshold search (its pricing): a bisection over [0, cap] on n_s, or
+    on log n_s, that ends at the same adjacent pair as the excess's sign change, with
+    the evaluations a bisection needs (about log2(cap) on n_s); the excess between
+    `ess`'s evaluations is interpolated in log n_s and held beyond them."""
+    paper = pytest.importorskip("benchmarks.paper")
+    scan = [{"n_s": n, "excess": math.log(n / 648.5)} for n in (1, 4, 16, 64, 256, 1024)]
+    excess = paper.excess_curve(scan)
+    assert excess(648) < 0.0 < excess(649)
+    assert excess(5000) == pytest.approx(math.log(1024 / 648.5))
+    for geometric in (False, True):
+        seen = paper.baseline_search(10_000, excess, geometric)
+        assert len(set(seen)) == len(seen)
+        assert {648, 649} <= set(seen)
+        assert len(seen) <= math.ceil(math.log2(10_000)) + (2 if geometric else 0)
+    assert paper.baseline_search(10_000, excess, False)[:2] == [5000, 2500]
+    assert paper.baseline_search(10_000, excess, True)[:2] == [1, 100]
