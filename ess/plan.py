@@ -274,6 +274,16 @@ def check_work(p: LoopParams, rel_precision: float, max_chains: int,
 #: one plan per bracket (:meth:`ess.solve._ExcessEvaluator.pin_burn_in`); every new
 #: ``n_s*`` inside the old one's 95% interval, 23 of the 27 identical (with their intervals).
 SEARCH_GRID_RATIO = 4
+#: Evaluations beyond plain bisection's ``ceil(log2 width)`` that the interpolating
+#: bisection (:func:`interpolate_int`) may spend on a bracket of ``width`` integers:
+#: a hard bound, so that a search's evaluations (:func:`search_evaluations`), and
+#: with them the service's request budget, are known before it runs. On the smooth
+#: excess of a threshold search interpolation needs fewer than bisection's, but its
+#: first steps may halve the bracket less than bisection would: on the smooth test
+#: bracket [256, 1024] (bisection: 10) a slack of 0-3 costs 10-12 evaluations, as
+#: the bound stops interpolating, and 4 or more costs 6. Noisy values (tests) take
+#: at most bisection's plus the slack.
+INTERPOLATION_SLACK = 4
 
 
 def search_grid(cap: int) -> list[int]:
@@ -292,8 +302,15 @@ def search_evaluations(cap: int) -> int:
     """The most evaluations a threshold search up to ``cap`` can make
     (:func:`ess.solve.threshold_search`): its scan of :func:`search_grid`, then at
     most three integer bisections (the threshold, and each end of its interval),
-    each within ``[0, cap]`` and so of at most ``ceil(log2 cap)`` evaluations."""
-    return len(search_grid(cap)) + 3 * math.ceil(math.log2(max(2, cap)))
+    each within ``[0, cap]`` and so of at most ``ceil(log2 cap)`` evaluations plus
+    :data:`INTERPOLATION_SLACK`."""
+    return len(search_grid(cap)) + 3 * (_halvings(max(2, cap)) + INTERPOLATION_SLACK)
+
+
+def _halvings(width: int) -> int:
+    """Plain bisection's evaluations to close a bracket of ``width`` integers:
+    ``ceil(log2 width)`` (0 for ``width <= 1``)."""
+    return (width - 1).bit_length() if width > 1 else 0
 
 
 def generations_for(p: LoopParams, rel_precision: float) -> int:
@@ -524,7 +541,11 @@ def interpolate_int(pred: Callable[[int], bool], value: Callable[[int], float], 
     step, unless the interpolated point is next to an end (where it may close the
     bracket) and the step before was not such an exception. A noisy or kinked
     ``value`` then costs at most about three times the evaluations of
-    :func:`bisect_int` (tested). On a value smooth in ``log n`` a bracket of a few
+    :func:`bisect_int`, and never more than :data:`INTERPOLATION_SLACK` beyond them: a
+    step interpolates only while the evaluations made plus one plus bisection's for
+    the current bracket stay within that bound (a bisection step keeps the sum, an
+    interpolated one raises it by at most one), so the bound holds whatever the values
+    (tested). On a value smooth in ``log n`` a bracket of a few
     hundred integers closes in four to seven evaluations instead of eight to ten.
     The answer depends only on the values seen, so it is the same for every number
     of jobs; for a monotone ``pred`` it is :func:`bisect_int`'s.
@@ -538,13 +559,15 @@ def interpolate_int(pred: Callable[[int], bool], value: Callable[[int], float], 
     kept = 0            # +1: lo was kept by the last step, -1: hi was
     widths: list[int] = []
     excused = False     # the last step interpolated next to an end despite the guard
+    bound = _halvings(hi - lo) + INTERPOLATION_SLACK
+    used = 0
     while hi - lo > 1:
         width = hi - lo
         m = (lo + hi) // 2
         halve = len(widths) >= 2 and width > widths[-2] / 2   # two steps did not halve it
         widths.append(width)
         x = crossing(lo, f_lo, hi, f_hi)
-        if x is not None:
+        if x is not None and used + 1 + _halvings(width) <= bound:
             near = min(max(round(x), lo + 1), hi - 1)
             excuse = halve and not excused and near in (lo + 1, hi - 1)
             if not halve or excuse:     # next to an end, it may close the bracket: once
@@ -552,6 +575,7 @@ def interpolate_int(pred: Callable[[int], bool], value: Callable[[int], float], 
             excused = excuse
         else:
             excused = False
+        used += 1
         v = value(m)
         if pred(m):
             hi, f_hi = m, v

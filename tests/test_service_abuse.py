@@ -316,10 +316,11 @@ def test_a_threshold_search_makes_no_more_evaluations_than_its_bound(body):
 
 
 def test_search_evaluations_counts_the_scan_and_three_bisections():
-    from ess.plan import search_evaluations, search_grid
+    from ess.plan import INTERPOLATION_SLACK, search_evaluations, search_grid
 
-    assert search_evaluations(1) == 1 + 3 and search_evaluations(2) == 2 + 3
-    assert search_evaluations(10_000) == len(search_grid(10_000)) + 3 * 14 == 57
+    k = INTERPOLATION_SLACK
+    assert search_evaluations(1) == 1 + 3 * (1 + k) and search_evaluations(2) == 2 + 3 * (1 + k)
+    assert search_evaluations(10_000) == len(search_grid(10_000)) + 3 * (14 + k) == 8 + 54
 
 
 def test_a_threshold_over_the_request_budget_is_422_naming_the_largest_cap(tmp_path):
