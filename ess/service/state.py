@@ -283,9 +283,10 @@ class Service:
 
     def check_request_work(self, req: EstimateRequest) -> float:
         """Refuse one estimate or threshold search to compute (not in the store) that
-        may need more than ``max_request_work`` in all, naming for a search the largest
-        ``max_chains`` and the largest ``cap`` within it; its work bound when not
-        refused."""
+        may need more than ``max_request_work`` in all; its work bound when not
+        refused. A search's evaluations run under a share of the limit
+        (:meth:`shared`), so it is refused only when that share falls below the
+        least work budget :data:`ess.config.MIN_WORK`."""
         lim = self.limits.max_request_work
         total = self.request_work(req)
         if total <= lim:
@@ -296,29 +297,53 @@ class Service:
                              f"{total:.3g} work units, over the limit max_request_work = "
                              f"{lim:.3g} (--max-request-work); lower max_chains, n_s or d, or "
                              "raise rel_precision")
-
-        def largest(field: str, low: int, top: int) -> int | None:
-            """The largest ``field`` in ``[low, top]`` within the limit, the rest as
-            asked (``None`` if even ``low`` is over it)."""
-            def fits(m: int) -> bool:
-                try:
-                    return self.request_work(replace(req, **{field: m})) <= lim
-                except ParameterError:   # a cap whose search does not fit max_work
-                    return False
-
-            return bisect_int(lambda m: not fits(m), low, top)[0] if fits(low) else None
-
-        ways = [f"the largest {f} within it is {m}"
-                for f, m in (("max_chains", self.largest_max_chains([req])),
-                             ("cap", largest("cap", 1, req.cap))) if m is not None]
         raise LimitError("cap", "max_request_work",
-                         f"cap = {req.cap} with max_chains = {req.max_chains} is too much for "
-                         f"one request on this server: the search may make "
-                         f"{search_evaluations(req.cap)} evaluations of up to "
-                         f"{self.work(req, True):.3g} work units each, {total:.3g} in all, "
-                         f"over the limit max_request_work = {lim:.3g} (--max-request-work); "
-                         f"{'; '.join(ways) or 'lower max_chains or cap'} (or raise "
-                         "rel_precision)")
+                         f"cap = {req.cap} is too large for one request on this server: its "
+                         f"search may make {search_evaluations(req.cap)} evaluations, and "
+                         f"max_request_work = {lim:.3g} (--max-request-work) shared among "
+                         f"them leaves each less than the least work budget "
+                         f"{config.MIN_WORK:g}; lower cap or raise --max-request-work")
+
+    def shared(self, kws: list[dict]) -> list[ThresholdRequest]:
+        """The threshold searches of one request (their arguments), validated, each
+        evaluation held to an equal share of ``max_request_work`` when that is below
+        its own ``max_work``.
+
+        A search's work is bounded before it runs by its most evaluations
+        (:func:`ess.plan.search_evaluations`) times one evaluation's bound, and at
+        ``d >= 10`` one evaluation at the package's chain budget may need all of
+        ``max_work``: refusing such searches would refuse the default search at
+        ``d = 50`` and the default threshold heatmap at ``d = 1``. Instead each
+        evaluation stops at ``max_request_work / (evaluations of all searches)``
+        work units, which the answer reports (``max_work``, ``budget_note`` when an
+        evaluation stopped there, ``cap_lowered_from`` when a default cap was
+        lowered to fit), so the request fits the limit whatever it asks. The share
+        counts every cell, stored or not, so that a grid's cells keep the same store
+        keys whichever of them were computed before. Below
+        :data:`ess.config.MIN_WORK` the searches are left as they are, for
+        :meth:`check_request_work` or :meth:`check_budget` to refuse.
+
+        Raises
+        ------
+        LimitError
+            Naming ``cap`` and ``max_request_work`` when a given cap's first round of
+            chains does not fit the share.
+        """
+        searches = [self._threshold(kw) for kw in kws]
+        lim = self.limits.max_request_work
+        share = lim / sum(search_evaluations(r.cap) for r in searches)
+        if share < config.MIN_WORK:
+            return searches
+        try:
+            return [self._threshold({**kw, "max_work": share}) if share < r.max_work else r
+                    for kw, r in zip(kws, searches)]
+        except ParameterError as e:
+            raise LimitError("cap", "max_request_work",
+                             f"cap is too large for one request on this server: each "
+                             f"evaluation of its search runs under a share "
+                             f"{share:.3g} of max_request_work = {lim:.3g} "
+                             f"(--max-request-work), and {e}; lower cap or raise "
+                             "--max-request-work") from None
 
     def check_budget(self, cells: list[EstimateRequest], stored: list) -> float:
         """Refuse a table or threshold grid whose cells to compute (``None`` in
@@ -353,7 +378,12 @@ class Service:
         return req
 
     def check_threshold(self, kw: dict) -> ThresholdRequest:
-        """Validate a threshold as the Python API does, then this server's limits."""
+        """Validate a threshold as the Python API does, then this server's limits;
+        its evaluations are held to their share of ``max_request_work``
+        (:meth:`shared`)."""
+        return self.shared([kw])[0]
+
+    def _threshold(self, kw: dict) -> ThresholdRequest:
         req = threshold_request(**kw, n_jobs=1)
         self._over(req, threshold=True)
         return req
@@ -395,7 +425,7 @@ class Service:
             raise LimitError("n_r", "max_grid", f"n_r and lam must span at most "
                              f"{self.limits.max_grid} cells on this server (limit max_grid), "
                              f"got {len(n_r) * len(lam)} = len(n_r) x len(lam)")
-        return [self.check_threshold(dict(kw, n_r=a, lam=c)) for a in n_r for c in lam]
+        return self.shared([dict(kw, n_r=a, lam=c) for a in n_r for c in lam])
 
     # answers ------------------------------------------------------------------------
     def threads(self) -> int:
