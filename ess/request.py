@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from ess import config, defaults
-from ess.chains import TRAJECTORY_FIELDS, chunk_size
+from ess.chains import TRAJECTORY_FIELDS, trajectory_chunk_size
 from ess.params import (
     LoopParams,
     ParameterError,
@@ -231,7 +231,8 @@ def simulate_request(d: int | None = None, n_r=defaults.N_R, n_s=defaults.N_S, l
                              f"(memory), got {chains * generations}")
     check_ring_memory(p, generations)
     n_jobs = check_jobs(n_jobs)
-    check_pool_memory(p, generations, min(n_jobs, -(-chains // chunk_size(p.d))))
+    chunks = -(-chains // trajectory_chunk_size(p.d, generations))
+    check_pool_memory(p, generations, min(n_jobs, chunks))
     budget = check_max_work(max_work)
     one = simulate_work(p, 1, generations)
     work = chains * one

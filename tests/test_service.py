@@ -22,10 +22,10 @@ from fastapi.testclient import TestClient
 import ess
 from ess import config, defaults
 from ess.limits import Limits
-from ess.results import Interval
-from ess.service import REFERENCE_N, create_app
 from ess.params import ParameterError
 from ess.request import simulate_request, simulate_work
+from ess.results import Interval
+from ess.service import REFERENCE_N, create_app
 from ess.service.schemas import (
     EstimateOut,
     ScanRow,
