@@ -15,7 +15,10 @@ Setting (issue 14): ``d`` in {2, 10}, ``n_r = n_ini = n_s = 100``, ``lam = 1``,
 child process with BLAS pinned to one thread and its time scaled to 1000 chains (its
 chains are independent and cost the same); `ess` is timed on 1 thread (the fair
 comparison) and on every core, after a warm-up call that compiles the kernels and fills
-the reference curve (its time is reported apart). Timings are the fastest of ``repeats``.
+the reference curve (its time is reported apart). Timings are the fastest of ``repeats``,
+in wall-clock time and, for the one-thread comparison, in CPU time too (``process_time``
+of the timing process: on a machine shared with other work, wall-clock times of short runs
+swing with the load, CPU times much less).
 
 ``python -m benchmarks.loops`` (from the repository root) writes
 ``benchmarks/results/loops.json`` and ``loops.md``; ``--tiny`` runs a few chains only
@@ -104,35 +107,50 @@ def persample_chain(rng: np.random.Generator, loop: str, d: int, n_r: int, n_s: 
     return out
 
 
-def time_baseline(loop: str, d: int, chains: int, repeats: int) -> float:
-    """Fastest of ``repeats`` times (s) of ``chains`` baseline chains, in this process, after
-    a short chain that pays the first calls' costs (SciPy's lazy imports)."""
-    persample_chain(np.random.default_rng(1000), loop, d, N_R, N_S, LAM, 2)   # first calls
-    best = float("inf")
+def fastest(run, repeats: int) -> tuple[float, float]:
+    """Fastest wall-clock and fastest CPU time (s, ``process_time``) of ``run(r)`` over
+    ``r = 0 .. repeats - 1``."""
+    wall = cpu = float("inf")
     for r in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        run(r)
+        wall = min(wall, time.perf_counter() - t0)
+        cpu = min(cpu, time.process_time() - c0)
+    return wall, cpu
+
+
+def time_baseline(loop: str, d: int, chains: int, repeats: int) -> tuple[float, float]:
+    """Fastest of ``repeats`` wall-clock and CPU times (s) of ``chains`` baseline chains, in
+    this process, after a short chain that pays the first calls' costs (SciPy's lazy
+    imports)."""
+    persample_chain(np.random.default_rng(1000), loop, d, N_R, N_S, LAM, 2)   # first calls
+
+    def run(r: int) -> None:
         rng = np.random.default_rng(r)
-        t0 = time.perf_counter()
         for _ in range(chains):
             persample_chain(rng, loop, d, N_R, N_S, LAM, GENERATIONS)
-        best = min(best, time.perf_counter() - t0)
-    return best
+
+    return fastest(run, repeats)
 
 
-def baseline_in_child(loop: str, d: int, chains: int, repeats: int) -> float:
+def baseline_in_child(loop: str, d: int, chains: int, repeats: int) -> tuple[float, float]:
     """:func:`time_baseline` in a new process with BLAS pinned to one thread."""
     env = dict(os.environ, **ONE_THREAD, PYTHONPATH=str(ROOT))
     cmd = [sys.executable, "-m", "benchmarks.loops", "--child", loop, str(d), str(chains),
            str(repeats)]
     out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    wall, cpu = out.stdout.strip().splitlines()[-1].split()
+    return float(wall), float(cpu)
 
 
 # --------------------------------------------------------------------------------------
 # ess
 # --------------------------------------------------------------------------------------
-def time_ess(loop: str, d: int, chains: int, repeats: int, n_jobs: int) -> tuple[float, float]:
-    """Fastest of ``repeats`` times (s) of ``ess.simulate`` of ``chains`` chains, and of its
-    kernels alone (:func:`ess.chains.trajectories`, without the rows and ``n_e(t)``)."""
+def time_ess(loop: str, d: int, chains: int, repeats: int,
+             n_jobs: int) -> tuple[float, float, float]:
+    """Fastest of ``repeats`` wall-clock times (s) of ``ess.simulate`` of ``chains`` chains
+    and of its kernels alone (:func:`ess.chains.trajectories`, without the rows and
+    ``n_e(t)``), and the fastest CPU time of ``ess.simulate``."""
     import ess
     from ess.chains import trajectories
     from ess.request import simulate_request
@@ -140,15 +158,10 @@ def time_ess(loop: str, d: int, chains: int, repeats: int, n_jobs: int) -> tuple
     kw = dict(d=d, n_r=N_R, n_s=N_S, lam=LAM, loop=loop, chains=chains,
               generations=GENERATIONS, n_jobs=n_jobs)
     req = simulate_request(**kw)
-    best = kernels = float("inf")
-    for r in range(repeats):
-        t0 = time.perf_counter()
-        ess.simulate(seed=r, **kw)
-        best = min(best, time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        trajectories(req.params, chains, GENERATIONS, r, n_jobs)
-        kernels = min(kernels, time.perf_counter() - t0)
-    return best, kernels
+    best, cpu = fastest(lambda r: ess.simulate(seed=r, **kw), repeats)
+    kernels, _ = fastest(lambda r: trajectories(req.params, chains, GENERATIONS, r, n_jobs),
+                         repeats)
+    return best, kernels, cpu
 
 
 def warm_up(loop: str, d: int) -> float:
@@ -171,19 +184,23 @@ def run(plan: Plan, out_dir: Path = RESULTS, name: str = "loops") -> dict:
     for d in DIMS:
         for loop in LOOPS:
             warm = warm_up(loop, d)
-            one, kernels = time_ess(loop, d, plan.chains, plan.repeats, 1)
-            every, _ = time_ess(loop, d, plan.chains, plan.repeats, cores)
-            base = baseline_in_child(loop, d, plan.baseline_chains, plan.repeats)
-            base_scaled = base * plan.chains / plan.baseline_chains
+            one, kernels, one_cpu = time_ess(loop, d, plan.chains, plan.repeats, 1)
+            every, _, _ = time_ess(loop, d, plan.chains, plan.repeats, cores)
+            base, base_cpu = baseline_in_child(loop, d, plan.baseline_chains, plan.repeats)
+            scale = plan.chains / plan.baseline_chains
+            base_scaled, base_cpu = base * scale, base_cpu * scale
             rows.append({"d": d, "loop": loop, "chains": plan.chains,
                          "baseline_chains": plan.baseline_chains,
                          "baseline_s": base_scaled, "ess_1_thread_s": one,
                          "ess_kernels_1_thread_s": kernels, "ess_all_cores_s": every,
                          "cores": cores, "speedup_1_thread": base_scaled / one,
-                         "speedup_all_cores": base_scaled / every, "warm_up_s": warm})
+                         "speedup_all_cores": base_scaled / every,
+                         "baseline_cpu_s": base_cpu, "ess_1_thread_cpu_s": one_cpu,
+                         "speedup_1_thread_cpu": base_cpu / one_cpu, "warm_up_s": warm})
             print(f"d = {d:>2} {loop:<21} baseline {base_scaled:8.2f} s  ess 1 thread "
                   f"{one:7.3f} s (kernels {kernels:.3f} s), {cores} threads {every:7.3f} s: "
-                  f"{base_scaled / one:7.1f}x / {base_scaled / every:7.1f}x", flush=True)
+                  f"{base_scaled / one:7.1f}x / {base_scaled / every:7.1f}x; CPU time "
+                  f"{base_cpu:.2f} s / {one_cpu:.3f} s: {base_cpu / one_cpu:.1f}x", flush=True)
     result = {"setting": {"dims": DIMS, "n_r": N_R, "n_s": N_S, "n_ini": N_R, "lam": LAM,
                           "generations": GENERATIONS, **plan.__dict__},
               "rows": rows}
@@ -203,17 +220,20 @@ def markdown(result: dict) -> str:
         f"generations, {s['chains']} chains (the baseline ran {s['baseline_chains']} chains, "
         "scaled; BLAS on one thread). `ess` runs `ess.simulate` (rows, `n_e(t)`, "
         "diagnostics); \"kernels\" is the trajectories alone. Fastest of "
-        f"{s['repeats']} runs; timings on a shared machine are noisy.",
+        f"{s['repeats']} runs; timings on a shared machine are noisy (the CPU-time "
+        "columns, one thread, much less).",
         "",
         "| d | loop | baseline (s) | ess, 1 thread (s) | kernels, 1 thread (s) | "
-        "ess, all cores (s) | speed-up, 1 thread | speed-up, all cores |",
-        "|---|---|---|---|---|---|---|---|",
+        "ess, all cores (s) | speed-up, 1 thread | speed-up, all cores | "
+        "CPU s, baseline / ess 1 thread | speed-up, 1 thread, CPU time |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
         lines.append(f"| {r['d']} | {r['loop']} | {r['baseline_s']:.3g} | "
                      f"{r['ess_1_thread_s']:.3g} | {r['ess_kernels_1_thread_s']:.3g} | "
                      f"{r['ess_all_cores_s']:.3g} | {r['speedup_1_thread']:.0f}x | "
-                     f"{r['speedup_all_cores']:.0f}x |")
+                     f"{r['speedup_all_cores']:.0f}x | {r['baseline_cpu_s']:.3g} / "
+                     f"{r['ess_1_thread_cpu_s']:.3g} | {r['speedup_1_thread_cpu']:.0f}x |")
     return "\n".join(lines) + "\n"
 
 
@@ -227,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.child:
         loop, d, chains, repeats = args.child
-        print(time_baseline(loop, int(d), int(chains), int(repeats)))
+        print(*time_baseline(loop, int(d), int(chains), int(repeats)))
         return 0
     run(TINY if args.tiny else FULL, Path(args.out), "loops-tiny" if args.tiny else "loops")
     return 0

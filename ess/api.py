@@ -26,7 +26,6 @@ from ess.params import (
     check_float,
     check_grid_axis,
     check_int,
-    check_loop,
     reference_from_data,
 )
 from ess.progress import NULL_PROGRESS, Progress
@@ -35,8 +34,9 @@ from ess.request import (
     SimulateRequest,
     ThresholdRequest,
     estimate_request,
+    is_loop_list,
     reference_request,
-    simulate_request,
+    simulate_requests,
     threshold_request,
 )
 from ess.results import (
@@ -324,14 +324,12 @@ def simulate(d: int | None = None, n_r: int = defaults.N_R, n_s: int = defaults.
     >>> list(g.to_frame()["loop"].unique())
     ['fresh', 'accumulate']
     """
-    many = isinstance(loop, (list, tuple))
-    loops = check_grid_axis("loop", list(loop), check_loop) if many else [loop]
-    reqs = [simulate_request(d, n_r, n_s, lam, n_ini=n_ini, loop=kind, memory=memory,
+    many = is_loop_list(loop)
+    reqs = simulate_requests(loop, d=d, n_r=n_r, n_s=n_s, lam=lam, n_ini=n_ini, memory=memory,
                              metric=metric, cov_estimator=cov_estimator, seed=seed,
                              chains=chains, generations=generations, n_jobs=n_jobs, mu_r=mu_r,
                              sigma_r=sigma_r, guidance=guidance,
                              reference_data=reference_data, max_work=max_work)
-            for kind in loops]
     out = [_with_bar("simulate", progress, lambda bar, r=r: run_simulate(r, bar))
            for r in reqs]
     results = [r for r, _ in out]

@@ -90,6 +90,27 @@ def chunk_size(d: int) -> int:
     return max(1, 256 // (d * d))
 
 
+#: Work of one chunk of trajectories, in ``d^2 x generations`` (see
+#: :func:`trajectory_chunk_size`).
+TRAJECTORY_CHUNK_WORK = 2**16
+#: Most chains in one chunk of trajectories.
+TRAJECTORY_CHUNK_MAX = 256
+
+
+def trajectory_chunk_size(d: int, n_gen: int) -> int:
+    """Chains per chunk of :func:`trajectories`: about :data:`TRAJECTORY_CHUNK_WORK`
+    ``d^2``-units of generations (a few milliseconds), at most
+    :data:`TRAJECTORY_CHUNK_MAX` chains.
+
+    Trajectories are short (50 generations by default) next to the chains of a limit,
+    so :func:`chunk_size`'s chunks of a few hundred microseconds would be one or two
+    chains at ``d = 10``, each paying the chunk's seeding and dispatch (a quarter of the
+    time of ``simulate`` of ``accumulate`` at ``d = 10``, 1000 chains of 50
+    generations). It depends on ``d`` and ``n_gen`` only, never on the threads.
+    """
+    return max(1, min(TRAJECTORY_CHUNK_MAX, TRAJECTORY_CHUNK_WORK // (d * d * max(n_gen, 1))))
+
+
 def chunk_rngs(seed: int, stream: int, index: int, mix: bool = False
                ) -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
     """The independent random streams of chunk ``index`` of ``stream``.
@@ -271,7 +292,7 @@ def trajectories(p: LoopParams, n_chains: int, n_gen: int, seed: int, n_jobs: in
     """
     from ess.kernels.loops import _trajectory_chunk
 
-    cs = chunk_size(p.d)
+    cs = trajectory_chunk_size(p.d, n_gen)
     n_chunks = math.ceil(n_chains / cs)
     mem = kernel_memory(p, n_gen)
     loop, metric = kernel_codes(p)

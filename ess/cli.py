@@ -247,9 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
                          f"memory 1)")
     sp.add_argument("--max-request-work", default=f"{lim.max_request_work:g}",
                     help=f"largest work of one request, bounded before anything runs: a "
-                         f"threshold search's most evaluations times one's bound, a table's or "
-                         f"heatmap's sum over the cells it has to compute (default "
+                         f"threshold search's most evaluations times one's bound (searches run "
+                         f"each evaluation under their share of it), a table's sum over the cells "
+                         f"it has to compute, a simulation's over its loops (default "
                          f"{lim.max_request_work:g})")
+    sp.add_argument("--max-rows", default=str(lim.max_rows),
+                    help=f"largest number of per-generation rows of one simulation, generations "
+                         f"times loops (default {lim.max_rows})")
     sp.add_argument("--queue-deadline", default=f"{lim.queue_deadline:g}",
                     help=f"seconds a request may wait for a worker before it gets 503 with "
                          f"Retry-After (default {lim.queue_deadline:g}; table jobs excepted)")
@@ -680,7 +684,7 @@ def _cmd_serve(args) -> int:
 
     names = ("max_d", "max_grid", "max_chains", "max_work", "workers", "max_queue",
              "max_per_client", "sync_cells", "max_body_kb", "job_ttl", "max_request_work",
-             "queue_deadline")
+             "queue_deadline", "max_rows")
     limits = Limits(**{n: getattr(args, n) for n in names}).checked()
     port = check_int("port", args.port, 0, 65535)
     level = check_choice("log_level", args.log_level, ("warning", "info", "debug"))

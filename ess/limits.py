@@ -29,7 +29,12 @@ class Limits:
         Largest work of one request, bounded from its plan before anything runs:
         an estimate's :attr:`max_work` figure; a threshold search's most
         evaluations times the figure of one at its cap; a table's or threshold
-        grid's sum over the cells it has to compute (those not in the store).
+        grid's sum over the cells it has to compute (those not in the store); a
+        simulation's sum over its loops.
+    max_rows : int
+        Largest number of per-generation rows of one simulation (``generations``
+        times the number of loops): its answer's size, and the time the rows and
+        their ``n_e(t)`` take beside the trajectories.
     workers : int
         Computations run side by side (threads of one process); each starts with
         the cores shared among those running at that moment.
@@ -59,6 +64,7 @@ class Limits:
     max_chains: int = config.DEFAULT_MAX_CHAINS
     max_work: float = config.MAX_WORK
     max_request_work: float = 20 * config.MAX_WORK
+    max_rows: int = 5_000
     workers: int = 2
     max_queue: int = 32
     max_per_client: int = 8
@@ -72,6 +78,7 @@ class Limits:
     RANGES = {"max_d": (1, config.MAX_D), "max_grid": (1, config.MAX_GRID),
               "max_chains": (1, config.MAX_CHAINS), "max_work": (1.0, config.MAX_WORK),
               "max_request_work": (1.0, config.MAX_WORK * config.MAX_GRID),
+              "max_rows": (1, config.MAX_GENERATIONS),
               "workers": (1, 64), "max_queue": (0, 10_000),
               "max_per_client": (1, 10_000), "sync_cells": (0, config.MAX_GRID),
               "job_history": (1, 100_000), "job_ttl": (1.0, 1e7),

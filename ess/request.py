@@ -14,13 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from ess import config, defaults
-from ess.chains import TRAJECTORY_FIELDS, chunk_size
+from ess.chains import TRAJECTORY_FIELDS, trajectory_chunk_size
 from ess.params import (
     LoopParams,
     ParameterError,
     check_float,
+    check_grid_axis,
     check_int,
     check_jobs,
+    check_loop,
     check_seed,
     loop_params,
 )
@@ -229,10 +231,10 @@ def simulate_request(d: int | None = None, n_r=defaults.N_R, n_s=defaults.N_S, l
                              f"(memory), got {chains * generations}")
     check_ring_memory(p, generations)
     n_jobs = check_jobs(n_jobs)
-    check_pool_memory(p, generations, min(n_jobs, -(-chains // chunk_size(p.d))))
+    chunks = -(-chains // trajectory_chunk_size(p.d, generations))
+    check_pool_memory(p, generations, min(n_jobs, chunks))
     budget = check_max_work(max_work)
-    cost = (subsample_chain_cost if p.loop == "accumulate-subsample" else chain_cost)
-    one = cost(p, generations)
+    one = simulate_work(p, 1, generations)
     work = chains * one
     if work > budget:
         most = max(0, int(budget // one))
@@ -242,6 +244,32 @@ def simulate_request(d: int | None = None, n_r=defaults.N_R, n_s=defaults.N_S, l
                              "use fewer chains or generations, or raise max_work (command "
                              f"line --max-work, at most {config.MAX_WORK_LIMIT:g})")
     return SimulateRequest(p, check_seed(seed), chains, generations, n_jobs)
+
+
+def simulate_work(p: LoopParams, chains: int, generations: int) -> float:
+    """Work units of ``chains`` trajectories of ``generations`` generations of the loop of
+    ``p``: :func:`ess.plan.chain_cost` per chain on sufficient statistics, or
+    :func:`ess.plan.subsample_chain_cost` for the sample-level ``accumulate-subsample``."""
+    cost = subsample_chain_cost if p.loop == "accumulate-subsample" else chain_cost
+    return chains * cost(p, generations)
+
+
+def simulate_requests(loop=defaults.LOOP, **kw) -> list[SimulateRequest]:
+    """:func:`simulate_request` for one loop kind, or for each of a list of them (no
+    repeats; aliases count as their loop), every one checked before any runs.
+
+    Raises
+    ------
+    ParameterError
+        Naming the first bad parameter of any loop.
+    """
+    loops = check_grid_axis("loop", list(loop), check_loop) if is_loop_list(loop) else [loop]
+    return [simulate_request(loop=kind, **kw) for kind in loops]
+
+
+def is_loop_list(loop) -> bool:
+    """Whether ``loop`` is a list of loop kinds (a list or tuple) rather than one."""
+    return isinstance(loop, (list, tuple))
 
 
 def reference_request(n: Sequence[int] = defaults.REFERENCE_N, d: int | None = None, *,

@@ -106,13 +106,13 @@ def test_every_loop_starts_from_the_same_real_set():
     fresh loop's chains share their chunk's real stream, so only each chunk's first chain
     starts from the same set; the sample-level accumulate-subsample draws its real
     samples one by one."""
-    from ess.chains import chunk_size
+    from ess.chains import trajectory_chunk_size
 
     kw = dict(d=2, n_r=6, n_s=4, chains=10, generations=2, seed=4, return_trajectories=True)
     firsts = {loop: ess.simulate(loop=loop, **kw)[1][:, 0] for loop in LOOPS}
     for loop in ("fully-synthetic", "accumulate"):
         assert np.array_equal(firsts[loop], firsts["augmentation"]), loop
-    assert chunk_size(2) >= 10
+    assert trajectory_chunk_size(2, 2) >= 10
     assert np.array_equal(firsts["fresh"][0], firsts["augmentation"][0])
     assert not np.array_equal(firsts["fresh"][1], firsts["augmentation"][1])
 

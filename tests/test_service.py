@@ -22,12 +22,16 @@ from fastapi.testclient import TestClient
 import ess
 from ess import config, defaults
 from ess.limits import Limits
+from ess.params import ParameterError
+from ess.request import simulate_request, simulate_work
 from ess.results import Interval
 from ess.service import REFERENCE_N, create_app
 from ess.service.schemas import (
     EstimateIn,
     EstimateOut,
     ScanRow,
+    SimulateOut,
+    SimulateRow,
     ThresholdOut,
     json_type,
     response_model,
@@ -109,7 +113,7 @@ def test_health_version_and_docs(http):
     docs = http.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     spec = http.get("/openapi.json").json()
-    assert {"/v1/estimate", "/v1/threshold", "/v1/table", "/v1/jobs/{job_id}",
+    assert {"/v1/estimate", "/v1/threshold", "/v1/table", "/v1/simulate", "/v1/jobs/{job_id}",
             "/v1/reference", "/v1/health", "/v1/version"} <= set(spec["paths"])
 
 
@@ -174,6 +178,85 @@ def test_d_is_the_length_of_sigma_r_when_not_given(http):
     assert r.status_code == 200, r.text
     assert r.json()["d"] == 3
     assert _numbers(r.json()) == _py(ess.estimate(**body, store=False))
+
+
+def _no_seconds(d: dict) -> dict:
+    return {k: v for k, v in d.items() if k != "seconds"}
+
+
+def test_simulate_matches_python_key_for_key(http):
+    """``/v1/simulate`` of an accumulate loop: the rows of ``ess.simulate`` with the same
+    seed, number for number, and the keys of its response models in order."""
+    body = {"d": 2, "n_r": 20, "n_s": 20, "lam": 0.9, "loop": "accumulate", "chains": 40,
+            "generations": 5, "seed": 3}
+    r = http.post("/v1/simulate", json=body)
+    assert r.status_code == 200, r.text
+    py = ess.simulate(**body).to_dict()
+    assert list(r.json()) == list(py) == list(SimulateOut.model_fields)
+    assert list(r.json()["rows"][0]) == list(SimulateRow.model_fields)
+    assert json.dumps(_no_seconds(r.json())) == json.dumps(_no_seconds(py))
+    assert [row["generation"] for row in r.json()["rows"]] == [1, 2, 3, 4, 5]
+    assert all(row["n_e_ci"] is not None for row in r.json()["rows"])
+
+
+def test_simulate_takes_a_list_of_loops_as_the_command_line_does(http):
+    """A list of loops answers ``{"loops": [...]}``, as ``ess simulate --json``; ``replace``
+    is ``fully-synthetic``; ``accumulate-subsample`` (sample level) is served too."""
+    body = {"n_r": 10, "n_s": 10, "loop": ["replace", "accumulate-subsample", "augmentation"],
+            "chains": 30, "generations": 4, "seed": 5}
+    r = http.post("/v1/simulate", json=body)
+    assert r.status_code == 200, r.text
+    loops = r.json()["loops"]
+    assert [x["loop"] for x in loops] == ["fully-synthetic", "accumulate-subsample",
+                                          "augmentation"]
+    py = ess.simulate(**body).to_dicts()
+    assert json.dumps([_no_seconds(x) for x in loops]) == json.dumps([_no_seconds(x)
+                                                                       for x in py])
+
+
+def test_estimate_of_an_accumulate_loop_is_the_one_line_of_the_api(http):
+    """The accumulate loops have no limit: ``/v1/estimate`` refuses them with the message
+    of ``ess.estimate`` and ``ess estimate`` (which points to simulate), at ``loop``."""
+    for loop in ("accumulate", "accumulate-subsample", "replace"):
+        with pytest.raises(ParameterError) as e:
+            ess.estimate(loop=loop, store=False)
+        r = http.post("/v1/estimate", json={"loop": loop})
+        _refused(r, "body", "loop", None)
+        assert r.json()["detail"][0]["msg"] == str(e.value)
+        assert "simulate" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_estimate_of_the_augmentation_loop_matches_python(http):
+    body = {"n_r": 50, "n_s": 50, "loop": "augmentation", "seed": 6, "rel_precision": 0.05}
+    r = http.post("/v1/estimate", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["loop"] == "augmentation"
+    assert _numbers(r.json()) == _py(ess.estimate(**body, store=False))
+
+
+def test_simulate_limits_are_checked_before_running(tmp_path):
+    """``chains`` over max_chains, a loop's work over max_work, a list's over
+    max_request_work and rows over max_rows: each refused by name before anything runs
+    (the limits are set around the work :func:`ess.request.simulate_work` counts)."""
+    body = {"d": 2, "n_r": 20, "n_s": 20, "chains": 100, "generations": 10}
+    one = simulate_work(simulate_request(**body, loop="accumulate").params, 100, 10)
+    with serving(tmp_path, max_chains=1000, max_work=1.5 * one, max_request_work=2.5 * one,
+                 max_rows=30) as (svc, c):
+        _refused(c.post("/v1/simulate", json={**body, "chains": 1001}), "body", "chains",
+                 "max_chains")
+        _refused(c.post("/v1/simulate", json={**body, "chains": 200}), "body", "chains",
+                 "max_work")
+        _refused(c.post("/v1/simulate", json={**body, "loop": ["fresh", "augmentation",
+                                                               "accumulate"]}),
+                 "body", "loop", "max_request_work")
+        _refused(c.post("/v1/simulate", json={**body, "generations": 31, "chains": 10}),
+                 "body", "generations", "max_rows")
+        _refused(c.post("/v1/simulate", json={**body, "loop": ["fresh", "accumulate"],
+                                              "generations": 16, "chains": 10}),
+                 "body", "generations", "max_rows")
+        assert svc.scheduler.running == 0 and svc.scheduler.queued == 0
+        r = c.post("/v1/simulate", json={**body, "loop": ["fresh", "accumulate"]})
+        assert r.status_code == 200, r.text
 
 
 def test_small_table_is_answered_at_once(http):
@@ -338,6 +421,25 @@ BAD = [
     ("/v1/table", {"n_r": list(range(2, 60)), "n_s": list(range(10))}, "n_r", "max_grid"),
     ("/v1/table", {"n_r": 100}, "n_r", None),
     ("/v1/table", {"d": 120}, "d", "max_d"),
+    ("/v1/estimate", {"loop": "accumulate"}, "loop", None),
+    ("/v1/estimate", {"loop": "recycle"}, "loop", None),
+    ("/v1/simulate", {"loop": "recycle"}, "loop", None),
+    ("/v1/simulate", {"loop": []}, "loop", None),
+    ("/v1/simulate", {"loop": ["fresh", "recycle"]}, "loop", None),
+    ("/v1/simulate", {"loop": ["replace", "fully-synthetic"]}, "loop", None),
+    ("/v1/simulate", {"chains": 0}, "chains", None),
+    ("/v1/simulate", {"chains": 300_000}, "chains", "max_chains"),
+    ("/v1/simulate", {"generations": 0}, "generations", None),
+    ("/v1/simulate", {"generations": 10**6}, "generations", None),
+    ("/v1/simulate", {"generations": 5001}, "generations", "max_rows"),
+    ("/v1/simulate", {"d": 101}, "d", "max_d"),
+    ("/v1/simulate", {"rel_precision": 0.1}, "rel_precision", None),
+    ("/v1/simulate", {"d": 100, "chains": 10_000, "generations": 1000}, "chains",
+     "max_work"),
+    # accumulate-subsample keeps every sample: a pool of 10^5 samples per generation of
+    # d = 100 over 100 generations (8 GB a thread) is over the memory bound
+    ("/v1/simulate", {"loop": "accumulate-subsample", "d": 100, "n_s": 10**5,
+                      "generations": 100, "chains": 1}, "generations", None),
 ]
 
 
@@ -669,7 +771,7 @@ def test_schemathesis_finds_no_server_error(tmp_path):
                 ran += 1
     finally:
         app.state.service.shutdown()
-    assert ran == 14   # 9 operations; the 5 with constrained input in both modes
+    assert ran == 16   # 10 operations; the 6 with constrained input in both modes
 
 
 # -- the command ------------------------------------------------------------------------

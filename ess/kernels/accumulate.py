@@ -40,23 +40,19 @@ import numpy as np
 from numba import njit
 
 from ess.config import JIT
-from ess.kernels.distance import METRIC_W2, _distance_terms, _sym_eigvals
+from ess.kernels.distance import _distance_terms
 from ess.kernels.layout import (
     REC_DIST,
     REC_FIELDS,
-    REC_FROB_DEV,
-    REC_LOG_DET,
     REC_MEAN_DEV,
-    REC_MIN_EIG,
     REC_MU0,
     REC_TR_SIGMA,
     REC_TR_SIGMA_SQ,
 )
 from ess.kernels.loops import (
-    _frob_dev,
-    _log_det_chol,
-    _min_eig,
+    _diagnostics_from,
     _sigma_of,
+    _smallest_eig,
     _split_buffers,
     _split_synthetic,
     _sum_sq,
@@ -72,55 +68,21 @@ LOOP_ACCUMULATE_SUBSAMPLE = 4
 @njit(**JIT)
 def _record(rec, mu, Sig, U, mu_r, L_r, SR, sr_identity, tr_sr, metric, A, B, ew):
     """Every record field (:mod:`ess.kernels.layout`) of the model ``N(mu, Sig)``,
-    diagnostics included, with the numbers of :func:`ess.kernels.distance._distance_terms`
-    and :func:`ess.kernels.loops._diagnostics` bit for bit.
+    diagnostics included, as :func:`ess.kernels.loops._run_chain` records them.
 
     ``U`` is the upper Cholesky factor of ``Sig`` (the one the chain keeps for its
-    next batch), whose pivots give ``log det``. With ``Sigma_r = I`` and ``d >= 3``
-    one eigen-decomposition of ``Sigma`` serves both the distance (``tr
-    Sigma^{1/2}`` is the sum of the square roots of its positive eigenvalues, summed
-    in the order ``_distance_terms`` sums them) and the smallest eigenvalue: at
-    ``d = 10`` that is half a generation's work. ``A``, ``B`` and ``ew`` are work space.
+    next batch), whose pivots give ``log det``. With ``Sigma_r = I`` and ``d >= 3`` the
+    distance's eigen-decomposition also gives the smallest eigenvalue
+    (:func:`ess.kernels.loops._smallest_eig`): at ``d = 10`` a second one would be
+    half a generation's work. ``A``, ``B`` and ``ew`` are work space.
     """
-    d = mu.shape[0]
-    if sr_identity and d >= 3:
-        msq = 0.0
-        for i in range(d):
-            msq += (mu[i] - mu_r[i]) ** 2
-        tr = 0.0
-        for i in range(d):
-            tr += Sig[i, i]
-        for i in range(d):
-            for j in range(d):
-                A[i, j] = Sig[i, j]
-        _sym_eigvals(A, ew)
-        ts = 0.0
-        lo = ew[0, 0]
-        for i in range(d):
-            if ew[0, i] > 0.0:
-                ts += np.sqrt(ew[0, i])
-            if ew[0, i] < lo:
-                lo = ew[0, i]
-        w2sq = msq + tr + tr_sr - 2.0 * ts
-        if w2sq < 0.0:
-            w2sq = 0.0
-        dist = np.sqrt(w2sq) if metric == METRIC_W2 else w2sq
-        rec[REC_MIN_EIG] = lo
-    else:
-        dist, msq, tr = _distance_terms(mu, Sig, mu_r, L_r, sr_identity, tr_sr, metric, A, B)
-        rec[REC_MIN_EIG] = Sig[0, 0] if d == 1 else _min_eig(Sig, A, ew)
+    dist, msq, tr = _distance_terms(mu, Sig, mu_r, L_r, sr_identity, tr_sr, metric, A, B)
     rec[REC_DIST] = dist
     rec[REC_MEAN_DEV] = msq
     rec[REC_TR_SIGMA] = tr
     rec[REC_TR_SIGMA_SQ] = _sum_sq(Sig)
     rec[REC_MU0] = mu[0]
-    if d == 1:
-        s = Sig[0, 0]
-        rec[REC_LOG_DET] = np.log(s) if s > 0.0 else -np.inf
-        rec[REC_FROB_DEV] = abs(s - SR[0, 0])
-    else:
-        rec[REC_LOG_DET] = _log_det_chol(U)
-        rec[REC_FROB_DEV] = _frob_dev(Sig, SR)
+    _diagnostics_from(Sig, SR, U, _smallest_eig(Sig, sr_identity, B, A, ew), rec)
 
 
 @njit(**JIT)

@@ -171,17 +171,63 @@ def _min_eig(Sig, W, ew):
 
 
 @njit(**JIT)
-def _diagnostics(Sig, SR, rec, W, ew):
-    """The trajectory path's diagnostics of a model covariance, into ``rec``.
+def _smallest_eig(Sig, sr_identity, W2, W, ew):
+    """The smallest eigenvalue of ``Sigma``, right after
+    :func:`ess.kernels.distance._distance_terms` computed its distance with ``W2`` as
+    second work space.
 
-    ``rec[REC_LOG_DET] = log det Sigma`` (:func:`_log_det_chol` of the factor of
-    :func:`ess.kernels.sampling._chol_upper`; ``-inf`` when a pivot is zero to
-    working precision: a singular or collapsed ``Sigma``),
-    ``rec[REC_FROB_DEV] = ||Sigma - Sigma_r||_F`` and ``rec[REC_MIN_EIG]``, the
-    smallest eigenvalue of ``Sigma`` (:func:`ess.kernels.distance._sym_eigvals`,
-    accurate to a few units of rounding relative to ``||Sigma||``). For ``d = 1``
-    they are ``log sigma``, ``|sigma - sigma_r|`` and ``sigma``, as
+    With ``Sigma_r = I`` and ``d >= 3`` the distance's eigen-decomposition is that of
+    ``Sigma`` itself, whose eigenvalues :func:`ess.kernels.distance._tr_sqrt_sym` leaves
+    in ``W2[0]``: their minimum, no second decomposition. ``d = 1``: ``Sigma``; ``d =
+    2``: the closed form ``m - sqrt(((a - c) / 2)^2 + b^2)`` with ``m`` the mean of the
+    diagonal. Otherwise (another ``Sigma_r``, whose distance decomposes ``L_r^T Sigma
+    L_r``) :func:`_min_eig` of a copy in ``W`` (``ew`` work space). Accurate to a few
+    units of rounding relative to ``||Sigma||`` in every case.
+    """
+    d = Sig.shape[0]
+    if d == 1:
+        return Sig[0, 0]
+    if d == 2:
+        h = 0.5 * (Sig[0, 0] - Sig[1, 1])
+        return 0.5 * (Sig[0, 0] + Sig[1, 1]) - np.sqrt(h * h + Sig[0, 1] * Sig[1, 0])
+    if sr_identity:
+        lo = W2[0, 0]
+        for i in range(1, d):
+            if W2[0, i] < lo:
+                lo = W2[0, i]
+        return lo
+    return _min_eig(Sig, W, ew)
+
+
+@njit(**JIT)
+def _diagnostics_from(Sig, SR, U, lo, rec):
+    """The trajectory path's diagnostics of a model covariance, into ``rec``, from its
+    upper Cholesky factor ``U`` (:func:`ess.kernels.sampling._chol_upper`, the one the
+    chain keeps for its next batch) and its smallest eigenvalue ``lo``
+    (:func:`_smallest_eig`).
+
+    ``rec[REC_LOG_DET] = log det Sigma`` (:func:`_log_det_chol` of ``U``; ``-inf``
+    when a pivot is zero to working precision: a singular or collapsed ``Sigma``),
+    ``rec[REC_FROB_DEV] = ||Sigma - Sigma_r||_F`` and ``rec[REC_MIN_EIG] = lo``. For
+    ``d = 1`` they are ``log sigma``, ``|sigma - sigma_r|`` and ``sigma``, as
     :func:`_diagnostics_d1` computes them.
+    """
+    d = Sig.shape[0]
+    rec[REC_MIN_EIG] = lo
+    if d == 1:
+        s = Sig[0, 0]
+        rec[REC_LOG_DET] = np.log(s) if s > 0.0 else -np.inf
+        rec[REC_FROB_DEV] = abs(s - SR[0, 0])
+        return
+    rec[REC_FROB_DEV] = _frob_dev(Sig, SR)
+    rec[REC_LOG_DET] = _log_det_chol(U)
+
+
+@njit(**JIT)
+def _diagnostics(Sig, SR, rec, W, ew):
+    """:func:`_diagnostics_from` of a covariance alone: its factor in ``W`` and its
+    smallest eigenvalue by :func:`_min_eig` (``ew`` work space; for ``d <= 2``
+    :func:`_smallest_eig`'s closed forms), for checks of the diagnostics.
 
     Parameters
     ----------
@@ -195,16 +241,9 @@ def _diagnostics(Sig, SR, rec, W, ew):
         Work space.
     """
     d = Sig.shape[0]
-    if d == 1:
-        s = Sig[0, 0]
-        rec[REC_LOG_DET] = np.log(s) if s > 0.0 else -np.inf
-        rec[REC_FROB_DEV] = abs(s - SR[0, 0])
-        rec[REC_MIN_EIG] = s
-        return
-    rec[REC_FROB_DEV] = _frob_dev(Sig, SR)
+    lo = _smallest_eig(Sig, False, W, W, ew) if d <= 2 else _min_eig(Sig, W, ew)
     _chol_upper(Sig, W)
-    rec[REC_LOG_DET] = _log_det_chol(W)
-    rec[REC_MIN_EIG] = _min_eig(Sig, W, ew)
+    _diagnostics_from(Sig, SR, W, lo, rec)
 
 
 @njit(inline="always", **JIT)
@@ -307,7 +346,7 @@ def _run_chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, me
     B = np.empty((d, d))
 
     is_warm = warm.shape[0] == V and loop == LOOP_FRESH
-    dist = msq = tr = tr2 = 0.0
+    dist = msq = tr = tr2 = lo = 0.0
     if not is_warm:
         _draw_group(rng_real, mu_r, U_r, n_ini, first_m, first_S, A, B, sr_identity)
         q = n_ini if mle else n_ini - 1
@@ -323,6 +362,10 @@ def _run_chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, me
             dist, msq, tr = _distance_terms(mu, Sig, mu_r, L_r, sr_identity, tr_sr, metric,
                                             A, B)
             tr2 = _sum_sq(Sig)
+            if diag:
+                lo = _smallest_eig(Sig, sr_identity, B, A, ew)
+        if is_warm or v == 0:
+            _chol_upper(Sig, Uw)
         if rec_from == 0:
             traj[v, 0, REC_DIST] = dist
             traj[v, 0, REC_MEAN_DEV] = msq
@@ -330,9 +373,7 @@ def _run_chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, me
             traj[v, 0, REC_TR_SIGMA_SQ] = tr2
             traj[v, 0, REC_MU0] = mu[0]
             if diag:
-                _diagnostics(Sig, SR, traj[v, 0], A, ew)
-        if is_warm or v == 0:
-            _chol_upper(Sig, Uw)
+                _diagnostics_from(Sig, SR, Uw, lo, traj[v, 0])
         for i in range(d):
             ring_mu[v, 0, i] = mu[i]
             for j in range(d):
@@ -373,6 +414,7 @@ def _run_chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, me
             for i in range(d):
                 for j in range(d):
                     Sig[i, j] /= q
+            _chol_upper(Sig, Uw)
             if rec:
                 dist, msq, tr = _distance_terms(mu, Sig, mu_r, L_r, sr_identity, tr_sr, metric,
                                                 A, B)
@@ -382,8 +424,8 @@ def _run_chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, me
                 traj[v, r, REC_TR_SIGMA_SQ] = _sum_sq(Sig)
                 traj[v, r, REC_MU0] = mu[0]
                 if diag:
-                    _diagnostics(Sig, SR, traj[v, r], A, ew)
-            _chol_upper(Sig, Uw)
+                    _diagnostics_from(Sig, SR, Uw, _smallest_eig(Sig, sr_identity, B, A, ew),
+                                      traj[v, r])
             for i in range(d):
                 ring_mu[v, cur, i] = mu[i]
                 for j in range(d):

@@ -33,6 +33,7 @@ from ess.limits import Limits
 from ess.params import COV_ESTIMATORS, METRICS, ParameterError
 from ess.progress import ComputationCancelledError
 from ess.reference import points_computed
+from ess.request import is_loop_list
 from ess.service.auth import TokenGate, Tokens
 from ess.service.guard import ECHO, LOCAL_HOSTS, Guard, cors_options, host_names, shorten
 from ess.service.jobs import Job
@@ -46,6 +47,9 @@ from ess.service.schemas import (
     JobOut,
     MessageOut,
     ReferenceOut,
+    SimulateIn,
+    SimulateLoopsOut,
+    SimulateOut,
     TableIn,
     TableOut,
     ThresholdGridIn,
@@ -120,6 +124,23 @@ async def threshold(body: ThresholdIn, svc: ServiceDep, client: ClientDep,
     search within the server's ``max_request_work``."""
     return await svc.answer("threshold", svc.check_threshold(svc.arguments(body)), client,
                             request.is_disconnected)
+
+
+@computing.post("/simulate", response_model=SimulateOut | SimulateLoopsOut,
+                responses={200: {"description": "per-generation rows with n_e(t); for a "
+                                                "list of loops, {\"loops\": [one per loop]}"}},
+                summary="trajectories of any loop kind, per generation, with n_e(t)")
+async def simulate(body: SimulateIn, svc: ServiceDep, client: ClientDep,
+                   request: Request) -> dict:
+    """``chains`` trajectories of ``generations`` generations of one loop (or of each
+    of a list), summarised per generation with ``n_e(t)`` and intervals: as ``ess
+    simulate --json`` and ``ess.simulate``. The accumulate loops, which have no limit
+    for ``/v1/estimate``, are answered here. Checked before running: the server's
+    ``max_chains``, ``max_work`` per loop and ``max_request_work`` over the list, and
+    the memory bound of ``accumulate-subsample``'s sample pools."""
+    kw = svc.arguments(body)
+    reqs = await asyncio.to_thread(svc.check_simulate, kw)
+    return await svc.simulate(reqs, is_loop_list(kw.get("loop")), client, request.is_disconnected)
 
 
 @computing.post("/table", response_model=TableOut | JobOut,
@@ -376,13 +397,14 @@ def describe(limits: Limits, tokens: Tokens | None = None) -> str:
         f"`max_chains`, also the default when it is smaller), {limits.max_grid} cells per "
         f"table (limit `max_grid`), {limits.max_work:.3g} work units per computation "
         f"(limit `max_work`) and {limits.max_request_work:.3g} per request (limit "
-        f"`max_request_work`: over a threshold search's evaluations or the cells a table or "
-        f"heatmap has to compute, bounded before anything runs); over a limit the answer is "
-        f"`422` with `type` `limit.<name>`. It computes on {limits.workers} workers with "
-        f"{limits.max_queue} places to wait (beyond, `429`; a request waiting longer than "
-        f"{limits.queue_deadline:g} s gets `503`, limit `queue_deadline`; `Retry-After` is "
-        f"the work queued over this server's measured speed), at most "
-        f"{limits.max_per_client} running or waiting "
+        f"`max_request_work`: over a threshold search's evaluations, the cells a table or "
+        f"heatmap has to compute or the loops of a simulation, bounded before anything "
+        f"runs), {limits.max_rows} per-generation rows per simulation (limit `max_rows`); "
+        f"over a limit the answer is `422` with `type` `limit.<name>`. It computes on "
+        f"{limits.workers} workers with {limits.max_queue} places to wait (beyond, `429`; a "
+        f"request waiting longer than {limits.queue_deadline:g} s gets `503`, limit "
+        f"`queue_deadline`; `Retry-After` is the work queued over this server's measured "
+        f"speed), at most {limits.max_per_client} running or waiting "
         f"per client (limit `max_per_client`; beyond, `429` for that client only); tables "
         f"with more than {limits.sync_cells} cells to compute run as jobs (`202`).\n\n"
         + access)

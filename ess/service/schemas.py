@@ -17,9 +17,13 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_typ
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 
 from ess import config, defaults
-from ess.params import COV_ESTIMATORS, METRICS
+from ess.generations import QUANTITIES, STATISTICS
+from ess.params import COV_ESTIMATORS, LOOP_ALIASES, LOOPS, METRICS
 from ess.request import LIMIT_LOOPS, MAX_REL_PRECISION, MIN_REL_PRECISION
-from ess.results import EstimateResult, Interval, ThresholdResult
+from ess.results import EstimateResult, Interval, SimulateResult, ThresholdResult
+
+#: Every loop name a request may give: the loop kinds and their aliases.
+LOOP_NAMES = LOOPS + tuple(LOOP_ALIASES)
 
 #: What each field means: the descriptions shown at ``/docs``, shared by requests
 #: and answers. Ranges and defaults are added from :mod:`ess.config` and
@@ -31,8 +35,8 @@ FIELD_DOCS: dict[str, str] = {
     "lam": "sampling bias: synthetic samples are drawn from N(mu, lam Sigma) of the previous "
            "generation's model",
     "guidance": "classifier-free guidance w, instead of lam: lam = 1/(1+w)",
-    "loop": "loop kind: fresh (new real samples every generation) or augmentation (one "
-            "fixed real set)",
+    "loop": "loop kind: fresh (new real samples every generation), augmentation (one fixed "
+            "real set), fully-synthetic (alias replace), accumulate or accumulate-subsample",
     "metric": "distance to the real distribution P_r: w2sq (squared 2-Wasserstein) or w2",
     "cov_estimator": "covariance divisor: unbiased (n - 1) or mle (n)",
     "memory": "past models feeding the synthetic samples: K, or 'all'",
@@ -54,6 +58,9 @@ FIELD_DOCS: dict[str, str] = {
     "n_e_rel_halfwidth": "relative 95% half-width reached on n_e",
     "chains": "chains run",
     "generations": "generations per chain",
+    "rows": "one row per generation, from the first model (generation 1, fit on n_ini real "
+            "samples)",
+    "generation": "generation t, from 1",
     "burn_in": "generations discarded before the averaged window",
     "precision_reached": "whether rel_precision was reached within max_chains",
     "converged": "false when the two halves of the averaged window differ significantly",
@@ -106,9 +113,9 @@ Matrix = Annotated[list[Vector], Field(min_length=1, max_length=config.MAX_D)]
 _SERVER_LIMIT = "a server may accept less: see its limit {} in the API description"
 
 
-class ComputingIn(BaseModel):
-    """Fields shared by every computing request (names and meanings as on the
-    ``ess`` command line; see ``docs/contract.md``)."""
+class ModelIn(BaseModel):
+    """Fields of the model shared by every computing request (names and meanings as on
+    the ``ess`` command line; see ``docs/contract.md``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -121,14 +128,20 @@ class ComputingIn(BaseModel):
     cov_estimator: Literal[COV_ESTIMATORS] = Field(defaults.COV_ESTIMATOR,
                                                    description=_doc("cov_estimator"))
     seed: int = _int("seed", defaults.SEED, 0, 2**63 - 1)
+    mu_r: Vector | None = Field(None, description=_doc("mu_r", "default 0"))
+    sigma_r: Vector | Matrix | None = Field(None, description=_doc("sigma_r",
+                                                                   "default identity"))
+
+
+class ComputingIn(ModelIn):
+    """Fields shared by the requests that estimate limits (``estimate``, ``threshold``,
+    tables and heatmaps)."""
+
     rel_precision: float = _float("rel_precision", defaults.REL_PRECISION, MIN_REL_PRECISION,
                                   MAX_REL_PRECISION)
     max_chains: int = _int("max_chains", defaults.MAX_CHAINS, 1, config.MAX_CHAINS,
                            "a server may accept less, and then lowers the default to its "
                            "limit max_chains")
-    mu_r: Vector | None = Field(None, description=_doc("mu_r", "default 0"))
-    sigma_r: Vector | Matrix | None = Field(None, description=_doc("sigma_r",
-                                                                   "default identity"))
 
 
 class EstimateIn(ComputingIn):
@@ -138,7 +151,10 @@ class EstimateIn(ComputingIn):
     n_s: int = _int("n_s", defaults.N_S, 0, config.MAX_COUNT)
     lam: Lam | None = Field(None, description=_doc("lam", f"in [0, 1], default {defaults.LAM:g}"))
     guidance: Guidance | None = Field(None, description=_doc("guidance"))
-    loop: Literal[LIMIT_LOOPS] = Field(defaults.LOOP, description=_doc("loop"))
+    loop: Literal[LOOP_NAMES] = Field(
+        defaults.LOOP, description=_doc("loop", f"only {' and '.join(LIMIT_LOOPS)} have a "
+                                                "limit; the others are refused with a pointer "
+                                                "to /v1/simulate"))
 
 
 class ThresholdIn(ComputingIn):
@@ -150,6 +166,25 @@ class ThresholdIn(ComputingIn):
     guidance: Guidance | None = Field(None, description=_doc("guidance"))
     cap: int | None = _int("cap", None, 1, config.MAX_COUNT,
                            f"default {defaults.CAP_PER_N_R} n_r, lowered where too expensive")
+
+
+class SimulateIn(ModelIn):
+    """``POST /v1/simulate``: ``chains`` trajectories of one loop kind, or of each of a
+    list of them, summarised per generation with ``n_e(t)``."""
+
+    n_r: int = _int("n_r", defaults.N_R, 2, config.MAX_COUNT)
+    n_s: int = _int("n_s", defaults.N_S, 0, config.MAX_COUNT)
+    lam: Lam | None = Field(None, description=_doc("lam", f"in [0, 1], default {defaults.LAM:g}"))
+    guidance: Guidance | None = Field(None, description=_doc("guidance"))
+    loop: Literal[LOOP_NAMES] | Annotated[list[Literal[LOOP_NAMES]], Field(
+        min_length=1, max_length=len(LOOP_NAMES))] = Field(
+        defaults.LOOP, description=_doc("loop", "or a list of them, without repeats: every "
+                                                "loop of the list with the same parameters "
+                                                "and seed"))
+    chains: int = _int("chains", defaults.CHAINS, 1, config.MAX_CHAINS,
+                       "independent trajectories; " + _SERVER_LIMIT.format("max_chains"))
+    generations: int = _int("generations", defaults.GENERATIONS, 1, config.MAX_GENERATIONS,
+                            "counting the first fit")
 
 
 def _values(name: str, default: tuple | None = None) -> str:
@@ -258,9 +293,45 @@ class ScanRow(BaseModel):
     excess_ci: Pair = Field(description=FIELD_DOCS["excess_ci"])
 
 
+def _row_fields() -> dict[str, Any]:
+    """The fields of one generation's row (:func:`ess.generations.generation_rows`):
+    ``<quantity>_<statistic>`` for every quantity and statistic, then ``n_e`` and its
+    companions."""
+    what = {"mean": "mean over chains of {}", "se": "standard error of {}_mean",
+            "ci": "95% interval of {}_mean: [low, high]", "median": "median over chains of {}",
+            "q05": "5% quantile over chains of {}", "q95": "95% quantile over chains of {}"}
+    spec: dict[str, Any] = {"generation": (int, Field(description=FIELD_DOCS["generation"]))}
+    for q in QUANTITIES:
+        for stat in STATISTICS:
+            tp = Pair if stat == "ci" else Number | None
+            spec[f"{q}_{stat}"] = (tp, Field(description=what[stat].format(q)))
+    spec.update(
+        n_e=(Number | None, Field(description="n_e(t): the n with f(n) = E dist(G^t, P_r) "
+                                              "(null when below 2)")),
+        n_e_ci=(Pair | None, Field(description=FIELD_DOCS["n_e_ci"] + ", from the Monte-Carlo "
+                                   "error of E dist(G^t, P_r) and the curve's")),
+        n_e_over_n_r=(Number | None, Field(description=FIELD_DOCS["n_e_over_n_r"])),
+        n_e_over_n_r_ci=(Pair | None, Field(description=FIELD_DOCS["n_e_over_n_r_ci"])),
+        n_e_note=(str, Field(description="'below 2' when E dist(G^t, P_r) exceeds f(2), "
+                                         "else empty")))
+    return spec
+
+
+SimulateRow = create_model("SimulateRow", __doc__="One generation of a simulation: each "
+                           "quantity's statistics over chains, then n_e(t).", **_row_fields())
+
 EstimateOut = response_model(EstimateResult, "EstimateOut", extra={"verdict": str})
+SimulateOut = response_model(SimulateResult, "SimulateOut",
+                             overrides={"rows": list[SimulateRow]})
 ThresholdOut = response_model(ThresholdResult, "ThresholdOut",
                               overrides={"scan": list[ScanRow]})
+
+
+class SimulateLoopsOut(BaseModel):
+    """A simulation of a list of loops: one answer per loop, in the order given (as
+    ``ess simulate --json`` prints it)."""
+
+    loops: list[SimulateOut] = Field(description="one simulation per loop")
 
 
 class TableOut(BaseModel):

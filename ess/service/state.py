@@ -42,7 +42,15 @@ from ess.plan import (
 )
 from ess.progress import ComputationCancelledError, Progress
 from ess.reference import tier_for
-from ess.request import EstimateRequest, ThresholdRequest, estimate_request, threshold_request
+from ess.request import (
+    EstimateRequest,
+    SimulateRequest,
+    ThresholdRequest,
+    estimate_request,
+    simulate_requests,
+    simulate_work,
+    threshold_request,
+)
 from ess.results import EstimateResult, ThresholdResult
 from ess.service.auth import Tokens
 from ess.service.jobs import Job
@@ -388,6 +396,56 @@ class Service:
         self._over(req, threshold=True)
         return req
 
+    def check_simulate(self, kw: dict) -> list[SimulateRequest]:
+        """Validate a simulation (``SimulateIn`` arguments, one loop or a list) as the
+        Python API does, then this server's limits, before anything runs.
+
+        The memory bound (``accumulate-subsample``'s pools, the trajectories) is the
+        package's (:func:`ess.request.simulate_request`), with a pool for every thread
+        this server may give one computation. Each loop's work, ``chains`` trajectories
+        of ``generations`` generations (:func:`ess.request.simulate_work`: ``d^2`` to
+        ``d^3`` per generation), must fit ``max_work``, and all the loops' together
+        ``max_request_work``.
+
+        Raises
+        ------
+        ParameterError
+            Naming the field (a :class:`LimitError` for a server limit).
+        """
+        kw = dict(kw)
+        kw.pop("max_chains", None)    # set by arguments() for the estimating requests
+        lim = self.limits
+        if kw.get("chains", defaults.CHAINS) > lim.max_chains:
+            raise LimitError("chains", "max_chains",
+                             f"chains must be at most {lim.max_chains} on this server (limit "
+                             f"max_chains), got {kw['chains']}")
+        reqs = simulate_requests(**kw, n_jobs=config.default_jobs(),
+                                 max_work=config.MAX_WORK_LIMIT)
+        rows = len(reqs) * reqs[0].generations
+        if rows > lim.max_rows:
+            raise LimitError("generations", "max_rows",
+                             f"generations must be at most {lim.max_rows // len(reqs)} for "
+                             f"{len(reqs)} loop(s) on this server (limit max_rows = "
+                             f"{lim.max_rows} rows per answer), got {reqs[0].generations}")
+        works = [simulate_work(r.params, r.chains, r.generations) for r in reqs]
+        for r, work in zip(reqs, works):
+            if work > lim.max_work:
+                one = simulate_work(r.params, 1, r.generations)
+                raise LimitError("chains", "max_work",
+                                 f"chains is too large for this server: {r.chains} chains of "
+                                 f"{r.generations} generations of loop {r.params.loop} at d = "
+                                 f"{r.params.d} need {work:.3g} work units, over the limit "
+                                 f"max_work = {lim.max_work:.3g} (at most "
+                                 f"{int(lim.max_work // one)} chains); lower chains, "
+                                 "generations, n_s or d")
+        if sum(works) > lim.max_request_work:
+            raise LimitError("loop", "max_request_work",
+                             f"loop: the {len(reqs)} loops need {sum(works):.3g} work units "
+                             f"in all, over the limit max_request_work = "
+                             f"{lim.max_request_work:.3g}; ask for fewer loops at a time, or "
+                             "lower chains or generations")
+        return reqs
+
     def table_cells(self, kw: dict) -> list[EstimateRequest]:
         """Every cell of a table (``TableIn`` arguments), each checked as an estimate.
 
@@ -504,6 +562,26 @@ class Service:
                                  lambda bar: run(self._now(req), self.store, bar), client,
                                  work, gone)
         return out.to_dict()
+
+    async def simulate(self, reqs: list[SimulateRequest], many: bool, client: str = "",
+                       gone: Gone | None = None) -> dict:
+        """The ``SimulateOut`` body of a checked simulation (:meth:`check_simulate`), or
+        for a list of loops the ``SimulateLoopsOut`` body ``{"loops": [...]}``, computed
+        on a worker (:meth:`compute`: out of the queue past its deadline or when the
+        client leaves; nothing is stored: trajectories are cheap next to limits;
+        identical requests running at once share one computation)."""
+        key = {"simulate": [r.key() for r in reqs], "many": many}
+
+        def run(bar: Progress) -> dict:
+            out = []
+            for r in reqs:
+                bar.check()
+                out.append(api.run_simulate(replace(r, n_jobs=self.threads()), bar)[0]
+                           .to_dict())
+            return {"loops": out} if many else out[0]
+
+        work = sum(simulate_work(r.params, r.chains, r.generations) for r in reqs)
+        return await self.compute(f"simulate:{key_hash(key)}", run, client, work, gone)
 
     async def table(self, cells: list[EstimateRequest], client: str = "",
                     gone: Gone | None = None) -> dict | Job:
