@@ -622,8 +622,8 @@ def _limit_chunk_d1(rng_real, rng_syn, rng_mix, n_chains, loop, n_ini, n_r, n_s_
     :func:`_run_chain_d1` alone.
 
     Its compiled code holds none of the ``d x d`` kernels, so a new process loads a
-    library about a fifth of :func:`_limit_chunk`'s from Numba's cache (start-up of a
-    ``d = 1`` answer, ``benchmarks/startup.py``).
+    library under a third the size of :func:`_limit_chunk`'s from Numba's cache (0.32
+    against 1.1 MB: start-up of a ``d = 1`` answer, ``benchmarks/startup.py``).
     """
     V = n_s_values.shape[0]
     n_gen = burn_in + window
