@@ -408,16 +408,21 @@ def startup(plan: Plan, ttne: list[dict], log: Callable[[str], None] = print) ->
     ``ESS_CACHE_DIR`` (``NUMBA_CACHE_DIR`` unset, so Numba's cache is inside it too: Numba
     compiles and the reference curve is computed), then ``plan.cold_runs`` calls (3 to 5
     in the full run, as many as fit in about 15 s) with those caches filled. Without it,
-    the calls use this process's caches, which the time-to-n_e warm-up filled. A baseline
-    started as a new process pays Python, NumPy and SciPy start-up (``import
-    benchmarks.baselines``, median of 3) before its compute time.
+    the calls use this process's caches, which the time-to-n_e warm-up filled (after one
+    untimed call). A baseline started as a new process pays Python, NumPy and SciPy
+    start-up (``import benchmarks.baselines``, median of 3) before its compute time. Both
+    run with bytecode caching on (``PYTHONDONTWRITEBYTECODE`` removed), as installed
+    packages have it.
 
     Returns
     -------
     dict
         ``baseline_import_seconds`` and ``rows`` (one per setting of ``ttne``).
     """
-    imports = [_child([sys.executable, "-c", "import benchmarks.baselines"], _pinned_env())
+    base_env = _pinned_env()
+    base_env.pop("PYTHONDONTWRITEBYTECODE", None)   # as for ess below
+    _child([sys.executable, "-c", "import benchmarks.baselines"], base_env)   # writes .pyc
+    imports = [_child([sys.executable, "-c", "import benchmarks.baselines"], base_env)
                for _ in range(3)]
     rows = []
     for t in ttne:
@@ -427,11 +432,15 @@ def startup(plan: Plan, ttne: list[dict], log: Callable[[str], None] = print) ->
                 str(t["n_r"]), "--n-s", str(t["n_s"]), "--lam", str(t["lam"]), "--json",
                 "--no-store"]
         env, tmp, first = dict(os.environ), None, None
+        # bytecode caching on, as an installed package has it (benchmarks/startup.py)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         if plan.first_call:
             tmp = tempfile.mkdtemp(prefix="ess-bench-cache-")
             env["ESS_CACHE_DIR"] = tmp
             env.pop("NUMBA_CACHE_DIR", None)
             first = _child(argv, env)
+        else:
+            _child(argv, env)   # untimed: writes the .pyc files the timed calls read
         try:
             runs: list[Child] = []
             fewest, most = plan.cold_runs
