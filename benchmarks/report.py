@@ -161,7 +161,18 @@ def headline(results: dict) -> list[str]:
             rows.append([f"{what(w)} (baseline extrapolated)", _seconds(w["ess_seconds"]),
                          "-", _seconds(w["vectorised_seconds"]), "-",
                          _vs(w["vectorised_seconds"] / w["ess_seconds"])])
+    ld = results.get("large_d", {"rows": []})
+    for r in ld["rows"]:
+        st = ld["setting"]
+        rows.append([f"estimate at {_setting(r | st)}, {100 * st['rel_precision']:g}% "
+                     f"(reference curve included; peak {_g(r['peak_rss_bytes'] / 2**20)} MiB)",
+                     _seconds(r["seconds"]), "–", "–", "–", "–"])
     su = results["startup"]
+    for name, g in su.get("floors", {}).get("gaps", {}).items():
+        rows.append([f"{name}, new process, beside `python -c 'import "
+                     f"{g['beside'].split()[-1]}'` (target +{g['target']:g} s)",
+                     f"{_seconds(su['floors']['seconds'][name])} ({g['gap']:+.2f} s)",
+                     "–", "–", "–", "–"])
     for s, t in zip(su["rows"], results["time_to_ne"], strict=True):
         a, b = _new_process(su, t)
         rows.append([f"new process to a 1% n_e at {_setting(s)}, caches filled",
@@ -331,6 +342,59 @@ def _startup(results: dict) -> list[str]:
     ]
 
 
+def _large_d(results: dict) -> list[str]:
+    """Section 5: one estimate per large ``d``, its plan, time and peak memory."""
+    if "large_d" not in results:
+        return []
+    ld = results["large_d"]
+    st = ld["setting"]
+    rows = [[str(r["d"]), _seconds(r["seconds"]), f"{r['chains']} x {r['generations']}",
+             str(r["burn_in"]), f"{r['n_e_over_n_r']:.4g}",
+             f"{100 * r['n_e_rel_halfwidth']:.2f}%", "yes" if r["precision_reached"] else "no",
+             _g(r["peak_rss_bytes"] / 2**20)] for r in ld["rows"]]
+    return [
+        "## 5. Large d",
+        "",
+        *_table(["d", "ess (reference curve included)", "chains x generations", "burn-in",
+                 "n_e/n_r", "± on n_e", "precision reached", "peak MiB"], rows),
+        "",
+        f"`python -m benchmarks.large_d` (`benchmarks/large_d.py`): `ess.estimate(d, "
+        f"n_r={st['n_r']}, n_s={st['n_s']}, lam={st['lam']:g}, rel_precision="
+        f"{st['rel_precision']:g})`, result store off, each `d` in a new process whose "
+        "kernels were compiled beforehand; its reference curve is computed in the timed "
+        "call (at these `d` it is part of what a user first waits for). Peak memory is "
+        "the process's `ru_maxrss`. Targets: `d = 1024` under 60 s, `d = 2048` under "
+        "5 minutes.",
+    ]
+
+
+def _floors(results: dict) -> list[str]:
+    """New-process answers beside ``python -c "import numpy"`` / ``"import numba"``."""
+    fl = results.get("startup", {}).get("floors")
+    if not fl:
+        return []
+    sec, cpu = fl["seconds"], fl.get("cpu_seconds", {})
+    rows = [[name, _seconds(sec[name]), g["beside"], _seconds(sec[g["beside"]]),
+             f"{g['gap']:+.3f} s", f"+{g['target']:g} s",
+             "met" if g["gap"] <= g["target"] else f"missed by {g['gap'] - g['target']:.3f} s",
+             f"{_seconds(cpu[name])} ({g['cpu_gap']:+.3f} s)" if cpu else "–"]
+            for name, g in fl["gaps"].items()]
+    return [
+        "### Start-up beside the floors",
+        "",
+        *_table(["new process", "time", "beside", "its time", "gap", "target", "",
+                 "CPU time (gap)"], rows),
+        "",
+        "`python -m benchmarks.startup` (`benchmarks/startup.py`): the fastest of "
+        f"{fl['runs']} new processes of each command, interleaved. A store hit is "
+        "`python -m ess estimate --n-r 100 --n-s 200 --lam 0.9 --json` answered from the "
+        "result store (it imports neither Numba nor a kernel); the computed `d = 1` "
+        "estimate is the same with `--no-store` (compiled kernels and reference curve "
+        "cached, as after a first call). CPU time is the child's user + system time (the "
+        "fewest over the runs): on a loaded machine the steadier figure.",
+    ]
+
+
 def _growth(xs: list[float], ys: list[float]) -> str:
     """Exponent of ``y`` against ``x`` between the two largest sizes (1: linear, 0: flat)."""
     pts = sorted((x, y) for x, y in zip(xs, ys) if y is not None)
@@ -341,11 +405,11 @@ def _growth(xs: list[float], ys: list[float]) -> str:
 
 
 def _scaling(results: dict, figs: dict[str, str]) -> list[str]:
-    """Section 5: time per generation-step against ``n_s``, ``d`` and threads."""
+    """Section 6: time per generation-step against ``n_s``, ``d`` and threads."""
     plan = results["plan"]
     rates = _rates(results)
     impls = ("persample", "vectorised", "ess")
-    lines = ["## 5. Scaling", "",
+    lines = ["## 6. Scaling", "",
              "Microseconds per generation-step (lower is better); `ess` on 1 thread, the "
              "baselines on one core; n_r = 100, lam = 0.9. 'growth' is the exponent of time "
              "against the size between its two largest values (1 = linear, 0 = flat).", "",
@@ -464,6 +528,10 @@ def markdown(results: dict, figs: dict[str, str]) -> str:
         *_paper(results),
         "",
         *_startup(results),
+        "",
+        *_floors(results),
+        "",
+        *_large_d(results),
         "",
         *_scaling(results, figs),
         "",

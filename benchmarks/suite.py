@@ -18,10 +18,15 @@ this order:
 4. **The paper's workloads** (:mod:`benchmarks.paper`): its Fig. 11 grid (75 estimates at
    ``d = 100``, 2%) and Fig. 12 thresholds (27 searches at ``d = 100``, 2%, default caps),
    timed, beside the vectorised baseline's extrapolated time.
-5. **Start-up and memory.** ``python -m ess estimate ... --json`` as a new process with
+5. **Large d** (:mod:`benchmarks.large_d`): one estimate at ``d`` = 512, 1024 and 2048,
+   ``(n_r, n_s, lam) = (1000, 1000, 0.9)``, 2%, each in a new process, with its peak
+   memory (``--quick``: ``d = 128`` only).
+6. **Start-up and memory.** ``python -m ess estimate ... --json`` as a new process with
    the caches filled, the first-ever call with empty caches (compiling), and the peak
-   resident memory of each process, beside processes running the baselines.
-6. **Scaling.** Time per generation-step against ``n_s``, against ``d``, and `ess`'s
+   resident memory of each process, beside processes running the baselines; and
+   (:mod:`benchmarks.startup`) a store hit and a computed ``d = 1`` estimate beside
+   ``python -c "import numpy"`` and ``python -c "import numba"``, interleaved.
+7. **Scaling.** Time per generation-step against ``n_s``, against ``d``, and `ess`'s
    speed-up against the number of threads.
 
 The baselines run in child processes with BLAS pinned to one thread (the environment
@@ -53,7 +58,8 @@ from pathlib import Path
 import numpy as np
 
 import ess
-from benchmarks import check_baselines, paper
+from benchmarks import check_baselines, large_d, paper
+from benchmarks import startup as floors
 from benchmarks.paper import cold_burn_in
 from benchmarks.throughput import WINDOWS, generation_steps_per_second
 from ess import config
@@ -108,6 +114,10 @@ class Plan:
     core_dims: tuple[int, ...]
     #: The paper's workloads (:mod:`benchmarks.paper`): its grids, or a few cells at d = 10.
     paper: paper.Workloads = paper.FULL
+    #: Dimensions of the large-``d`` estimates (:mod:`benchmarks.large_d`).
+    large_d: tuple[int, ...] = (512, 1024, 2048)
+    #: New processes per command of the start-up floors (:mod:`benchmarks.startup`).
+    floor_runs: int = 10
 
     @property
     def suffix(self) -> str:
@@ -122,7 +132,8 @@ FULL = Plan(quick=False, seconds=1.0, scaling_seconds=0.5, settings=SETTINGS, re
 QUICK = Plan(quick=True, seconds=0.2, scaling_seconds=0.1, settings=SETTINGS[:2], repeats=3,
              seeds=2, pilot_seconds=0.5, first_call=False, cold_runs=(3, 3),
              n_s_grid=(10, 1000, 100_000), n_s_dims=(1,), d_grid=TABLE_DIMS,
-             persample_d_max=50, core_dims=(10,), paper=paper.QUICK)
+             persample_d_max=50, core_dims=(10,), paper=paper.QUICK,
+             large_d=(config.LAPACK_MIN_D,), floor_runs=2)
 
 
 @dataclass(frozen=True)
@@ -397,16 +408,21 @@ def startup(plan: Plan, ttne: list[dict], log: Callable[[str], None] = print) ->
     ``ESS_CACHE_DIR`` (``NUMBA_CACHE_DIR`` unset, so Numba's cache is inside it too: Numba
     compiles and the reference curve is computed), then ``plan.cold_runs`` calls (3 to 5
     in the full run, as many as fit in about 15 s) with those caches filled. Without it,
-    the calls use this process's caches, which the time-to-n_e warm-up filled. A baseline
-    started as a new process pays Python, NumPy and SciPy start-up (``import
-    benchmarks.baselines``, median of 3) before its compute time.
+    the calls use this process's caches, which the time-to-n_e warm-up filled (after one
+    untimed call). A baseline started as a new process pays Python, NumPy and SciPy
+    start-up (``import benchmarks.baselines``, median of 3) before its compute time. Both
+    run with bytecode caching on (``PYTHONDONTWRITEBYTECODE`` removed), as installed
+    packages have it.
 
     Returns
     -------
     dict
         ``baseline_import_seconds`` and ``rows`` (one per setting of ``ttne``).
     """
-    imports = [_child([sys.executable, "-c", "import benchmarks.baselines"], _pinned_env())
+    base_env = _pinned_env()
+    base_env.pop("PYTHONDONTWRITEBYTECODE", None)   # as for ess below
+    _child([sys.executable, "-c", "import benchmarks.baselines"], base_env)   # writes .pyc
+    imports = [_child([sys.executable, "-c", "import benchmarks.baselines"], base_env)
                for _ in range(3)]
     rows = []
     for t in ttne:
@@ -416,11 +432,15 @@ def startup(plan: Plan, ttne: list[dict], log: Callable[[str], None] = print) ->
                 str(t["n_r"]), "--n-s", str(t["n_s"]), "--lam", str(t["lam"]), "--json",
                 "--no-store"]
         env, tmp, first = dict(os.environ), None, None
+        # bytecode caching on, as an installed package has it (benchmarks/startup.py)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         if plan.first_call:
             tmp = tempfile.mkdtemp(prefix="ess-bench-cache-")
             env["ESS_CACHE_DIR"] = tmp
             env.pop("NUMBA_CACHE_DIR", None)
             first = _child(argv, env)
+        else:
+            _child(argv, env)   # untimed: writes the .pyc files the timed calls read
         try:
             runs: list[Child] = []
             fewest, most = plan.cold_runs
@@ -506,18 +526,22 @@ def run(quick: bool = False, out_dir: str | Path | None = None,
     def step(name: str) -> None:
         log(f"[{time.perf_counter() - t0:6.1f} s] {name}")
 
-    step("1/6 agreement of the baselines with ess")
+    step("1/7 agreement of the baselines with ess")
     results["agreement"] = check_baselines.check(quick=quick)
-    step("2/6 throughput and scaling measurements")
+    step("2/7 throughput and scaling measurements")
     rates = measure(planned_cases(plan), log)
     results["rates"] = [asdict(c) | {"rate": r} for c, r in rates.items()]
-    step("3/6 time to a 1% n_e")
+    step("3/7 time to a 1% n_e")
     results["time_to_ne"] = time_to_ne(plan, rates, log)
-    step("4/6 the paper's workloads: Fig. 11 grid and Fig. 12 thresholds")
+    step("4/7 the paper's workloads: Fig. 11 grid and Fig. 12 thresholds")
     results["paper"] = paper.run(quick, rates[paper_case(plan)], log)
-    step("5/6 start-up and peak memory (new processes)")
+    step(f"5/7 large d: d = {', '.join(map(str, plan.large_d))} (new processes)")
+    results["large_d"] = {"setting": large_d.SETTING,
+                          "rows": large_d.run(list(plan.large_d), log)}
+    step("6/7 start-up and peak memory (new processes)")
     results["startup"] = startup(plan, results["time_to_ne"], log)
-    step("6/6 report and figures")
+    results["startup"]["floors"] = floors.run(plan.floor_runs, log)
+    step("7/7 report and figures")
     results["seconds"] = time.perf_counter() - t0
     results["machine"]["load_average_end"] = _machine()["load_average"]
     (out / f"bench{plan.suffix}.json").write_text(json.dumps(results, indent=1) + "\n",

@@ -1,8 +1,6 @@
 """``python -m ess``."""
 
-import sys
-
-from ess.cli import main
+from ess.cli import main_entry
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main_entry()

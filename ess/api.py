@@ -8,6 +8,9 @@ and defaults (:mod:`ess.defaults`) are those of the command line and the service
 
 from __future__ import annotations
 
+# The modules that compute (ess.solve, ess.chains' runners, ess.generations,
+# ess.backends) are imported where they are called, so that an answer from the result
+# store imports none of them (tests/test_startup.py).
 import itertools
 import os
 import time
@@ -17,9 +20,6 @@ from typing import Any
 import numpy as np
 
 from ess import config, defaults
-from ess.backends import get_backend, map_cells
-from ess.chains import trajectories
-from ess.generations import generation_rows
 from ess.params import (
     ParameterError,
     check_data_moments,
@@ -48,7 +48,6 @@ from ess.results import (
     ThresholdGridResult,
     ThresholdResult,
 )
-from ess.solve import estimate_limit, reference_fit, reference_for, threshold_search
 from ess.store import ResultStore, open_store
 
 Store = str | os.PathLike | bool | None
@@ -92,6 +91,8 @@ def run_estimate(req: EstimateRequest, store: ResultStore | None,
     p = req.params
 
     def compute() -> EstimateResult:
+        from ess.solve import estimate_limit, reference_fit
+
         if p.n_s == 0:   # the reference fit itself: exact, no chains
             return reference_fit(p, req.seed, req.rel_precision, req.n_jobs, bar, req.max_work)
         return estimate_limit(p, req.seed, req.rel_precision, req.max_chains, req.n_jobs, bar,
@@ -103,6 +104,8 @@ def run_estimate(req: EstimateRequest, store: ResultStore | None,
 def run_threshold(req: ThresholdRequest, store: ResultStore | None,
                   bar: Progress = NULL_PROGRESS) -> ThresholdResult:
     """The answer to a checked threshold, from ``store`` or computed (and stored)."""
+    from ess.solve import threshold_search
+
     p = req.params
     return _stored("threshold", ThresholdResult, req.key(), store,
                    lambda: threshold_search(p, req.seed, req.rel_precision, req.max_chains,
@@ -343,6 +346,10 @@ def run_simulate(req: SimulateRequest,
                  bar: Progress = NULL_PROGRESS) -> tuple[SimulateResult, np.ndarray]:
     """A checked simulate: the trajectories, and their per-generation rows with
     ``n_e(t)`` (:func:`ess.generations.generation_rows`)."""
+    from ess.chains import trajectories
+    from ess.generations import generation_rows
+    from ess.solve import reference_for
+
     p = req.params
     t0 = time.perf_counter()
     traj = trajectories(p, req.chains, req.generations, req.seed, req.n_jobs, bar)
@@ -392,6 +399,8 @@ def reference_curve(n: Sequence[int] = defaults.REFERENCE_N, d: int | None = Non
     req = reference_request(n, d, metric=metric, cov_estimator=cov_estimator,
                             sigma_r=sigma_r, rel_precision=rel_precision, n_jobs=n_jobs,
                             reference_data=reference_data)
+    from ess.solve import reference_for
+
     p = req.params
     curve = reference_for(p, req.rel_precision, req.n_jobs)
     values = [curve.value(v) for v in req.n]
@@ -418,6 +427,8 @@ def _run_grid(cells: list[dict], validate, run, desc: str, progress: bool,
     Results come back in the order of ``cells`` whatever the backend
     (:mod:`ess.backends`); each cell's numbers do not depend on it.
     """
+    from ess.backends import get_backend, map_cells
+
     if len(cells) > config.MAX_GRID:
         raise ParameterError("grid", f"the grid must have at most {config.MAX_GRID} cells, "
                              f"got {len(cells)}")

@@ -19,8 +19,8 @@ import itertools
 import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from ess.kernels.layout import (
 )
 from ess.params import LoopParams
 from ess.progress import NULL_PROGRESS, Progress
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 STREAM_LIMIT = 0
 STREAM_TRAJECTORY = 1
@@ -73,13 +76,16 @@ _ACCUMULATE_LOOPS = ("accumulate", "accumulate-subsample")
 
 def kernel_codes(p: LoopParams) -> tuple[int, int]:
     """The kernels' integer codes of ``p``'s loop kind and metric (imports the kernels)."""
-    from ess.kernels.accumulate import LOOP_ACCUMULATE, LOOP_ACCUMULATE_SUBSAMPLE
     from ess.kernels.distance import METRIC_W2, METRIC_W2SQ
     from ess.kernels.loops import LOOP_AUGMENTATION, LOOP_FRESH, LOOP_FULLY_SYNTHETIC
 
     loops = {"fully-synthetic": LOOP_FULLY_SYNTHETIC, "augmentation": LOOP_AUGMENTATION,
-             "fresh": LOOP_FRESH, "accumulate": LOOP_ACCUMULATE,
-             "accumulate-subsample": LOOP_ACCUMULATE_SUBSAMPLE}
+             "fresh": LOOP_FRESH}
+    if p.loop not in loops:   # the accumulate kernels are imported for their loops only
+        from ess.kernels.accumulate import LOOP_ACCUMULATE, LOOP_ACCUMULATE_SUBSAMPLE
+
+        loops.update({"accumulate": LOOP_ACCUMULATE,
+                      "accumulate-subsample": LOOP_ACCUMULATE_SUBSAMPLE})
     return loops[p.loop], {"w2sq": METRIC_W2SQ, "w2": METRIC_W2}[p.metric]
 
 
@@ -212,7 +218,10 @@ def blas_single_thread(d: int) -> Iterator[None]:
 def _pool(n_workers: int) -> ThreadPoolExecutor:
     """A thread pool of ``n_workers`` threads, kept for the life of the process:
     starting threads for every round of chains would cost more than a short
-    estimate's Monte Carlo."""
+    estimate's Monte Carlo. (``concurrent.futures`` is imported here: an answer from
+    the result store needs no pool.)"""
+    from concurrent.futures import ThreadPoolExecutor
+
     return ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="ess-chains")
 
 
@@ -252,10 +261,11 @@ def limit_chunks(plan: LimitPlan, start: int, stop: int, n_jobs: int,
         Per-chain window averages, ``[chain, config, quantity, half]`` (see
         :func:`ess.kernels.loops._limit_chunk` and :mod:`ess.kernels.layout`).
     """
-    from ess.kernels.loops import _limit_chunk
+    from ess.kernels.loops import _limit_chunk, _limit_chunk_d1
     from ess.kernels.warm import WARM_FIELDS
 
     p = plan.params
+    kernel = _limit_chunk_d1 if p.d == 1 else _limit_chunk   # d = 1: a smaller library
     cs = chunk_size(p.d)
     ns = np.asarray(plan.n_s_values, dtype=np.int64)
     mem = kernel_memory(p, plan.generations)
@@ -264,10 +274,10 @@ def limit_chunks(plan: LimitPlan, start: int, stop: int, n_jobs: int,
 
     def one(i: int) -> np.ndarray:
         real, syn, mix = chunk_rngs(plan.seed, plan.stream, i, mem > 1)
-        return _limit_chunk(real, syn, mix, cs, loop, p.n_ini, p.n_r, ns, p.lam,
-                            mem, p.cov_estimator == "mle", metric,
-                            np.zeros(p.d), p.L_r, p.sr_identity, plan.burn_in, plan.window,
-                            plan.every, warm)
+        return kernel(real, syn, mix, cs, loop, p.n_ini, p.n_r, ns, p.lam,
+                      mem, p.cov_estimator == "mle", metric,
+                      np.zeros(p.d), p.L_r, p.sr_identity, plan.burn_in, plan.window,
+                      plan.every, warm)
 
     with blas_single_thread(p.d):
         parts = run_parallel(one, range(start, stop), n_jobs, progress)

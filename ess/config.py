@@ -16,8 +16,6 @@ import hashlib
 import os
 from pathlib import Path
 
-import platformdirs
-
 #: Options for every Numba kernel, read as :data:`JIT` (which registers the cache
 #: locator first). ``cache=True`` keeps compiled code on disk so that a second
 #: process does not recompile; ``nogil=True`` lets chunks of chains run in
@@ -116,6 +114,8 @@ def cache_dir() -> Path:
     env = os.environ.get("ESS_CACHE_DIR")
     if env:
         return Path(env)
+    import platformdirs  # here: not imported at all when ESS_CACHE_DIR is set
+
     return Path(platformdirs.user_cache_dir("ess", appauthor=False))
 
 
@@ -181,6 +181,28 @@ _KERNEL_SOURCES = Path(__file__).resolve().parent / "kernels"
 
 
 @functools.cache
+def _in_kernel_sources(py_file: str) -> bool:
+    """Whether ``py_file`` is in ``ess/kernels/`` (resolved once per file)."""
+    return Path(py_file).resolve().parent == _KERNEL_SOURCES
+
+
+#: Folders of compiled kernels checked in this process, and the error of each check.
+_CHECKED_FOLDERS: dict[str, OSError | None] = {}
+
+
+def _checked_folder(path: str, check) -> OSError | None:
+    """The ``OSError`` that ``check()`` raised the first time ``path`` was checked, or
+    ``None`` if it passed."""
+    if path not in _CHECKED_FOLDERS:
+        try:
+            check()
+            _CHECKED_FOLDERS[path] = None
+        except OSError as e:
+            _CHECKED_FOLDERS[path] = e
+    return _CHECKED_FOLDERS[path]
+
+
+@functools.cache
 def _kernel_locator_class() -> type:
     """The class of :func:`_register_kernel_locator` (built on first use: it
     subclasses Numba's locators, so building it imports Numba)."""
@@ -207,10 +229,19 @@ def _kernel_locator_class() -> type:
             """The folder of this function's cache files."""
             return self._cache_path
 
+        def ensure_cache_path(self) -> None:
+            """Numba's check that the folder exists and is writable (it creates a
+            temporary file there), once per folder and process rather than once per
+            kernel: a new process would otherwise create one file per kernel module's
+            every function before its first answer."""
+            error = _checked_folder(self._cache_path, super().ensure_cache_path)
+            if error is not None:
+                raise error
+
         @classmethod
         def from_function(cls, py_func, py_file: str):
             """A locator for a function of ``ess/kernels/``, else ``None``."""
-            if Path(py_file).resolve().parent != _KERNEL_SOURCES:
+            if not _in_kernel_sources(py_file):
                 return None
             return super().from_function(py_func, py_file)
 

@@ -100,3 +100,32 @@ def test_the_baseline_threshold_search_is_a_bisection_to_adjacent_integers():
         assert len(seen) <= math.ceil(math.log2(10_000)) + (2 if geometric else 0)
     assert paper.baseline_search(10_000, excess, False)[:2] == [5000, 2500]
     assert paper.baseline_search(10_000, excess, True)[:2] == [1, 100]
+
+
+def test_the_suite_runs_large_d_and_the_start_up_floors():
+    """`ess bench` measures d = 512, 1024, 2048 (`--quick`: the smallest LAPACK d) and the
+    start-up floors in the same run, and the report shows both."""
+    suite = pytest.importorskip("benchmarks.suite")
+    report = pytest.importorskip("benchmarks.report")
+    from ess import config
+
+    assert suite.FULL.large_d == (512, 1024, 2048) and suite.FULL.floor_runs >= 5
+    assert suite.QUICK.large_d == (config.LAPACK_MIN_D,) and suite.QUICK.floor_runs >= 2
+    row = {"d": 2048, "seconds": 150.0, "peak_rss_bytes": 745 * 2**20, "n_e_over_n_r": 1.85,
+           "n_e_rel_halfwidth": 0.0012, "chains": 4, "generations": 10, "burn_in": 4,
+           "precision_reached": True}
+    seconds = {"import numpy": 0.1, "import numba": 0.4, "store hit": 0.25,
+               "computed d = 1": 0.65}
+    gaps = {"store hit": {"beside": "import numpy", "gap": 0.15, "cpu_gap": 0.1,
+                          "target": 0.1},
+            "computed d = 1": {"beside": "import numba", "gap": 0.25, "cpu_gap": 0.2,
+                               "target": 0.3}}
+    res = {"large_d": {"setting": {"n_r": 1000, "n_s": 1000, "lam": 0.9,
+                                   "rel_precision": 0.02}, "rows": [row]},
+           "startup": {"floors": {"runs": 10, "seconds": seconds, "cpu_seconds": seconds,
+                                  "gaps": gaps}}}
+    text = "\n".join(report._large_d(res))
+    assert "## 5. Large d" in text
+    assert "| 2048 | 2.5 min | 4 x 10 | 4 | 1.85 | 0.12% | yes | 745 |" in text
+    text = "\n".join(report._floors(res))
+    assert "missed by 0.050 s" in text and "| computed d = 1 |" in text and "| met |" in text

@@ -205,3 +205,16 @@ def test_large_d_numbers_do_not_depend_on_jobs_or_blas_threads(tmp_path):
                              capture_output=True, text=True, timeout=600, check=True)
         out.append(json.loads(run.stdout))
     assert out[0] == out[1] == out[2]
+
+
+def test_serve_accepts_max_d_up_to_2048():
+    """`ess serve --max-d` takes every d the package computes (its parser and the service's
+    limits), and refuses one more (tests/test_service.py)."""
+    from ess.cli import build_parser
+    from ess.limits import Limits
+
+    args = build_parser().parse_args(["serve", "--max-d", str(ess.config.MAX_D)])
+    assert ess.config.MAX_D == 2048
+    assert Limits(max_d=args.max_d).checked().max_d == 2048
+    with pytest.raises(ess.ParameterError, match="max_d"):
+        Limits(max_d="2049").checked()

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import ess
 
@@ -52,8 +53,8 @@ def test_computed_answer_loads_only_the_kernels_it_runs(tmp_path):
     _run(ESTIMATE, tmp_path)                     # computes and caches the reference curve
     run = _run(ESTIMATE + ["--no-store"], tmp_path)
     assert run["status"] == 0
-    # the limit's chunk kernel, and nothing for the (cached) reference curve or simulate
-    assert run["loaded"] == ["loops._limit_chunk"]
+    # the d = 1 limit chunk kernel, and nothing for the (cached) reference curve or simulate
+    assert run["loaded"] == ["loops._limit_chunk_d1"]
 
 
 def test_t_quantiles_without_scipy_special_are_scipys():
@@ -68,3 +69,42 @@ def test_t_quantiles_without_scipy_special_are_scipys():
     assert T_SERIES_DOF < 2000
     got = np.array([t975(int(v)) for v in dofs])
     np.testing.assert_allclose(got, stats.t.ppf(0.975, dofs), rtol=1e-13, atol=0)
+
+
+def test_import_ess_alone_imports_nothing_else():
+    """``import ess`` loads no other module of the package (nor NumPy): its public
+    names and submodules are imported on first use, and each resolves."""
+    code = ("import sys, ess; print(sorted(m for m in sys.modules if m.startswith('ess')), "
+            "'numpy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True).stdout.strip()
+    assert out == "['ess'] False"
+    for name in ess.__all__:
+        assert getattr(ess, name) is not None and name in dir(ess)
+    assert ess.estimate is ess.api.estimate and ess.Interval is ess.results.Interval
+    assert ess.config.MAX_D == 2048
+    with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
+        ess.no_such_name   # noqa: B018
+
+
+def test_the_d1_limit_kernel_is_the_general_one():
+    """:func:`_limit_chunk_d1` (what a ``d = 1`` limit loads) returns the numbers of
+    :func:`_limit_chunk` bit for bit, cold and warm started, at two configs."""
+    from ess.chains import chunk_rngs
+    from ess.kernels.loops import LOOP_FRESH, _limit_chunk, _limit_chunk_d1
+    from ess.kernels.warm import WARM_FIELDS
+    from ess.plan import warm_start
+    from ess.request import estimate_request
+
+    ns = np.array([200, 50], dtype=np.int64)
+    cold = np.empty((0, WARM_FIELDS))
+    warm = np.array(warm_start(estimate_request(n_r=100, n_s=200, lam=0.9).params, (200, 50)))
+    assert warm.shape == (2, WARM_FIELDS)
+    for start in (cold, warm):
+        got = []
+        for kernel in (_limit_chunk, _limit_chunk_d1):
+            real, syn, mix = chunk_rngs(7, 0, 3)
+            got.append(kernel(real, syn, mix, 5, LOOP_FRESH, 100, 100, ns, 0.9, 1, False, 0,
+                              np.zeros(1), np.ones((1, 1)), True, 4, 8, 1, start))
+        assert got[0].shape == (5, 2, got[0].shape[2], 2)
+        np.testing.assert_array_equal(got[0], got[1])

@@ -639,14 +639,45 @@ def _limit_chunk(rng_real, rng_syn, rng_mix, n_chains, loop, n_ini, n_r, n_s_val
     for c in range(n_chains):
         _chain(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, memory, mle,
                metric, mu_r, L_r, sr_identity, n_gen, burn_in, every, traj, ws, warm)
-        for v in range(V):
-            for k in range(QUANTITIES):     # quantity k is record field k
-                for h in range(HALVES):
-                    s = 0.0
-                    start = h * half
-                    for t in range(start, start + half):
-                        s += traj[v, t, k]
-                    out[c, v, k, h] = s / half
+        _window_means(traj, half, out[c])
+    return out
+
+
+@njit(**JIT)
+def _window_means(traj, half, out):
+    """``out[v, k, h]``: the mean of record field ``k`` over half ``h`` (``half``
+    records each) of config ``v``'s kept records in ``traj``."""
+    for v in range(traj.shape[0]):
+        for k in range(QUANTITIES):     # quantity k is record field k
+            for h in range(HALVES):
+                s = 0.0
+                start = h * half
+                for t in range(start, start + half):
+                    s += traj[v, t, k]
+                out[v, k, h] = s / half
+
+
+@njit(**JIT)
+def _limit_chunk_d1(rng_real, rng_syn, rng_mix, n_chains, loop, n_ini, n_r, n_s_values, lam,
+                    memory, mle, metric, mu_r, L_r, sr_identity, burn_in, window, every, warm):
+    """:func:`_limit_chunk` for ``d = 1`` only: the same numbers, from the scalar kernel
+    :func:`_run_chain_d1` alone.
+
+    Its compiled code holds none of the ``d x d`` kernels, so a new process loads a
+    library under a third the size of :func:`_limit_chunk`'s from Numba's cache (0.32
+    against 1.1 MB: start-up of a ``d = 1`` answer, ``benchmarks/startup.py``).
+    """
+    V = n_s_values.shape[0]
+    n_gen = burn_in + window
+    half = window // every // HALVES
+    traj = np.empty((V, HALVES * half, REC_DIAGNOSTICS))
+    ws = _workspace_d1(n_s_values, memory)
+    out = np.empty((n_chains, V, QUANTITIES, HALVES))
+    for c in range(n_chains):
+        _run_chain_d1(rng_real, rng_syn, rng_mix, loop, n_ini, n_r, n_s_values, lam, memory,
+                      mle, metric, mu_r, L_r, sr_identity, n_gen, burn_in, every, traj, ws,
+                      warm)
+        _window_means(traj, half, out[c])
     return out
 
 
