@@ -63,7 +63,11 @@ class Limits:
     max_grid: int = 500
     max_chains: int = config.DEFAULT_MAX_CHAINS
     max_work: float = config.MAX_WORK
-    max_request_work: float = 20 * config.MAX_WORK
+    #: 50 computations at their largest (about 6 minutes of one core at d = 100, the
+    #: bound; real requests use a small part of it): the default threshold heatmap at
+    #: d = 1 (25 searches, 3.4e10 at its chain budget) fits from a cold store, and one
+    #: search's evaluations each get 8e8 of it (:meth:`ess.service.state.Service.shared`).
+    max_request_work: float = 50 * config.MAX_WORK
     max_rows: int = 5_000
     workers: int = 2
     max_queue: int = 32

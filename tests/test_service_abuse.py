@@ -327,9 +327,10 @@ def test_search_evaluations_counts_the_scan_and_three_bisections():
 def test_default_searches_run_under_their_share_of_the_request_budget(tmp_path):
     """A search is bounded before it runs by its most evaluations times one's bound; at
     d >= 10 one evaluation at the default chain budget may need all of max_work, so each
-    evaluation is held to max_request_work / (evaluations of all the request's
-    searches) instead of the default search at d = 100 and the default heatmap at
-    d = 1 being refused. Checked without computing."""
+    evaluation is held to max_request_work / search_evaluations(cap) instead of the
+    default search at d = 100 being refused. The share is the search's alone: a heatmap
+    cell and the same single threshold are one store entry, and the default heatmap at
+    d = 1 fits the default limit from a cold store. Checked without computing."""
     from ess.plan import search_evaluations
 
     with serving(tmp_path) as (svc, c):
@@ -340,8 +341,10 @@ def test_default_searches_run_under_their_share_of_the_request_budget(tmp_path):
         assert svc.check_request_work(req) <= lim
         cells = svc.threshold_cells(svc.arguments(_in("ThresholdGridIn", {"d": 1})))
         assert len(cells) > 1
-        share = lim / sum(search_evaluations(x.cap) for x in cells)
-        assert all(x.max_work == min(share, config.MAX_WORK) for x in cells)
+        for x in cells:
+            one = svc.check_threshold(svc.arguments(_in("ThresholdIn", {
+                "d": 1, "n_r": x.params.n_r, "lam": x.params.lam})))
+            assert x.key() == one.key()
         assert svc.check_budget(cells, [None] * len(cells)) <= lim
 
 

@@ -313,23 +313,24 @@ class Service:
                          f"{config.MIN_WORK:g}; lower cap or raise --max-request-work")
 
     def shared(self, kws: list[dict]) -> list[ThresholdRequest]:
-        """The threshold searches of one request (their arguments), validated, each
-        evaluation held to an equal share of ``max_request_work`` when that is below
-        its own ``max_work``.
+        """Threshold searches (their arguments), validated, each evaluation held to
+        the search's share of ``max_request_work`` when that is below its own
+        ``max_work``.
 
         A search's work is bounded before it runs by its most evaluations
-        (:func:`ess.plan.search_evaluations`) times one evaluation's bound, and at
-        ``d >= 10`` one evaluation at the package's chain budget may need all of
+        (:func:`ess.plan.search_evaluations`) times one evaluation's bound, and from
+        ``d = 10`` on one evaluation at the package's chain budget may need all of
         ``max_work``: refusing such searches would refuse the default search at
-        ``d = 50`` and the default threshold heatmap at ``d = 1``. Instead each
-        evaluation stops at ``max_request_work / (evaluations of all searches)``
-        work units, which the answer reports (``max_work``, ``budget_note`` when an
-        evaluation stopped there, ``cap_lowered_from`` when a default cap was
-        lowered to fit), so the request fits the limit whatever it asks. The share
-        counts every cell, stored or not, so that a grid's cells keep the same store
-        keys whichever of them were computed before. Below
-        :data:`ess.config.MIN_WORK` the searches are left as they are, for
-        :meth:`check_request_work` or :meth:`check_budget` to refuse.
+        ``d = 50``. Instead each evaluation stops at ``max_request_work /
+        search_evaluations(cap)`` work units, which the answer reports
+        (``max_work``, ``budget_note`` when an evaluation stopped there,
+        ``cap_lowered_from`` when a default cap was lowered to fit it), so one
+        search fits the limit whatever it asks. The share depends on the search
+        alone, not on the request it came in: a threshold heatmap's cell and the same
+        ``/v1/threshold`` are one store entry (the calculator page posts the cells
+        one by one, then draws the figure from the store); a grid's cells to compute
+        are then summed by :meth:`check_budget`. Below :data:`ess.config.MIN_WORK`
+        a search is left as it is, for :meth:`check_request_work` to refuse.
 
         Raises
         ------
@@ -337,21 +338,23 @@ class Service:
             Naming ``cap`` and ``max_request_work`` when a given cap's first round of
             chains does not fit the share.
         """
-        searches = [self._threshold(kw) for kw in kws]
         lim = self.limits.max_request_work
-        share = lim / sum(search_evaluations(r.cap) for r in searches)
-        if share < config.MIN_WORK:
-            return searches
-        try:
-            return [self._threshold({**kw, "max_work": share}) if share < r.max_work else r
-                    for kw, r in zip(kws, searches)]
-        except ParameterError as e:
-            raise LimitError("cap", "max_request_work",
-                             f"cap is too large for one request on this server: each "
-                             f"evaluation of its search runs under a share "
-                             f"{share:.3g} of max_request_work = {lim:.3g} "
-                             f"(--max-request-work), and {e}; lower cap or raise "
-                             "--max-request-work") from None
+        out = []
+        for kw in kws:
+            req = self._threshold(kw)
+            share = lim / search_evaluations(req.cap)
+            if config.MIN_WORK <= share < req.max_work:
+                try:
+                    req = self._threshold({**kw, "max_work": share})
+                except ParameterError as e:
+                    raise LimitError("cap", "max_request_work",
+                                     f"cap is too large for one request on this server: each "
+                                     f"evaluation of its search runs under a share "
+                                     f"{share:.3g} of max_request_work = {lim:.3g} "
+                                     f"(--max-request-work), and {e}; lower cap or raise "
+                                     "--max-request-work") from None
+            out.append(req)
+        return out
 
     def check_budget(self, cells: list[EstimateRequest], stored: list) -> float:
         """Refuse a table or threshold grid whose cells to compute (``None`` in
@@ -361,15 +364,17 @@ class Service:
         total = sum(self.request_work(c) for c in todo)
         lim = self.limits.max_request_work
         if total > lim:
-            axes = "n_r and lam" if isinstance(cells[0], ThresholdRequest) else \
-                "n_r, n_s and lam"
+            searches = isinstance(cells[0], ThresholdRequest)
+            axes = "n_r and lam" if searches else "n_r, n_s and lam"
+            post = ("post its cells one by one to /v1/threshold first (the figure then reads "
+                    "them from the store), or " if searches else "")
             most = self.largest_max_chains(todo)
             chains = "" if most is None else f"the largest max_chains within it is {most}; "
             raise LimitError("n_r", "max_request_work",
                              f"{axes} span too much work for one request on this "
                              f"server: its {len(todo)} cells to compute may need {total:.3g} "
                              f"work units in all, over the limit max_request_work = {lim:.3g} "
-                             f"(--max-request-work); {chains}split the grid, or lower "
+                             f"(--max-request-work); {chains}split the grid, or {post}lower "
                              "max_chains, n_s or d, or raise rel_precision")
         return total
 
