@@ -87,9 +87,10 @@ QUICK = Workloads(d=10, rel_precision=0.02, fig11_lam=(0.85, 1.0), fig11_n_r=(10
 
 @functools.cache
 def single_generation_sd(d: int, n_r: int, n_s: int, lam: float, rel: float,
-                         chains: int = SD_CHAINS) -> float:
+                         chains: int = SD_CHAINS, n_jobs: int = 1) -> float:
     """Standard deviation of one generation's distance at stationarity (``w2sq``,
-    ``P_r = N(0, I_d)``), from ``chains`` warm-started chains of `ess`'s kernel."""
+    ``P_r = N(0, I_d)``), from ``chains`` warm-started chains of `ess`'s kernel (on
+    ``n_jobs`` threads; the chains do not depend on it)."""
     from ess.chains import chunk_size, limit_chunks
     from ess.kernels.layout import Q_DIST
     from ess.plan import limit_plan, pilot_plan
@@ -97,7 +98,7 @@ def single_generation_sd(d: int, n_r: int, n_s: int, lam: float, rel: float,
 
     p = estimate_request(d=d, n_r=n_r, n_s=n_s, lam=lam).params
     plan = replace(pilot_plan(limit_plan(p, (n_s,), rel, SD_SEED)), window=2, every=1)
-    data = limit_chunks(plan, 0, max(1, math.ceil(chains / chunk_size(d))), 1)
+    data = limit_chunks(plan, 0, max(1, math.ceil(chains / chunk_size(d))), n_jobs)
     return float(data[:, 0, Q_DIST, 0].std(ddof=1))
 
 

@@ -20,7 +20,9 @@ this order:
    timed, beside the vectorised baseline's extrapolated time.
 5. **Large d** (:mod:`benchmarks.large_d`): one estimate at ``d`` = 512, 1024 and 2048,
    ``(n_r, n_s, lam) = (1000, 1000, 0.9)``, 2%, each in a new process, with its peak
-   memory (``--quick``: ``d = 128`` only).
+   memory, beside the vectorised baseline's time for the same work, priced from its time
+   per generation-step measured at each ``d`` on one chain (``--quick``: ``d = 128``
+   only).
 6. **Start-up and memory.** ``python -m ess estimate ... --json`` as a new process with
    the caches filled, the first-ever call with empty caches (compiling), and the peak
    resident memory of each process, beside processes running the baselines; and

@@ -126,6 +126,46 @@ def test_the_suite_runs_large_d_and_the_start_up_floors():
                                   "gaps": gaps}}}
     text = "\n".join(report._large_d(res))
     assert "## 5. Large d" in text
-    assert "| 2048 | 2.5 min | 4 x 10 | 4 | 1.85 | 0.12% | yes | 745 |" in text
+    # a row measured before the baseline was priced: dashes in the baseline's columns
+    assert "| 2048 | 2.5 min | 4 x 10 | 4 | 1.85 | 0.12% | yes | 745 | – | – | – | – |" in text
+    row |= {"baseline_chains": 4, "baseline_burn_in": 8, "vectorised_step_seconds": 2.27,
+            "vectorised_seconds": 300.0}
+    text = "\n".join(report._large_d(res))
+    assert ("| 2048 | 2.5 min | 4 x 10 | 4 | 1.85 | 0.12% | yes | 745 | 4 x 9 | 2.27 s "
+            "| 5 min | 2x faster |") in text
+    assert "priced, not run" in text and "for free" in text
     text = "\n".join(report._floors(res))
     assert "missed by 0.050 s" in text and "| computed d = 1 |" in text and "| met |" in text
+
+
+def test_the_large_d_baseline_is_priced_from_a_measured_step(monkeypatch):
+    """chains x (first generation and distance + cold burn-in x step), with the chains the
+    half-width on WD needs and the step measured on one chain of the baseline's code."""
+    large_d = pytest.importorskip("benchmarks.large_d")
+    suite = pytest.importorskip("benchmarks.suite")
+    from benchmarks.paper import cold_burn_in
+    from benchmarks.worker import chain_seconds
+    from ess import config
+
+    t = chain_seconds(4, 20, 20, 0.9, generations=2, repeats=1)
+    assert t["step_seconds"] >= 0 and t["first_seconds"] > 0 and t["chain_seconds"] > 0
+    assert not t["eigh_root"] and chain_seconds(50, 20, 20, 0.9, 1, 1)["eigh_root"]
+    from benchmarks import baselines
+    assert baselines._root.__name__ == "_root"    # the baseline's own, restored
+    timing = {"first_seconds": 0.5, "step_seconds": 2.0, "eigh_root": True}
+    monkeypatch.setattr(suite, "_worker", lambda spec: (
+        timing if spec["kind"] == "generations" and spec["repeats"] >= 1 else None,
+        suite.Child(0.0, 64.0, "")))
+    st = large_d.SETTING
+    monkeypatch.setattr(config, "MAX_WORK", 1e15)   # as in the timed child
+    burn = cold_burn_in(2048, st["n_r"], st["n_s"], st["lam"], st["rel_precision"])
+    assert burn > 1
+    row = {"d": 2048, "seconds": 60.0, "wd": 100.0, "log_slope": -1.0,
+           "single_generation_sd": 1.0, "baseline_burn_in": burn}
+    out = large_d.price_baseline(row, log=lambda _: None)
+    chains = suite.chains_needed(1.0, st["rel_precision"] * 1.0 * 100.0)
+    assert out["baseline_burn_in"] == burn and out["baseline_chains"] == chains
+    assert out["baseline_steps"] == chains * (burn + 1)
+    assert out["vectorised_seconds"] == pytest.approx(chains * (0.5 + 2.0 * (burn - 1)))
+    assert out["vectorised_over_ess"] == pytest.approx(out["vectorised_seconds"] / 60.0)
+    assert large_d.price_baseline(row | {"log_slope": None}) == {}
