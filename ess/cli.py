@@ -221,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     lim = Limits()
     sp = sub.add_parser("serve", help="HTTP JSON API with a persistent result store",
-                        description="Serve estimates, thresholds, tables and reference curves "
+                        description="Serve estimates, thresholds, tables, simulations and reference curves "
                         "over HTTP (OpenAPI docs at /docs). Answers are kept in the result "
                         "store shared with the command line and the Python API. Stop with "
                         "Ctrl-C or SIGTERM: running computations are cancelled cleanly.")

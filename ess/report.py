@@ -583,8 +583,10 @@ def ne_heatmap(results: Sequence[EstimateResult], path: str | Path | None = None
                 logz = np.log2(Z)
             sns.heatmap(logz, ax=ax, cmap="RdBu", norm=norm, cbar=False,
                         xticklabels=[str(n) for n in n_ss],
-                        yticklabels=[str(n) for n in n_rs] if k == 0 else False,
+                        yticklabels=[str(n) for n in n_rs],
                         linewidths=0.5, linecolor="white")
+            if k:   # the axes share y: hiding the labels, not the ticks, keeps panel 0's
+                ax.tick_params(axis="y", labelleft=False)
             for i in range(Z.shape[0]):
                 for j in range(Z.shape[1]):
                     strong = np.isfinite(logz[i, j]) and abs(norm(logz[i, j]) - 0.5) > 0.33
