@@ -221,9 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     lim = Limits()
     sp = sub.add_parser("serve", help="HTTP JSON API with a persistent result store",
-                        description="Serve estimates, thresholds, tables, simulations and reference curves "
-                        "over HTTP (OpenAPI docs at /docs). Answers are kept in the result "
-                        "store shared with the command line and the Python API. Stop with "
+                        description="Serve estimates, thresholds, tables, simulations and "
+                        "reference curves over HTTP (OpenAPI docs at /docs). Answers are kept "
+                        "in the result store shared with the command line and the Python API. "
+                        "Stop with "
                         "Ctrl-C or SIGTERM: running computations are cancelled cleanly.")
     sp.add_argument("--host", default="127.0.0.1", help="address to listen on "
                     "(default 127.0.0.1; 0.0.0.0 for every interface)")
