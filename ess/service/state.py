@@ -313,24 +313,25 @@ class Service:
                          f"{config.MIN_WORK:g}; lower cap or raise --max-request-work")
 
     def shared(self, kws: list[dict]) -> list[ThresholdRequest]:
-        """Threshold searches (their arguments), validated, each evaluation held to
-        the search's share of ``max_request_work`` when that is below its own
-        ``max_work``.
+        """Threshold searches (their arguments), validated; a search whose worst case
+        is over ``max_request_work`` has each evaluation held to its share of it.
 
         A search's work is bounded before it runs by its most evaluations
         (:func:`ess.plan.search_evaluations`) times one evaluation's bound, and from
         ``d = 10`` on one evaluation at the package's chain budget may need all of
         ``max_work``: refusing such searches would refuse the default search at
-        ``d = 50``. Instead each evaluation stops at ``max_request_work /
-        search_evaluations(cap)`` work units, which the answer reports
-        (``max_work``, ``budget_note`` when an evaluation stopped there,
-        ``cap_lowered_from`` when a default cap was lowered to fit it), so one
-        search fits the limit whatever it asks. The share depends on the search
-        alone, not on the request it came in: a threshold heatmap's cell and the same
-        ``/v1/threshold`` are one store entry (the calculator page posts the cells
-        one by one, then draws the figure from the store); a grid's cells to compute
-        are then summed by :meth:`check_budget`. Below :data:`ess.config.MIN_WORK`
-        a search is left as it is, for :meth:`check_request_work` to refuse.
+        ``d = 50``. Instead each evaluation of such a search stops at
+        ``max_request_work / search_evaluations(cap)`` work units, which the answer
+        reports (``max_work``, ``budget_note`` when an evaluation stopped there,
+        ``cap_lowered_from`` when a default cap was lowered to fit it), so one search
+        fits the limit whatever it asks. A search within the limit keeps the
+        package's ``max_work``, so its answer is the command line's, bit for bit. The
+        share depends on the search alone, not on the request it came in: a threshold
+        heatmap's cell and the same ``/v1/threshold`` are one store entry (the
+        calculator page posts the cells one by one, then draws the figure from the
+        store); a grid's cells to compute are then summed by :meth:`check_budget`.
+        Below :data:`ess.config.MIN_WORK` a search is left as it is, for
+        :meth:`check_request_work` to refuse.
 
         Raises
         ------
@@ -343,7 +344,7 @@ class Service:
         for kw in kws:
             req = self._threshold(kw)
             share = lim / search_evaluations(req.cap)
-            if config.MIN_WORK <= share < req.max_work:
+            if self.request_work(req) > lim and config.MIN_WORK <= share < req.max_work:
                 try:
                     req = self._threshold({**kw, "max_work": share})
                 except ParameterError as e:
