@@ -806,3 +806,25 @@ def test_serve_busy_port_is_one_line(tmp_path, capsys):
         assert main(["serve", "--store", str(tmp_path), "--port", port]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and port in err, err
+
+
+@pytest.mark.parametrize("body, loc, msg", [
+    ({"lam": 2}, ["body", "lam"], "lam must be a number in [0.0, 1.0], got 2"),
+    ({"n_r": -5}, ["body", "n_r"], "n_r must be an integer in [2, 10000000], got -5"),
+    ({"rel_precision": 0.9}, ["body", "rel_precision"],
+     "rel_precision must be a number in [0.0001, 0.5], got 0.9"),
+])
+def test_an_out_of_range_number_is_refused_naming_both_ends(http, body, loc, msg):
+    """The schema's range, in the words of ess.params' checks (as the command line)."""
+    r = http.post("/v1/estimate", json=body)
+    assert r.status_code == 422, r.text
+    (item,) = r.json()["detail"]
+    assert item["loc"] == loc and item["msg"] == msg
+
+
+def test_an_out_of_range_list_entry_names_both_ends(http):
+    r = http.post("/v1/table", json={"n_r": [100, 1], "n_s": [10], "lam": [0.9]})
+    assert r.status_code == 422, r.text
+    (item,) = r.json()["detail"]
+    assert item["loc"] == ["body", "n_r", 1]
+    assert item["msg"] == f"n_r must be an integer in [2, {config.MAX_COUNT}], got 1"

@@ -185,8 +185,8 @@ def test_cancel_stops_the_table_job(server, driver):
 
 
 @pytest.mark.parametrize("field, value, words", [
-    ("n_r", 1, "n_r: Input should be greater than or equal to 2"),
-    ("bias_value", 1.5, "lam: Input should be less than or equal to 1"),
+    ("n_r", 1, "n_r must be an integer in [2, 10000000], got 1"),
+    ("bias_value", 1.5, "lam must be a number in [0.0, 1.0], got 1.5"),
     ("d", "two", "d: Input should be a valid integer"),
     ("rel_precision", 0, "rel_precision"),
 ])
@@ -239,7 +239,7 @@ def test_the_heatmap_is_drawn_by_the_server(server, driver):
     driver.find_element(By.ID, "heatmap-draw").click()
     err = _wait(driver, lambda d: d.find_element(By.ID, "err-hm-lam")
                 if d.find_element(By.ID, "err-hm-lam").text else None, WAIT)
-    assert "lam: Input should be less than or equal to 1" in err.text
+    assert "lam must be a number in [0.0, 1.0], got 2" in err.text
 
 
 @pytest.mark.parametrize("path, ready", [

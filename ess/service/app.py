@@ -30,7 +30,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from ess import __version__, config, defaults
 from ess.limits import Limits
-from ess.params import COV_ESTIMATORS, METRICS, ParameterError
+from ess.params import COV_ESTIMATORS, METRICS, ParameterError, check_float, check_int
 from ess.progress import ComputationCancelledError
 from ess.reference import points_computed
 from ess.request import is_loop_list
@@ -57,6 +57,7 @@ from ess.service.schemas import (
     ThresholdOut,
     ValidationOut,
     VersionOut,
+    field_ranges,
 )
 from ess.service.state import ClientGoneError, FieldError, Service
 from ess.store import ResultStore
@@ -313,6 +314,29 @@ def _refusal(loc: list, msg: str, kind: str) -> JSONResponse:
                                                               "type": kind}]})
 
 
+#: Pydantic's error types for a number outside one of its bounds.
+_BOUND_ERRORS = ("greater_than", "greater_than_equal", "less_than", "less_than_equal")
+
+
+def _out_of_range(name: str, error: dict) -> str | None:
+    """For a number outside its field's range, the command line's sentence naming both
+    ends (``lam must be a number in [0.0, 1.0], got 2``; the range from
+    :func:`~ess.service.schemas.field_ranges`, the words from :mod:`ess.params`);
+    ``None`` for any other error."""
+    bounds = field_ranges().get(name)
+    if error.get("type") not in _BOUND_ERRORS or bounds is None:
+        return None
+    lo, hi, integer = bounds
+    try:
+        if integer:
+            check_int(name, error.get("input"), int(lo), int(hi))
+        else:
+            check_float(name, error.get("input"), float(lo), float(hi))
+    except ParameterError as e:
+        return shorten(str(e), 4 * ECHO)
+    return None
+
+
 async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
     """A request its model refuses: each error's ``loc`` as FastAPI gives it, its
     message prefixed with the field."""
@@ -326,7 +350,8 @@ async def _invalid(request: Request, exc: RequestValidationError) -> JSONRespons
         else:
             names = [x for x in loc[1:] if isinstance(x, str)]
             where = names[0] if names else (loc[0] if loc else "body")
-            msg = f"{where}: {shorten(str(e.get('msg', 'invalid value')), 4 * ECHO)}"
+            msg = _out_of_range(where, e) or \
+                f"{where}: {shorten(str(e.get('msg', 'invalid value')), 4 * ECHO)}"
         items.append({"loc": loc, "msg": msg, "type": str(e.get("type", "value_error"))})
     return JSONResponse(status_code=422, content={"detail": items})
 

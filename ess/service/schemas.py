@@ -11,6 +11,7 @@ the JSON answer and its schema without being restated here.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
@@ -226,6 +227,36 @@ class ThresholdGridIn(ComputingIn):
 Number = Annotated[int | float, WithJsonSchema({"type": "number"})]
 #: An :class:`ess.results.Interval`: ``[low, high]``, ``null`` where not finite.
 Pair = Annotated[list[Number | None], Field(min_length=2, max_length=2)]
+
+
+#: The request models, whose fields' ranges :func:`field_ranges` collects.
+INPUT_MODELS = (EstimateIn, ThresholdIn, SimulateIn, TableIn, ThresholdGridIn)
+
+
+def _bounds(prop: dict) -> tuple[float, float, bool] | None:
+    """``(minimum, maximum, integer)`` of a JSON-schema property, of its items, or of
+    its first bounded ``anyOf`` branch; ``None`` when it has no two-sided range."""
+    branches = [prop, *prop.get("anyOf", ())]
+    for b in branches + [x.get("items", {}) for x in branches]:
+        if "minimum" in b and "maximum" in b:
+            return b["minimum"], b["maximum"], b.get("type") == "integer"
+    return None
+
+
+@functools.cache
+def field_ranges() -> dict[str, tuple[float, float, bool]]:
+    """The allowed range of each bounded request field (or of its list's entries), by
+    name, read from :data:`INPUT_MODELS`' JSON schemas, so that a refusal can name
+    both ends as the command line does; a name bounded differently in two models is
+    left out."""
+    ranges: dict[str, tuple[float, float, bool]] = {}
+    clash: set[str] = set()
+    for model in INPUT_MODELS:
+        for name, prop in model.model_json_schema()["properties"].items():
+            b = _bounds(prop)
+            if b is not None and ranges.setdefault(name, b) != b:
+                clash.add(name)
+    return {k: v for k, v in ranges.items() if k not in clash}
 
 
 def json_type(tp: Any) -> Any:
