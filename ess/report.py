@@ -715,8 +715,10 @@ def simulate_plot(res: SimulateResult | SimulateGridResult, path: str | Path | N
     interval that the Monte Carlo error of ``E dist(G^t, P_r)`` gives), a line at 1
     (as good as the ``n_r`` real samples) and one at ``2 / n_r``, below which ``n_e``
     is "below 2" and not drawn. The right panel draws the mean of ``tr Sigma_t / d``
-    with the 95% band of that mean (on a log axis when it spans decades, as after a
-    collapse).
+    with the 95% band of that mean, and dashed its median over chains (on a log axis
+    when they span decades, as after a collapse): at ``lam = 1`` the replace loop's
+    mean is a martingale that stays near its start while the median, a typical
+    chain, collapses. Both panels span every generation.
 
     Parameters
     ----------
@@ -744,7 +746,7 @@ def simulate_plot(res: SimulateResult | SimulateGridResult, path: str | Path | N
     with _style() as sns:
         colours = sns.color_palette("tab10", max(len(runs), 3))
         fig = Figure(figsize=(12.5, 4.4), layout="constrained")
-        ax_ne, ax_tr = fig.subplots(1, 2)
+        ax_ne, ax_tr = fig.subplots(1, 2, sharex=True)
         floor = 2.0 / r0.n_r
         top = 0.0
         tr_values = []
@@ -764,7 +766,9 @@ def simulate_plot(res: SimulateResult | SimulateGridResult, path: str | Path | N
             tr_hi = column(r, "tr_sigma_over_d_ci", 1)
             ax_tr.plot(t, tr, color=colour, lw=1.6, label=r.loop, marker="o" if few else None)
             ax_tr.fill_between(t, tr_lo, tr_hi, color=colour, alpha=0.2, lw=0)
-            tr_values.append(np.concatenate([tr, tr_lo, tr_hi]))
+            tr_median = column(r, "tr_sigma_over_d_median")
+            ax_tr.plot(t, tr_median, color=colour, lw=1.1, ls="--")
+            tr_values.append(np.concatenate([tr, tr_lo, tr_hi, tr_median]))
         ax_ne.set_yscale("log")
         ax_ne.axhline(1.0, color="black", lw=0.8, ls="--", label="n_e = n_r")
         ax_ne.axhline(floor, color="#888888", lw=0.8, ls=":",
@@ -778,8 +782,10 @@ def simulate_plot(res: SimulateResult | SimulateGridResult, path: str | Path | N
         if positive.size and np.log10(positive.max()) - np.log10(positive.min()) > 1.5:
             ax_tr.set_yscale("log", nonpositive="mask")
             ax_tr.set_ylim(max(positive.min() / 2, np.finfo(float).tiny), positive.max() * 2)
-        ax_tr.set_ylabel("tr Σ_t / d  (mean over chains; 95% band)")
+        ax_tr.set_ylabel("tr Σ_t / d  (mean over chains, 95% band)")
         ax_tr.set_title("covariance scale", fontsize=10)
+        ax_tr.plot([], [], color="#555555", lw=1.1, ls="--", label="dashed: median over chains")
+        ax_ne.set_xlim(0, max(float(np.nanmax(column(r, "generation"))) for r in runs) + 1)
         for ax in (ax_ne, ax_tr):
             ax.set_xlabel("generation t")
             ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True, steps=[1, 2, 5, 10]))

@@ -204,3 +204,20 @@ def test_threshold_lines_one_line_per_n_r(grid):
     assert [lb for lb in labels if lb.startswith("n_r")] == ["n_r = 20", "n_r = 40"]
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert "95% CI" in legend and any("no threshold up to the cap" in t for t in legend)
+
+
+def test_the_simulate_plot_spans_every_generation_and_draws_the_median(sim):
+    """The n_e panel spans every generation even where n_e(t) fell below 2 (not drawn),
+    and the covariance panel draws, dashed, the median of tr Sigma_t / d over chains
+    beside its mean (at lam = 1 the replace loop's mean stays near 1 while a typical
+    chain collapses)."""
+    import numpy as np
+
+    fig = report.simulate_plot(sim)
+    ax_ne, ax_tr = fig.axes[:2]
+    last = sim.rows[-1]["generation"]
+    assert ax_ne.get_xlim()[1] >= last and ax_tr.get_xlim()[1] >= last
+    dashed = [ln for ln in ax_tr.get_lines() if ln.get_linestyle() == "--" and len(ln.get_xdata())]
+    assert len(dashed) == 1
+    want = [row["tr_sigma_over_d_median"] for row in sim.rows]
+    np.testing.assert_array_equal(dashed[0].get_ydata(), want)
