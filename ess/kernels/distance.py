@@ -129,13 +129,8 @@ def _tridiagonalize_rows(a, w):
 
     Parameters
     ----------
-    a : ndarray, shape (n, n)
-        Symmetric matrix, both triangles; destroyed.
-    w : ndarray, shape (2, n)
-        Output: ``w[0]`` the diagonal, ``w[1, i]`` the off-diagonal between
-        ``i`` and ``i + 1`` (``w[1, n - 1] = 0``). Until step ``k`` has written
-        its entries, the tails ``w[0, k + 1:]`` and ``w[1, k + 1:]`` hold ``q``
-        (first ``p``) and ``v``.
+    a, w : ndarray
+        As for :func:`_tridiagonalize`, except that ``a`` holds both triangles.
     """
     n = a.shape[0]
     for k in range(n - 2):
